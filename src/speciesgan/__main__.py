@@ -1,0 +1,5 @@
+import sys
+
+from speciesgan.cli import main
+
+sys.exit(main())

@@ -1,0 +1,207 @@
+"""The ``speciesgan`` command: one subcommand per pipeline stage.
+
+Snakemake rules call these subcommands (rules stay thin); each can also be run
+by hand, which is how a stage is debugged on a cluster login node.  Stage
+settings arrive as one JSON object (``--settings``), the config section the rule
+passes as a param, so Snakemake reruns a stage exactly when its section changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from speciesgan.errors import SpeciesganError
+
+log = logging.getLogger("speciesgan")
+
+
+def _settings(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"--settings is not valid JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("--settings must be a JSON object")
+    return value
+
+
+def _add_common(p: argparse.ArgumentParser, *, seed: bool = True, threads: bool = True) -> None:
+    p.add_argument("--settings", type=_settings, default={}, help="stage settings as JSON")
+    if seed:
+        p.add_argument("--seed", type=int, default=0)
+    if threads:
+        p.add_argument("--threads", type=int, default=1, help="torch/numpy threads (fixed for reproducibility)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="speciesgan", description=__doc__.split("\n\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("check-config", help="validate a config file against the schema")
+    p.add_argument("config", type=Path)
+
+    p = sub.add_parser("demo-data", help="write synthetic archives in a real dataset's layout")
+    p.add_argument("--layout", choices=["stanford_dogs", "cub"], required=True)
+    p.add_argument("--out-dir", type=Path, required=True)
+    _add_common(p, threads=False)
+
+    p = sub.add_parser("download", help="fetch one archive (resumable, checksummed, atomic)")
+    p.add_argument("--url", required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--sha256", default=None)
+    p.add_argument("--retries", type=int, default=5)
+
+    p = sub.add_parser("extract", help="safely extract archives into a folder")
+    p.add_argument("archives", type=Path, nargs="+")
+    p.add_argument("--out-dir", type=Path, required=True)
+
+    p = sub.add_parser("index", help="parse sources into the records table (species ids, splits, shards)")
+    p.add_argument(
+        "--source", action="append", required=True, metavar="NAME:FORMAT:CATEGORY:ROOT",
+        help="one dataset; repeat for several",
+    )
+    p.add_argument("--out", type=Path, required=True, help="records.parquet")
+    p.add_argument("--out-rejects", type=Path, required=True)
+    _add_common(p, threads=False)
+
+    p = sub.add_parser("crop-shard", help="crop and resize one shard into a packed uint8 array")
+    p.add_argument("--records", type=Path, required=True)
+    p.add_argument("--shard", type=int, required=True)
+    p.add_argument("--out-images", type=Path, required=True, help="shard-NNN.npy")
+    p.add_argument("--out-rows", type=Path, required=True, help="shard-NNN.parquet")
+    _add_common(p, seed=False)
+
+    p = sub.add_parser("manifest", help="merge shard rows into the manifest and rejects table")
+    p.add_argument("--rows", type=Path, nargs="+", required=True)
+    p.add_argument("--index-rejects", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out-rejects", type=Path, required=True)
+    _add_common(p, seed=False, threads=False)
+
+    p = sub.add_parser("train-classifier", help="fine-tune EfficientNet-B0 on the crops")
+    p.add_argument("--manifest", type=Path, required=True)
+    p.add_argument("--out-model", type=Path, required=True)
+    p.add_argument("--out-metrics", type=Path, required=True)
+    _add_common(p)
+
+    p = sub.add_parser("train-gan", help="train the conditional GAN (resumes automatically)")
+    p.add_argument("--manifest", type=Path, required=True)
+    p.add_argument("--classifier", type=Path, default=None)
+    p.add_argument("--out-generator", type=Path, required=True)
+    p.add_argument("--out-log", type=Path, required=True)
+    p.add_argument("--checkpoint-dir", type=Path, required=True)
+    _add_common(p)
+
+    p = sub.add_parser("sample", help="sample images per species (grids), or mix two species")
+    p.add_argument("--generator", type=Path, required=True)
+    p.add_argument("--out-dir", type=Path, default=None)
+    p.add_argument("--mix", nargs=2, metavar="SPECIES", default=None)
+    p.add_argument("--alpha", type=float, default=0.5)
+    p.add_argument("--out", type=Path, default=None, help="PNG for --mix")
+    _add_common(p, threads=False)
+
+    p = sub.add_parser("evaluate", help="FID, Inception Score and per-species accuracy")
+    p.add_argument("--generator", type=Path, required=True)
+    p.add_argument("--manifest", type=Path, required=True)
+    p.add_argument("--classifier", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    _add_common(p)
+
+    p = sub.add_parser("report", help="write report.html and metrics.json")
+    p.add_argument("--results-dir", type=Path, required=True)
+    p.add_argument("--out-html", type=Path, required=True)
+    p.add_argument("--out-json", type=Path, required=True)
+    return parser
+
+
+def run(args: argparse.Namespace) -> None:  # noqa: C901 - a flat dispatch table reads best
+    cmd = args.command
+    if cmd == "check-config":
+        from speciesgan.config import load_config
+
+        load_config(args.config)
+        print(f"{args.config}: OK")
+    elif cmd == "demo-data":
+        from speciesgan.data.demo import write_demo_archives
+
+        write_demo_archives(args.out_dir, layout=args.layout, seed=args.seed, **args.settings)
+    elif cmd == "download":
+        from speciesgan.data.download import download
+
+        download(args.url, args.out, sha256=args.sha256, retries=args.retries)
+    elif cmd == "extract":
+        from speciesgan.data.extract import extract_archives
+
+        extract_archives(args.archives, args.out_dir)
+    elif cmd == "index":
+        from speciesgan.data.index import build_index, parse_source_arg
+
+        sources = [parse_source_arg(s) for s in args.source]
+        build_index(sources, args.out, args.out_rejects, settings=args.settings, seed=args.seed)
+    elif cmd == "crop-shard":
+        from speciesgan.data.preprocess import process_shard
+
+        process_shard(args.records, args.shard, args.out_images, args.out_rows,
+                      settings=args.settings, threads=args.threads)
+    elif cmd == "manifest":
+        from speciesgan.data.manifest import merge_shards
+
+        merge_shards(args.rows, args.index_rejects, args.out, args.out_rejects, settings=args.settings)
+    elif cmd == "train-classifier":
+        from speciesgan.classifier.train import train_classifier
+
+        train_classifier(args.manifest, args.out_model, args.out_metrics,
+                         settings=args.settings, seed=args.seed, threads=args.threads)
+    elif cmd == "train-gan":
+        from speciesgan.gan.training_loop import train_gan
+
+        train_gan(args.manifest, args.classifier, args.out_generator, args.out_log,
+                  args.checkpoint_dir, settings=args.settings, seed=args.seed, threads=args.threads)
+    elif cmd == "sample":
+        from speciesgan import sample
+
+        if args.mix:
+            if args.out is None:
+                raise SpeciesganError("--mix needs --out FILE.png")
+            sample.sample_mix(args.generator, args.mix[0], args.mix[1], args.alpha, args.out,
+                              seed=args.seed, **args.settings)
+        else:
+            if args.out_dir is None:
+                raise SpeciesganError("sample needs --out-dir (or --mix A B --out FILE.png)")
+            sample.sample_grids(args.generator, args.out_dir, seed=args.seed, **args.settings)
+    elif cmd == "evaluate":
+        from speciesgan.metrics.evaluate import evaluate
+
+        evaluate(args.generator, args.manifest, args.classifier, args.out,
+                 settings=args.settings, seed=args.seed, threads=args.threads)
+    elif cmd == "report":
+        from speciesgan.report import build_report
+
+        build_report(args.results_dir, args.out_html, args.out_json)
+    else:  # pragma: no cover - argparse rejects unknown commands
+        raise SpeciesganError(f"unknown command {cmd}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        run(args)
+    except SpeciesganError as exc:
+        print(f"speciesgan {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

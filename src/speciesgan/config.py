@@ -1,0 +1,98 @@
+"""Load and validate the run configuration.
+
+The same schema is used by the Snakefile (at start, before any job) and by the
+command-line tool, so a bad value is caught once, with a message that names the
+key path (``gan.steps``) rather than a jsonschema dump.
+"""
+
+from __future__ import annotations
+
+import copy
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from speciesgan.errors import SpeciesganError
+
+
+def load_schema() -> dict[str, Any]:
+    text = resources.files("speciesgan").joinpath("config.schema.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def _key_path(error: jsonschema.ValidationError) -> str:
+    parts = [str(p) for p in error.absolute_path]
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = set(error.schema.get("properties", {}))
+        extra = sorted(k for k in error.instance if k not in allowed)
+        if extra:
+            parts.append(extra[0])
+    if error.validator == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else "?"
+        parts.append(missing)
+    return ".".join(parts) or "<top level>"
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    key = _key_path(error)
+    if error.validator == "additionalProperties":
+        return f"config key {key!s}: unknown key (check the spelling; see the schema for allowed keys)"
+    if error.validator == "required":
+        return f"config key {key}: required but missing"
+    if error.validator == "enum":
+        allowed = ", ".join(repr(v) for v in error.validator_value)
+        return f"config key {key}: {error.instance!r} is not one of {allowed}"
+    if error.validator == "type":
+        return f"config key {key}: {error.instance!r} is not of type {error.validator_value}"
+    return f"config key {key}: {error.message}"
+
+
+def _fill_defaults(schema: dict[str, Any], data: Any) -> None:
+    """Fill ``default`` values of object properties in place (jsonschema does not)."""
+    if not isinstance(data, dict) or schema.get("type") not in ("object", None):
+        return
+    for name, sub in schema.get("properties", {}).items():
+        if name not in data and "default" in sub:
+            data[name] = copy.deepcopy(sub["default"])
+        if name in data:
+            _fill_defaults(sub, data[name])
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, dict):
+        for name, value in data.items():
+            if name not in schema.get("properties", {}):
+                _fill_defaults(extra, value)
+
+
+def validate_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Return a validated copy of ``config`` with defaults filled in.
+
+    Raises SpeciesganError naming every offending key.
+    """
+    schema = load_schema()
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        lines = "\n".join(f"  - {_describe(e)}" for e in errors)
+        raise SpeciesganError(f"invalid configuration:\n{lines}")
+    result = copy.deepcopy(config)
+    _fill_defaults(schema, result)
+    return result
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError as exc:
+        raise SpeciesganError(f"config file not found: {path}") from exc
+    except yaml.YAMLError as exc:
+        raise SpeciesganError(f"config file {path} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise SpeciesganError(f"config file {path} must hold a mapping of keys")
+    try:
+        return validate_config(data)
+    except SpeciesganError as exc:
+        raise SpeciesganError(f"{path}: {exc}") from None

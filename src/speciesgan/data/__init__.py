@@ -1,0 +1,1 @@
+"""Data side of the pipeline: demo archives, download, extraction, sources, crops, manifest."""

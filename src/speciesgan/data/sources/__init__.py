@@ -1,0 +1,72 @@
+"""Dataset sources: each turns an extracted archive tree into the same records.
+
+Every source module exposes ``read(root, dataset, category) -> (records, rejects)``.
+A record is one photo with all of its boxes; the index step decides whether that
+becomes one crop per box or one crop of the largest box.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+Box = tuple[int, int, int, int]
+"""(x0, y0, x1, y1) in pixels of the stored image, x1/y1 exclusive."""
+
+
+@dataclass(frozen=True)
+class SourceRecord:
+    """One usable photo as the source describes it (nothing decoded yet)."""
+
+    dataset: str
+    image_path: str  # absolute path of the image file on disk
+    species: str  # human-readable name, e.g. "Border collie", "Black-footed Albatross"
+    category: str  # dog / bird / butterfly / ...
+    boxes: tuple[Box, ...] = field(default_factory=tuple)  # empty: no box known
+    split: str | None = None  # "train" / "test" when the dataset has an official split
+
+
+@dataclass(frozen=True)
+class Reject:
+    """A photo (or annotation) that cannot be used, and why; counted in the report."""
+
+    dataset: str
+    image_path: str
+    species: str
+    reason: str
+    stage: str  # "source", "index" or "crop"
+
+
+FILES_BY_FORMAT: dict[str, tuple[str, ...]] = {
+    "stanford_dogs": ("images.tar", "annotation.tar", "lists.tar"),
+    "cub": ("CUB_200_2011.tgz",),
+}
+"""Archive files each real layout consists of (demo_* formats use the same names)."""
+
+OFFICIAL_URLS: dict[str, dict[str, str]] = {
+    "stanford_dogs": {
+        name: f"http://vision.stanford.edu/aditya86/ImageNetDogs/{name}"
+        for name in FILES_BY_FORMAT["stanford_dogs"]
+    },
+    "cub": {
+        "CUB_200_2011.tgz": "https://data.caltech.edu/records/65de6-vzc04/files/CUB_200_2011.tgz",
+    },
+}
+
+
+def base_format(fmt: str) -> str:
+    """The real layout a (possibly demo_) format uses: demo_cub -> cub."""
+    return fmt.removeprefix("demo_")
+
+
+def reader(fmt: str) -> Callable[[Path, str, str], tuple[list[SourceRecord], list[Reject]]]:
+    """The ``read`` function of the source module for ``fmt``."""
+    name = base_format(fmt)
+    if name == "stanford_dogs":
+        from speciesgan.data.sources import stanford_dogs as module
+    elif name == "cub":
+        from speciesgan.data.sources import cub as module
+    else:
+        raise ValueError(f"unknown dataset format {fmt!r}")
+    return module.read
