@@ -64,3 +64,16 @@ def write_text(target: str | os.PathLike[str], text: str) -> None:
 def write_json(target: str | os.PathLike[str], data: Any) -> None:
     """Atomically write JSON with sorted keys, so equal data gives equal bytes."""
     write_text(target, json.dumps(data, indent=2, sort_keys=True, allow_nan=True) + "\n")
+
+
+def save_torch(obj: Any, target: str | os.PathLike[str]) -> None:
+    """Atomically ``torch.save`` plain data (tensors, dicts, lists, numbers).
+
+    Saved through a file object on purpose: given a path, torch names the zip's
+    inner folder after the file, so the random temporary name would make two
+    identical checkpoints differ byte for byte.
+    """
+    import torch
+
+    with atomic_open(target, "wb") as fh:
+        torch.save(obj, fh)

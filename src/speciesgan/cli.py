@@ -195,11 +195,17 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    from speciesgan.preemption import EXIT_PREEMPTED, TrainingInterrupted
+
     try:
         run(args)
     except SpeciesganError as exc:
         print(f"speciesgan {args.command}: error: {exc}", file=sys.stderr)
         return 1
+    except TrainingInterrupted as exc:
+        print(f"speciesgan {args.command}: stopped early, checkpoint saved ({exc}); "
+              "rerun to resume", file=sys.stderr)
+        return EXIT_PREEMPTED
     return 0
 
 

@@ -79,6 +79,14 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
         raise SpeciesganError(f"invalid configuration:\n{lines}")
     result = copy.deepcopy(config)
     _fill_defaults(schema, result)
+    problems = [
+        f"  - config key use_datasets[{i}]: unknown dataset {name!r} "
+        f"(defined in datasets: {', '.join(sorted(result['datasets']))})"
+        for i, name in enumerate(result["use_datasets"])
+        if name not in result["datasets"]
+    ]
+    if problems:
+        raise SpeciesganError("invalid configuration:\n" + "\n".join(problems))
     return result
 
 

@@ -1,0 +1,78 @@
+# Shared helpers: config validation, paths, and the per-stage settings passed to
+# `speciesgan` as JSON.  A stage receives only its own config section, so that
+# Snakemake's params trigger reruns exactly the stages whose settings changed.
+import json
+import os
+
+from speciesgan.config import validate_config
+from speciesgan.data.sources import FILES_BY_FORMAT, OFFICIAL_URLS, base_format
+from speciesgan.errors import SpeciesganError
+
+try:
+    config.update(validate_config(config))
+except SpeciesganError as problem:
+    raise WorkflowError(f"speciesgan: {problem}") from None
+
+RESULTS = config["results_dir"].rstrip("/")
+DOWNLOADS = config["downloads_dir"].rstrip("/")
+USED = config["use_datasets"]
+SHARDS = [f"{i:03d}" for i in range(config["preprocess"]["shards"])]
+THREADS = config["threads"]
+
+
+wildcard_constraints:
+    dataset="[A-Za-z0-9_]+",
+    archive="[^/]+",
+    shard="[0-9]{3}",
+    role="guide|eval",
+
+
+def as_json(value):
+    """Settings as canonical JSON: equal settings give an equal params string."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def pick(section, *keys):
+    """The subset of a config section one stage depends on."""
+    return {key: config[section][key] for key in keys if key in config[section]}
+
+
+def dataset_files(name):
+    """Archive name -> {url, sha256} for one dataset, official URLs unless overridden."""
+    spec = config["datasets"][name]
+    fmt = spec["format"]
+    files = {}
+    for archive in FILES_BY_FORMAT[base_format(fmt)]:
+        if fmt.startswith("demo_"):
+            default = f"file://data/demo/{name}/{archive}"
+        else:
+            default = OFFICIAL_URLS[fmt][archive]
+        given = spec.get("files", {}).get(archive, {})
+        files[archive] = {
+            "url": given.get("url", default),
+            "sha256": given.get("sha256"),
+        }
+    return files
+
+
+def local_input(url):
+    """A relative file:// URL names a file this workflow may build (the demo archives)."""
+    path = url[len("file://") :] if url.startswith("file://") else None
+    return [path] if path and not path.startswith("/") else []
+
+
+def archives(wildcards):
+    return [
+        f"{DOWNLOADS}/{wildcards.dataset}/archives/{archive}"
+        for archive in dataset_files(wildcards.dataset)
+    ]
+
+
+def shard_arrays():
+    return expand(f"{RESULTS}/data/shards/shard-{{shard}}.npy", shard=SHARDS)
+
+
+def guide_classifier(wildcards):
+    if config["gan"].get("classifier_loss_weight", 0) > 0:
+        return f"{RESULTS}/classifier/guide/model.pt"
+    return []

@@ -1,0 +1,51 @@
+# Metrics and the report.
+
+
+rule evaluate:
+    input:
+        generator=f"{RESULTS}/gan/generator.pt",
+        manifest=f"{RESULTS}/data/manifest.parquet",
+        shards=shard_arrays(),
+        classifier=f"{RESULTS}/classifier/eval/model.pt",
+    output:
+        f"{RESULTS}/eval/metrics.json",
+    log:
+        f"{RESULTS}/logs/evaluate.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/evaluate.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: THREADS
+    params:
+        settings=as_json(config["metrics"]),
+        seed=config["seed"],
+        threads=THREADS,
+    shell:
+        "speciesgan evaluate --generator {input.generator} --manifest {input.manifest}"
+        " --classifier {input.classifier} --out {output} --seed {params.seed}"
+        " --threads {params.threads} --settings {params.settings:q} > {log} 2>&1"
+
+
+rule report:
+    input:
+        rejects=f"{RESULTS}/data/rejects.parquet",
+        classifiers=expand(
+            f"{RESULTS}/classifier/{{role}}/metrics.json", role=["guide", "eval"]
+        ),
+        training_log=f"{RESULTS}/gan/training_log.csv",
+        samples=f"{RESULTS}/samples",
+        metrics=f"{RESULTS}/eval/metrics.json",
+    output:
+        html=f"{RESULTS}/report.html",
+        json=f"{RESULTS}/metrics.json",
+    log:
+        f"{RESULTS}/logs/report.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/report.tsv"
+    conda:
+        "../envs/report.yaml"
+    params:
+        results=lambda w, output: os.path.dirname(output.html),
+    shell:
+        "speciesgan report --results-dir {params.results} --out-html {output.html}"
+        " --out-json {output.json} > {log} 2>&1"

@@ -1,0 +1,53 @@
+# Conditional GAN training.  Resume state lives in checkpoints/ beside the
+# outputs, not among them: Snakemake deletes a failed job's outputs, and the
+# checkpoint is exactly what a retried (time-limited or preempted) job needs.
+
+
+rule train_gan:
+    input:
+        manifest=f"{RESULTS}/data/manifest.parquet",
+        shards=shard_arrays(),
+        classifier=guide_classifier,
+    output:
+        generator=f"{RESULTS}/gan/generator.pt",
+        log=f"{RESULTS}/gan/training_log.csv",
+    log:
+        f"{RESULTS}/logs/train_gan.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/train_gan.tsv"
+    retries: 3
+    conda:
+        "../envs/torch.yaml"
+    threads: THREADS
+    params:
+        settings=as_json(config["gan"]),
+        classifier=lambda w, input: (
+            f"--classifier {input.classifier}" if input.classifier else ""
+        ),
+        checkpoints=f"{RESULTS}/gan/checkpoints",
+        seed=config["seed"],
+        threads=THREADS,
+    shell:
+        "speciesgan train-gan --manifest {input.manifest} {params.classifier}"
+        " --out-generator {output.generator} --out-log {output.log}"
+        " --checkpoint-dir {params.checkpoints} --seed {params.seed} --threads {params.threads}"
+        " --settings {params.settings:q} >> {log} 2>&1"
+
+
+rule sample:
+    input:
+        f"{RESULTS}/gan/generator.pt",
+    output:
+        directory(f"{RESULTS}/samples"),
+    log:
+        f"{RESULTS}/logs/sample.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/sample.tsv"
+    conda:
+        "../envs/torch.yaml"
+    params:
+        settings=as_json(config["sample"]),
+        seed=config["seed"],
+    shell:
+        "speciesgan sample --generator {input} --out-dir {output} --seed {params.seed}"
+        " --settings {params.settings:q} > {log} 2>&1"

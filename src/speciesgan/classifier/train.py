@@ -1,0 +1,435 @@
+"""Train the species classifier (the ``train-classifier`` stage).
+
+The recipe follows torchvision's classification reference (AdamW, one-cycle
+learning rate, label smoothing), reorganised for small in-memory datasets: both
+splits are loaded once as uint8 tensors and placed on the device, and each batch
+is augmented there.  That keeps a GPU busy without data-loader workers and keeps
+the CPU path byte-for-byte reproducible: every random draw (batch order,
+augmentation, dropout) comes from generators seeded by ``seed``.
+
+A SLURM job may be preempted or hit its time limit: the loop checks a
+:class:`~speciesgan.preemption.StopRequest` every step, saves everything needed to
+continue exactly (``<out_model>.resume.pt``) and raises ``TrainingInterrupted``.
+The next attempt picks that file up, so an interrupted-and-resumed run produces
+the same model as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from speciesgan.atomic import atomic_path, write_json
+from speciesgan.classifier.model import (
+    SpeciesClassifier,
+    build_efficientnet_b0,
+    save_classifier,
+    uint8_to_model_range,
+)
+from speciesgan.data.dataset import CropSet, load_split
+from speciesgan.errors import SpeciesganError
+from speciesgan.preemption import StopRequest, TrainingInterrupted
+from speciesgan.progress import progress
+
+log = logging.getLogger(__name__)
+
+DEFAULTS: dict[str, Any] = {
+    "epochs": 12,
+    "batch_size": 64,
+    "lr": 2e-3,
+    "weight_decay": 0.05,
+    "label_smoothing": 0.1,
+    "pretrained": "imagenet",
+}
+EVAL_BATCH_SIZE = 256
+RESUME_FORMAT = 1
+GRAY_WEIGHTS = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+
+
+def augment_batch(
+    images: torch.Tensor,
+    generator: torch.Generator,
+    shift_fraction: float = 0.125,
+    jitter: float = 0.2,
+) -> torch.Tensor:
+    """Random flip, translation (reflect-padded crop) and colour jitter of a [-1, 1] batch.
+
+    Runs on the batch's device with an explicit generator, so the GPU does the work
+    and the draws are reproducible from the seed.  Kept mild: crops are already
+    centred on the animal, and species can differ by colour.
+    """
+    count, _, height, width = images.shape
+    device = images.device
+
+    def uniform(low: float, high: float) -> torch.Tensor:
+        draw = torch.rand(count, generator=generator, device=device)
+        return (low + (high - low) * draw).view(count, 1, 1, 1)
+
+    flip = torch.rand(count, generator=generator, device=device) < 0.5
+    images = torch.where(flip.view(count, 1, 1, 1), images.flip(3), images)
+
+    pad = max(1, round(min(height, width) * shift_fraction))
+    padded = F.pad(images, (pad, pad, pad, pad), mode="reflect").permute(0, 2, 3, 1)
+    top = torch.randint(0, 2 * pad + 1, (count,), generator=generator, device=device)
+    left = torch.randint(0, 2 * pad + 1, (count,), generator=generator, device=device)
+    rows = top[:, None] + torch.arange(height, device=device)
+    cols = left[:, None] + torch.arange(width, device=device)
+    batch = torch.arange(count, device=device)[:, None, None]
+    images = padded[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+
+    pixels = (images + 1.0) * 0.5
+    pixels = pixels * uniform(1 - jitter, 1 + jitter)  # brightness
+    mean = pixels.mean(dim=(1, 2, 3), keepdim=True)
+    pixels = (pixels - mean) * uniform(1 - jitter, 1 + jitter) + mean  # contrast
+    gray = (pixels * GRAY_WEIGHTS.to(device)).sum(dim=1, keepdim=True)
+    pixels = (pixels - gray) * uniform(1 - jitter, 1 + jitter) + gray  # saturation
+    return pixels.clamp(0.0, 1.0).mul(2.0).sub(1.0).contiguous()
+
+
+def resolve_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """Settings with defaults filled in; unknown keys are an error (likely typos)."""
+    unknown = sorted(set(settings) - set(DEFAULTS))
+    if unknown:
+        raise SpeciesganError(f"classifier settings: unknown keys {unknown}")
+    resolved = {**DEFAULTS, **settings}
+    for key in ("epochs", "batch_size"):
+        if int(resolved[key]) < 1:
+            raise SpeciesganError(f"classifier.{key} must be >= 1, got {resolved[key]}")
+    return resolved
+
+
+def resume_path(out_model: Path) -> Path:
+    """Where an interrupted run keeps its state: next to the model, not a rule output."""
+    return out_model.with_name(out_model.name + ".resume.pt")
+
+
+def pick_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def steps_per_epoch(num_train: int, batch_size: int) -> int:
+    """Full batches only (batch norm needs >1 sample); one short batch if the set is tiny."""
+    return max(1, num_train // batch_size)
+
+
+def epoch_order(num_train: int, seed: int, epoch: int) -> torch.Tensor:
+    """The batch order of one epoch, a pure function of (seed, epoch) so resuming needs no state."""
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(num_train, generator=generator)
+
+
+def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """No weight decay on biases and norm parameters (the usual AdamW practice)."""
+    decay, no_decay = [], []
+    for param in model.parameters():
+        (decay if param.ndim > 1 else no_decay).append(param)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def predict_logits(
+    model: nn.Module, images: torch.Tensor, device: torch.device, batch_size: int = EVAL_BATCH_SIZE
+) -> torch.Tensor:
+    """Float32 logits for uint8 images, in eval mode (caller restores train mode)."""
+    model.eval()
+    outputs = []
+    with torch.no_grad(), _autocast(device):
+        for start in range(0, len(images), batch_size):
+            batch = uint8_to_model_range(images[start : start + batch_size].to(device))
+            outputs.append(model(_memory_format(batch, device)).float().cpu())
+    return torch.cat(outputs)
+
+
+def topk_accuracy(logits: torch.Tensor, labels: torch.Tensor, k: int) -> float:
+    top = logits.topk(k, dim=1).indices
+    return float((top == labels[:, None]).any(dim=1).float().mean())
+
+
+def _autocast(device: torch.device) -> contextlib.AbstractContextManager[Any]:
+    """bf16 autocast on CUDA for speed; plain fp32 on CPU so results are reproducible."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _memory_format(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
+    if device.type == "cuda":
+        return batch.contiguous(memory_format=torch.channels_last)
+    return batch
+
+
+def _round(value: float) -> float:
+    return round(float(value), 6)
+
+
+@dataclass
+class TrainState:
+    """Everything that changes during training and must survive an interruption."""
+
+    epoch: int = 0
+    step: int = 0  # next step to run within ``epoch``
+    history: list[dict[str, Any]] | None = None
+    loss_sum: float = 0.0  # running sums of the current epoch
+    correct: int = 0
+    seen: int = 0
+
+
+def settings_hash(settings: dict[str, Any], seed: int, train: CropSet, test: CropSet) -> str:
+    """Identifies a run: a resume file from other settings or data must not be used."""
+    key = {
+        "settings": settings,
+        "seed": seed,
+        "num_train": len(train.labels),
+        "num_test": len(test.labels),
+        "species": train.species,
+        "image_size": int(train.images.shape[-1]),
+        "format": RESUME_FORMAT,
+    }
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+
+def _scheduler_data(scheduler: torch.optim.lr_scheduler.LRScheduler) -> dict[str, Any]:
+    """The scheduler's state without callables (older torch keeps a bound method there)."""
+    return {key: value for key, value in scheduler.state_dict().items() if not callable(value)}
+
+
+def save_resume(
+    path: Path,
+    run_hash: str,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    augment_generator: torch.Generator,
+    state: TrainState,
+) -> None:
+    payload = {
+        "settings_hash": run_hash,
+        "epoch": state.epoch,
+        "step": state.step,
+        "history": state.history,
+        "loss_sum": state.loss_sum,
+        "correct": state.correct,
+        "seen": state.seen,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": _scheduler_data(scheduler),
+        "rng_torch": torch.get_rng_state(),
+        "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "rng_augment": augment_generator.get_state(),
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_resume(
+    path: Path,
+    run_hash: str,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    augment_generator: torch.Generator,
+) -> TrainState | None:
+    """Restore an interrupted run, or return None when there is no usable resume file."""
+    if not path.is_file():
+        return None
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a damaged resume file only costs the work it held
+        log.warning("%s: unreadable resume file, starting over (%s)", path, exc)
+        return None
+    if payload.get("settings_hash") != run_hash:
+        log.warning("%s: made with other settings or data; starting over", path)
+        return None
+    model.load_state_dict(payload["model"])
+    optimizer.load_state_dict(payload["optimizer"])
+    scheduler.load_state_dict(payload["scheduler"])
+    torch.set_rng_state(payload["rng_torch"])
+    if payload["rng_cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(payload["rng_cuda"])
+    augment_generator.set_state(payload["rng_augment"])
+    log.info("%s: resuming at epoch %d step %d", path, payload["epoch"] + 1, payload["step"])
+    return TrainState(
+        epoch=int(payload["epoch"]),
+        step=int(payload["step"]),
+        history=list(payload["history"]),
+        loss_sum=float(payload["loss_sum"]),
+        correct=int(payload["correct"]),
+        seen=int(payload["seen"]),
+    )
+
+
+def final_metrics(
+    logits: torch.Tensor,
+    test: CropSet,
+    num_train: int,
+    settings: dict[str, Any],
+    info: dict[str, Any],
+    history: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """The metrics JSON: only deterministic quantities, so same-seed runs give equal bytes."""
+    labels = test.labels
+    predicted = logits.argmax(dim=1)
+    per_species = {}
+    for species_id, name in enumerate(test.species):
+        mask = labels == species_id
+        if mask.any():  # species without test images have no accuracy to report
+            per_species[name] = _round((predicted[mask] == species_id).float().mean())
+    return {
+        "top1": _round(topk_accuracy(logits, labels, 1)),
+        "top5": _round(topk_accuracy(logits, labels, min(5, test.num_classes))),
+        "per_species_top1": per_species,
+        "num_train": num_train,
+        "num_test": len(labels),
+        "num_classes": test.num_classes,
+        "epochs": int(settings["epochs"]),
+        "init": info["init"],
+        "history": history,
+    }
+
+
+def train_classifier(
+    manifest: Path,
+    out_model: Path,
+    out_metrics: Path,
+    settings: dict[str, Any],
+    seed: int,
+    threads: int,
+    *,
+    on_step: Callable[[int, int], None] | None = None,
+) -> None:
+    """Train EfficientNet-B0 on the manifest's train split; evaluate on its test split.
+
+    ``on_step(epoch, step)`` is called after every optimiser step (tests use it to
+    send themselves a stop signal at a known point).
+    """
+    manifest, out_model, out_metrics = Path(manifest), Path(out_model), Path(out_metrics)
+    cfg = resolve_settings(settings)
+    torch.set_num_threads(threads)
+    device = pick_device()
+
+    # data: both splits once, uint8, on the device
+    train, test = load_split(manifest, "train"), load_split(manifest, "test")
+    image_size = int(train.images.shape[-1])
+    train_images, train_labels = train.images.to(device), train.labels.to(device)
+    num_train = len(train_labels)
+    if num_train < 2:
+        raise SpeciesganError(f"{manifest}: need at least 2 training images, found {num_train}")
+    batch_size = min(int(cfg["batch_size"]), num_train)
+    steps = steps_per_epoch(num_train, batch_size)
+    epochs = int(cfg["epochs"])
+
+    # model (its random init and dropout use torch's global generator, seeded here)
+    torch.manual_seed(seed)
+    network, info = build_efficientnet_b0(train.num_classes, str(cfg["pretrained"]))
+    model = SpeciesClassifier(network, train.species, image_size).to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    augment_generator = torch.Generator(device=device).manual_seed(seed)
+
+    # optimiser
+    optimizer = torch.optim.AdamW(
+        parameter_groups(model, float(cfg["weight_decay"])), lr=float(cfg["lr"])
+    )
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=float(cfg["lr"]), total_steps=epochs * steps
+    )
+    criterion = nn.CrossEntropyLoss(label_smoothing=float(cfg["label_smoothing"]))
+
+    resume_file = resume_path(out_model)
+    run_hash = settings_hash(cfg, seed, train, test)
+    state = load_resume(resume_file, run_hash, model, optimizer, scheduler, augment_generator)
+    state = state or TrainState(history=[])
+    log.info(
+        "classifier: %d species, %d train / %d test images at %d px, %s init, %s, "
+        "%d epochs x %d steps of %d",
+        train.num_classes,
+        num_train,
+        len(test.labels),
+        image_size,
+        info["init"],
+        device.type,
+        epochs,
+        steps,
+        batch_size,
+    )
+
+    # loop
+    stop = StopRequest()
+    try:
+        for epoch in range(state.epoch, epochs):
+            order = epoch_order(num_train, seed, epoch).to(device)
+            model.train()
+            bar = progress(
+                total=steps, initial=state.step, desc=f"epoch {epoch + 1}/{epochs}", leave=False
+            )
+            for step in range(state.step, steps):
+                if stop.requested():
+                    state.epoch, state.step = epoch, step
+                    save_resume(
+                        resume_file, run_hash, model, optimizer, scheduler, augment_generator, state
+                    )
+                    raise TrainingInterrupted(
+                        f"classifier training stopped ({stop.reason}) at epoch {epoch + 1} "
+                        f"step {step}; state saved to {resume_file}"
+                    )
+                index = order[step * batch_size : (step + 1) * batch_size]
+                images = augment_batch(uint8_to_model_range(train_images[index]), augment_generator)
+                labels = train_labels[index]
+                with _autocast(device):
+                    logits = model(_memory_format(images, device))
+                    loss = criterion(logits.float(), labels)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                state.loss_sum += float(loss.detach()) * len(index)
+                state.correct += int((logits.detach().argmax(dim=1) == labels).sum())
+                state.seen += len(index)
+                bar.update(1)
+                if on_step is not None:
+                    on_step(epoch, step)
+            bar.close()
+
+            # eval
+            test_logits = predict_logits(model, test.images, device)
+            entry = {
+                "epoch": epoch + 1,
+                "loss": _round(state.loss_sum / state.seen),
+                "train_top1": _round(state.correct / state.seen),
+                "test_top1": _round(topk_accuracy(test_logits, test.labels, 1)),
+            }
+            assert state.history is not None
+            state.history.append(entry)
+            log.info(
+                "epoch %d/%d: loss %.4f, train top-1 %.3f, test top-1 %.3f",
+                epoch + 1,
+                epochs,
+                entry["loss"],
+                entry["train_top1"],
+                entry["test_top1"],
+            )
+            state.step, state.loss_sum, state.correct, state.seen = 0, 0.0, 0, 0
+    finally:
+        stop.restore()
+
+    # save (the last epoch's evaluation is the final one: the model has not changed since)
+    assert state.history is not None
+    metrics = final_metrics(test_logits, test, num_train, cfg, info, state.history)
+    save_classifier(out_model, model, train.species, image_size, info)
+    write_json(out_metrics, metrics)
+    resume_file.unlink(missing_ok=True)
+    log.info(
+        "classifier: test top-1 %.3f, top-5 %.3f -> %s", metrics["top1"], metrics["top5"], out_model
+    )

@@ -1,0 +1,551 @@
+"""Synthetic archives in the exact on-disk layouts of Stanford Dogs and CUB-200-2011.
+
+The demo pipeline must exercise the same download -> extract -> source-reader path
+as the real datasets, offline, in seconds.  So instead of a toy format, this module
+writes ``images.tar``/``annotation.tar``/``lists.tar`` (Stanford Dogs) or
+``CUB_200_2011.tgz`` with the real member paths, annotation syntax and id
+conventions; only the photos are synthetic.
+
+The synthetic "species" differ in silhouette *and* texture, while their colours are
+drawn from jittered palettes that overlap between species: a GAN that only learned
+"one colour per label" must not look conditional.  Each photo is a smooth noisy
+background with clutter, one (sometimes two) animals at random position, size and
+orientation, and the true tight box of what was drawn.
+
+Everything is a pure function of ``seed``: tar members in a fixed order, mtime 0,
+owner 0, gzip header without time or name, MAT-file headers without a timestamp.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import gzip
+import io
+import logging
+import math
+import tarfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.io
+from PIL import Image, ImageDraw
+
+from speciesgan.atomic import atomic_open
+from speciesgan.errors import SpeciesganError
+from speciesgan.progress import progress
+
+log = logging.getLogger(__name__)
+
+Box = tuple[int, int, int, int]  # x0, y0, x1, y1 with x1/y1 exclusive
+
+LAYOUTS = ("stanford_dogs", "cub")
+
+DOG_BREEDS = (
+    "Striped_hound", "Marsh_terrier", "Northern_spaniel", "Dune_mastiff",
+    "Copper_setter", "Highland_collie", "Lowland_pointer", "Harbor_retriever",
+    "Ash_whippet", "Meadow_beagle", "Glacier_husky", "Orchard_poodle",
+)  # fmt: skip
+BIRD_SPECIES = (
+    "Spotted_Warbler", "Ringed_Plover", "Crested_Finch", "Marsh_Tern",
+    "Golden_Sparrow", "Dusky_Heron", "Ashy_Flycatcher", "Banded_Kingfisher",
+    "Veiled_Tanager", "Pale_Shrike", "Masked_Wren", "Tufted_Lark",
+)  # fmt: skip
+MAX_SPECIES = len(DOG_BREEDS)
+
+TRAIN_FRACTION = 0.8
+TWO_ANIMAL_FRACTION = 0.15  # Stanford Dogs only: photos with two annotated dogs
+JPEG_QUALITY = 90
+
+# --------------------------------------------------------------------------- shapes
+# A silhouette is a list of (polygon, fill) drawn in order on a mask: fill 255 adds,
+# fill 0 cuts a hole.  Coordinates are in a unit frame around the origin.
+
+Polygon = np.ndarray  # float [n, 2]
+Silhouette = list[tuple[Polygon, int]]
+
+
+def _ellipse(cx: float, cy: float, rx: float, ry: float, n: int = 48) -> Polygon:
+    t = np.linspace(0.0, 2.0 * math.pi, n, endpoint=False)
+    return np.stack([cx + rx * np.cos(t), cy + ry * np.sin(t)], axis=1)
+
+
+def _poly(*points: tuple[float, float]) -> Polygon:
+    return np.asarray(points, dtype=np.float64)
+
+
+def _mirror(poly: Polygon) -> Polygon:
+    return poly * np.array([-1.0, 1.0])
+
+
+def _eared_body() -> Silhouette:
+    ear = _poly((-0.55, -0.2), (-0.4, -0.95), (-0.1, -0.35))
+    return [(_ellipse(0, 0.15, 0.8, 0.55), 255), (ear, 255), (_mirror(ear), 255)]
+
+
+def _star() -> Silhouette:
+    angles = np.arange(10) * math.pi / 5 - math.pi / 2
+    radii = np.where(np.arange(10) % 2 == 0, 1.0, 0.42)
+    return [(np.stack([radii * np.cos(angles), radii * np.sin(angles)], axis=1), 255)]
+
+
+def _wing_pair() -> Silhouette:
+    wing = _poly((0.0, 0.0), (-1.0, -0.8), (-0.75, 0.65))
+    return [(wing, 255), (_mirror(wing), 255), (_ellipse(0, 0, 0.12, 0.6), 255)]
+
+
+def _long_body_with_tail() -> Silhouette:
+    tail = _poly((0.3, -0.06), (1.0, -0.4), (1.0, -0.22), (0.3, 0.12))
+    return [(_ellipse(-0.2, 0, 0.6, 0.26), 255), (tail, 255), (_ellipse(-0.85, -0.12, 0.2, 0.2), 255)]
+
+
+def _ring() -> Silhouette:
+    return [(_ellipse(0, 0, 1, 1), 255), (_ellipse(0, 0, 0.55, 0.55), 0)]
+
+
+def _cross() -> Silhouette:
+    return [
+        (_poly((-1, -0.25), (1, -0.25), (1, 0.25), (-1, 0.25)), 255),
+        (_poly((-0.25, -1), (0.25, -1), (0.25, 1), (-0.25, 1)), 255),
+    ]
+
+
+def _crescent() -> Silhouette:
+    return [(_ellipse(0, 0, 1, 1), 255), (_ellipse(0.45, -0.25, 0.85, 0.85), 0)]
+
+
+def _finned_diamond() -> Silhouette:
+    fin = _poly((-0.3, 0.3), (-0.95, 0.9), (-0.15, 0.6))
+    return [(_poly((0, -1), (0.55, 0), (0, 1), (-0.55, 0)), 255), (fin, 255), (_mirror(fin), 255)]
+
+
+def _hexagon() -> Silhouette:
+    angles = np.arange(6) * math.pi / 3
+    return [(np.stack([np.cos(angles), 0.8 * np.sin(angles)], axis=1), 255)]
+
+
+def _arrow() -> Silhouette:
+    return [(_poly((-1, -0.2), (0.2, -0.2), (0.2, -0.6), (1, 0), (0.2, 0.6), (0.2, 0.2), (-1, 0.2)), 255)]
+
+
+def _teardrop() -> Silhouette:
+    return [(_ellipse(0, 0.3, 0.6, 0.6), 255), (_poly((-0.55, 0.1), (0, -1), (0.55, 0.1)), 255)]
+
+
+def _clover() -> Silhouette:
+    lobes = [
+        (_ellipse(0.5 * math.cos(a), 0.5 * math.sin(a), 0.45, 0.45), 255)
+        for a in (-math.pi / 2, math.pi / 6, 5 * math.pi / 6)
+    ]
+    return [*lobes, (_ellipse(0, 0, 0.3, 0.3), 255)]
+
+
+SILHOUETTES: tuple[Callable[[], Silhouette], ...] = (
+    _eared_body, _star, _wing_pair, _long_body_with_tail, _ring, _cross,
+    _crescent, _finned_diamond, _hexagon, _arrow, _teardrop, _clover,
+)  # fmt: skip
+
+# --------------------------------------------------------------------------- textures
+
+
+def _texture(kind: int, size: int, c1: np.ndarray, c2: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A ``size`` x ``size`` RGB float texture of family ``kind`` in colours c1/c2."""
+    y, x = (v.astype(np.float32) for v in np.ogrid[0:size, 0:size])
+    period = size * rng.uniform(0.08, 0.16) + 3.0
+    angle = rng.uniform(0, math.pi)
+    if kind == 0:  # stripes
+        t = (x * math.cos(angle) + y * math.sin(angle)) / period
+        weight = (t % 1.0) < 0.5
+    elif kind == 1:  # dots
+        ox, oy = rng.uniform(0, period, 2)
+        dx, dy = (x + ox) % period - period / 2, (y + oy) % period - period / 2
+        weight = dx * dx + dy * dy < (0.3 * period) ** 2
+    elif kind == 2:  # checker
+        weight = ((x // period + y // period) % 2) == 0
+    elif kind == 3:  # solid
+        weight = np.zeros((size, size), dtype=bool)
+    elif kind == 4:  # gradient (continuous blend)
+        t = (x * math.cos(angle) + y * math.sin(angle)) / (size * 1.42)
+        weight = np.clip(t - t.min(), 0.0, 1.0)
+    else:  # scales: concentric arcs in each cell
+        d = np.hypot(x % period - period / 2, y % period)
+        weight = ((d / (period / 3)) % 1.0) < 0.5
+    w = np.broadcast_to(weight, (size, size)).astype(np.float32)[..., None]
+    tex = w * c2 + (1.0 - w) * c1
+    shade = 0.85 + 0.25 * (y / max(size - 1, 1))[..., None]
+    return tex * shade + rng.standard_normal((size, size, 1), dtype=np.float32) * 5.0
+
+
+TEXTURE_COUNT = 6
+
+
+@dataclass(frozen=True)
+class SpeciesDesign:
+    """How one synthetic species looks: a silhouette, a texture, a hue bias."""
+
+    silhouette: int
+    texture: int
+    hue: float
+
+
+def species_designs(layout: str, count: int) -> list[SpeciesDesign]:
+    """Designs of the first ``count`` species of ``layout``.
+
+    Dogs use silhouettes 0.., birds start at 6, so the default 6 + 6 demo species
+    are 12 different shapes.  Hues follow the golden ratio and are jittered by
+    +-0.2 per animal, so neighbouring species' colour ranges overlap.
+    """
+    offset = 0 if layout == "stanford_dogs" else 6
+    designs = []
+    for i in range(count):
+        k = (offset + i) % len(SILHOUETTES)
+        designs.append(SpeciesDesign(silhouette=k, texture=k % TEXTURE_COUNT, hue=(k * 0.618) % 1.0))
+    return designs
+
+
+def _colour(hue: float, sat: float, val: float) -> np.ndarray:
+    return np.array(colorsys.hsv_to_rgb(hue % 1.0, sat, val), dtype=np.float32) * 255.0
+
+
+# --------------------------------------------------------------------------- photos
+
+
+def _background(width: int, height: int, rng: np.random.Generator) -> Image.Image:
+    """Smooth random gradient + low-frequency blotches + grain + clutter shapes."""
+    # The smooth part is computed at 1/8 resolution and upsampled: only the grain
+    # needs full resolution, which keeps a 500 px photo at a few milliseconds.
+    small_w, small_h = max(2, width // 8), max(2, height // 8)
+    a = _colour(rng.uniform(), rng.uniform(0.1, 0.5), rng.uniform(0.3, 0.9))
+    b = _colour(rng.uniform(), rng.uniform(0.1, 0.5), rng.uniform(0.3, 0.9))
+    angle = rng.uniform(0, 2 * math.pi)
+    y, x = np.ogrid[0:small_h, 0:small_w]
+    t = x * math.cos(angle) + y * math.sin(angle)
+    t = ((t - t.min()) / max(float(np.ptp(t)), 1.0))[..., None]
+    smooth = a * (1 - t) + b * t
+    coarse = rng.normal(0.0, 25.0, (int(rng.integers(3, 8)), int(rng.integers(3, 8)), 3))
+    coarse_img = Image.fromarray(np.clip(coarse + 128, 0, 255).astype(np.uint8)).resize(
+        (small_w, small_h), Image.Resampling.BICUBIC
+    )
+    smooth += np.asarray(coarse_img, dtype=np.float32) - 128.0
+    smooth_img = Image.fromarray(np.clip(smooth, 0, 255).astype(np.uint8)).resize(
+        (width, height), Image.Resampling.BILINEAR
+    )
+    grain = rng.standard_normal((height, width, 1), dtype=np.float32) * 6.0
+    img = np.asarray(smooth_img, dtype=np.float32) + grain
+    photo = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(photo)
+    for _ in range(int(rng.integers(3, 9))):
+        colour = tuple(int(c) for c in _colour(rng.uniform(), rng.uniform(0, 0.4), rng.uniform(0.2, 0.9)))
+        x0, x1 = sorted(rng.uniform(-0.1, 1.1, 2) * width)
+        y0, y1 = sorted(rng.uniform(-0.1, 1.1, 2) * height)
+        kind = int(rng.integers(3))
+        if kind == 0:
+            draw.rectangle((x0, y0, x1, y1), fill=colour)
+        elif kind == 1:
+            draw.ellipse((x0, y0, x1, y1), fill=colour)
+        else:
+            draw.line((x0, y0, x1, y1), fill=colour, width=int(rng.integers(2, 10)))
+    return photo
+
+
+def _animal(design: SpeciesDesign, size: int, rng: np.random.Generator) -> tuple[Image.Image, Image.Image]:
+    """An RGB texture and its L mask (``size`` square) for one animal of ``design``."""
+    angle = rng.uniform(-math.pi / 4, math.pi / 4)
+    mirror = -1.0 if rng.uniform() < 0.5 else 1.0
+    rot = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+    stretch = np.array([mirror * rng.uniform(0.9, 1.1), rng.uniform(0.9, 1.1)])
+    parts = [(poly * stretch @ rot.T, fill) for poly, fill in SILHOUETTES[design.silhouette]()]
+    every = np.concatenate([p for p, _ in parts])
+    lo, hi = every.min(axis=0), every.max(axis=0)
+    scale = (size - 2) / float(np.max(hi - lo))
+    centre = (size - 1) / 2.0 - (lo + hi) / 2.0 * scale
+    mask = Image.new("L", (size, size), 0)
+    draw = ImageDraw.Draw(mask)
+    for poly, fill in parts:
+        draw.polygon([tuple(p) for p in (poly * scale + centre).tolist()], fill=fill)
+    hue = design.hue + rng.uniform(-0.2, 0.2)
+    c1 = _colour(hue, rng.uniform(0.35, 0.9), rng.uniform(0.45, 0.95))
+    c2 = _colour(hue + rng.uniform(0.35, 0.65), rng.uniform(0.2, 0.8), rng.uniform(0.2, 0.9))
+    tex = _texture(design.texture, size, c1, c2, rng)
+    return Image.fromarray(np.clip(tex, 0, 255).astype(np.uint8)), mask
+
+
+def render_photo(
+    design: SpeciesDesign, width: int, height: int, animals: int, rng: np.random.Generator
+) -> tuple[Image.Image, list[Box]]:
+    """One synthetic photo with ``animals`` (1 or 2) animals and their tight boxes.
+
+    One animal spans 35-80 % of the short side; two are 35-50 % each, one in each
+    half of the long side, so their boxes never overlap.
+    """
+    photo = _background(width, height, rng)
+    short, long_ = min(width, height), max(width, height)
+    boxes: list[Box] = []
+    for k in range(animals):
+        size = int(short * (rng.uniform(0.35, 0.8) if animals == 1 else rng.uniform(0.35, 0.5)))
+        if animals == 1:
+            along = int(rng.integers(0, long_ - size + 1))
+        else:
+            half = long_ // 2
+            along = int(rng.integers(k * half, k * half + half - size + 1))
+        across = int(rng.integers(0, short - size + 1))
+        x, y = (along, across) if width >= height else (across, along)
+        tex, mask = _animal(design, size, rng)
+        photo.paste(tex, (x, y), mask)
+        left, top, right, bottom = mask.getbbox()
+        boxes.append((x + left, y + top, x + right, y + bottom))
+    return photo, boxes
+
+
+def _jpeg(photo: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    photo.save(buf, format="JPEG", quality=JPEG_QUALITY)
+    return buf.getvalue()
+
+
+# --------------------------------------------------------------------------- archives
+
+
+class _DeterministicTar:
+    """Adds members with fixed metadata so equal content gives equal archive bytes."""
+
+    def __init__(self, tar: tarfile.TarFile) -> None:
+        self.tar = tar
+        self.dirs: set[str] = set()
+
+    def _dir(self, name: str) -> None:
+        if not name or name in self.dirs:
+            return
+        self._dir(name.rpartition("/")[0])
+        info = self._info(name, tarfile.DIRTYPE, 0o755)
+        self.tar.addfile(info)
+        self.dirs.add(name)
+
+    @staticmethod
+    def _info(name: str, kind: bytes, mode: int) -> tarfile.TarInfo:
+        info = tarfile.TarInfo(name)
+        info.type, info.mode, info.mtime = kind, mode, 0
+        info.uid = info.gid = 0
+        info.uname = info.gname = ""
+        return info
+
+    def add(self, name: str, data: bytes) -> None:
+        self._dir(name.rpartition("/")[0])
+        info = self._info(name, tarfile.REGTYPE, 0o644)
+        info.size = len(data)
+        self.tar.addfile(info, io.BytesIO(data))
+
+
+def _write_tar(path: Path, members: Iterator[tuple[str, bytes]], gzipped: bool = False) -> None:
+    with atomic_open(path) as raw:
+        if gzipped:
+            with (
+                gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz,
+                tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as tar,
+            ):
+                writer = _DeterministicTar(tar)
+                for name, data in members:
+                    writer.add(name, data)
+        else:
+            with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tar:
+                writer = _DeterministicTar(tar)
+                for name, data in members:
+                    writer.add(name, data)
+
+
+def _mat_bytes(variables: dict[str, np.ndarray]) -> bytes:
+    """A MATLAB v5 file whose 116-byte description has no creation time in it."""
+    buf = io.BytesIO()
+    scipy.io.savemat(buf, variables, format="5", oned_as="column")
+    data = bytearray(buf.getvalue())
+    data[:116] = b"MATLAB 5.0 MAT-file, written by speciesgan demo-data".ljust(116, b" ")
+    return bytes(data)
+
+
+def _cell_column(strings: list[str]) -> np.ndarray:
+    """Strings as an N x 1 MATLAB cell array (how the real lists store paths)."""
+    cells = np.empty((len(strings), 1), dtype=object)
+    for i, s in enumerate(strings):
+        cells[i, 0] = np.array([s])
+    return cells
+
+
+@dataclass(frozen=True)
+class _Photo:
+    species: int
+    stem: str  # file name without .jpg
+    folder: str  # species folder name
+    split: str
+    width: int
+    height: int
+    animals: int
+
+
+def _plan_photos(
+    layout: str, names: list[str], folders: list[str], images_per_species: int,
+    min_size: int, max_size: int, rng: np.random.Generator,
+) -> list[_Photo]:  # fmt: skip
+    """Decide every photo's name, split, size and animal count (cheap, done first)."""
+    photos = []
+    n_train = max(1, round(TRAIN_FRACTION * images_per_species))
+    for s, (name, folder) in enumerate(zip(names, folders, strict=True)):
+        numbers = np.sort(rng.choice(np.arange(100, 20000), size=images_per_species, replace=False))
+        is_train = np.zeros(images_per_species, dtype=bool)
+        is_train[rng.permutation(images_per_species)[:n_train]] = True
+        for j, number in enumerate(numbers):
+            if layout == "stanford_dogs":
+                stem = f"{folder.split('-')[0]}_{number}"
+                animals = 2 if rng.uniform() < TWO_ANIMAL_FRACTION else 1
+            else:
+                stem = f"{name}_{int(rng.integers(1, 10000)):04d}_{number}"
+                animals = 1
+            photos.append(
+                _Photo(
+                    species=s, stem=stem, folder=folder, split="train" if is_train[j] else "test",
+                    width=int(rng.integers(min_size, max_size + 1)),
+                    height=int(rng.integers(min_size, max_size + 1)), animals=animals,
+                )
+            )
+    # The real lists and images.txt are in path order; labels follow folder order.
+    return sorted(photos, key=lambda p: (p.folder, p.stem))
+
+
+def _draw_all(
+    photos: list[_Photo], designs: list[SpeciesDesign], seed: int, layout_code: int
+) -> Iterator[tuple[_Photo, bytes, list[Box]]]:
+    """Render each planned photo from its own RNG stream (order-independent)."""
+    for i, p in enumerate(progress(photos, desc="demo photos", unit="img")):
+        rng = np.random.default_rng([seed, layout_code, 1, i])
+        photo, boxes = render_photo(designs[p.species], p.width, p.height, p.animals, rng)
+        yield p, _jpeg(photo), boxes
+
+
+def _voc_xml(p: _Photo, breed: str, boxes: list[Box]) -> bytes:
+    """A Stanford Dogs annotation: PASCAL-VOC, boxes 1-based inclusive (see sources)."""
+    objects = "".join(
+        "\t<object>\n"
+        f"\t\t<name>{breed}</name>\n"
+        "\t\t<pose>Unspecified</pose>\n"
+        "\t\t<truncated>0</truncated>\n"
+        "\t\t<difficult>0</difficult>\n"
+        "\t\t<bndbox>\n"
+        f"\t\t\t<xmin>{x0 + 1}</xmin>\n"
+        f"\t\t\t<ymin>{y0 + 1}</ymin>\n"
+        f"\t\t\t<xmax>{x1}</xmax>\n"
+        f"\t\t\t<ymax>{y1}</ymax>\n"
+        "\t\t</bndbox>\n"
+        "\t</object>\n"
+        for x0, y0, x1, y1 in boxes
+    )
+    text = (
+        "<annotation>\n"
+        f"\t<folder>{p.folder.split('-')[0][1:]}</folder>\n"
+        f"\t<filename>{p.stem}</filename>\n"
+        "\t<source>\n\t\t<database>ImageNet database</database>\n\t</source>\n"
+        f"\t<size>\n\t\t<width>{p.width}</width>\n\t\t<height>{p.height}</height>\n"
+        "\t\t<depth>3</depth>\n\t</size>\n"
+        "\t<segment>0</segment>\n"
+        f"{objects}"
+        "</annotation>\n"
+    )
+    return text.encode()
+
+
+def _write_stanford_dogs(out_dir: Path, photos: list[_Photo], names: list[str],
+                         designs: list[SpeciesDesign], seed: int) -> list[Path]:  # fmt: skip
+    annotations: list[tuple[str, bytes]] = []
+
+    def image_members() -> Iterator[tuple[str, bytes]]:
+        for p, jpeg, boxes in _draw_all(photos, designs, seed, layout_code=0):
+            annotations.append((f"Annotation/{p.folder}/{p.stem}", _voc_xml(p, names[p.species], boxes)))
+            yield f"Images/{p.folder}/{p.stem}.jpg", jpeg
+
+    images, annotation, lists = (out_dir / n for n in ("images.tar", "annotation.tar", "lists.tar"))
+    _write_tar(images, image_members())
+    _write_tar(annotation, iter(annotations))
+
+    def mat_for(subset: list[_Photo]) -> bytes:
+        return _mat_bytes({
+            "file_list": _cell_column([f"{p.folder}/{p.stem}.jpg" for p in subset]),
+            "annotation_list": _cell_column([f"{p.folder}/{p.stem}" for p in subset]),
+            "labels": np.array([[p.species + 1] for p in subset], dtype=np.float64),
+        })  # fmt: skip
+
+    _write_tar(lists, iter([
+        ("file_list.mat", mat_for(photos)),
+        ("train_list.mat", mat_for([p for p in photos if p.split == "train"])),
+        ("test_list.mat", mat_for([p for p in photos if p.split == "test"])),
+    ]))  # fmt: skip
+    return [images, annotation, lists]
+
+
+def _write_cub(out_dir: Path, photos: list[_Photo], folders: list[str],
+               designs: list[SpeciesDesign], seed: int) -> list[Path]:  # fmt: skip
+    root = "CUB_200_2011"
+    tables: dict[str, list[str]] = {
+        "images.txt": [], "image_class_labels.txt": [], "bounding_boxes.txt": [], "train_test_split.txt": [],
+    }  # fmt: skip
+
+    def members() -> Iterator[tuple[str, bytes]]:
+        for image_id, (p, jpeg, boxes) in enumerate(_draw_all(photos, designs, seed, layout_code=1), 1):
+            x0, y0, x1, y1 = boxes[0]
+            tables["images.txt"].append(f"{image_id} {p.folder}/{p.stem}.jpg")
+            tables["image_class_labels.txt"].append(f"{image_id} {p.species + 1}")
+            tables["bounding_boxes.txt"].append(
+                f"{image_id} {float(x0)} {float(y0)} {float(x1 - x0)} {float(y1 - y0)}"
+            )
+            tables["train_test_split.txt"].append(f"{image_id} {1 if p.split == 'train' else 0}")
+            yield f"{root}/images/{p.folder}/{p.stem}.jpg", jpeg
+        classes = "".join(f"{i} {folder}\n" for i, folder in enumerate(folders, 1))
+        yield f"{root}/classes.txt", classes.encode()
+        for name, lines in tables.items():
+            yield f"{root}/{name}", "".join(line + "\n" for line in lines).encode()
+        yield f"{root}/README", b"Synthetic demo data in the CUB-200-2011 layout (speciesgan demo-data).\n"
+
+    archive = out_dir / "CUB_200_2011.tgz"
+    _write_tar(archive, members(), gzipped=True)
+    return [archive]
+
+
+def write_demo_archives(
+    out_dir: Path,
+    layout: str,
+    seed: int,
+    species_per_dataset: int = 6,
+    images_per_species: int = 60,
+    min_size: int = 300,
+    max_size: int = 500,
+) -> list[Path]:
+    """Write synthetic archives of ``layout`` into ``out_dir``; return their paths.
+
+    ``stanford_dogs`` gives ``images.tar``, ``annotation.tar`` and ``lists.tar``;
+    ``cub`` gives ``CUB_200_2011.tgz``.  Same arguments -> byte-identical files.
+    """
+    if layout not in LAYOUTS:
+        raise SpeciesganError(f"demo layout {layout!r} is unknown; choose one of {', '.join(LAYOUTS)}")
+    if not 1 <= species_per_dataset <= MAX_SPECIES:
+        raise SpeciesganError(f"demo species_per_dataset={species_per_dataset} must be 1..{MAX_SPECIES}")
+    if images_per_species < 2:
+        raise SpeciesganError(f"demo images_per_species={images_per_species} must be at least 2")
+    if not 64 <= min_size <= max_size:
+        raise SpeciesganError(f"demo sizes need 64 <= min_size ({min_size}) <= max_size ({max_size})")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    layout_code = LAYOUTS.index(layout)
+    rng = np.random.default_rng([seed, layout_code, 0])
+    designs = species_designs(layout, species_per_dataset)
+    if layout == "stanford_dogs":
+        names = list(DOG_BREEDS[:species_per_dataset])
+        wnids = [f"n9{1000000 + 104729 * i:07d}" for i in range(species_per_dataset)]  # ascending
+        folders = [f"{w}-{n}" for w, n in zip(wnids, names, strict=True)]
+    else:
+        names = list(BIRD_SPECIES[:species_per_dataset])
+        folders = [f"{i:03d}.{n}" for i, n in enumerate(names, 1)]
+    photos = _plan_photos(layout, names, folders, images_per_species, min_size, max_size, rng)
+    if layout == "stanford_dogs":
+        written = _write_stanford_dogs(out_dir, photos, names, designs, seed)
+    else:
+        written = _write_cub(out_dir, photos, folders, designs, seed)
+    log.info("wrote %d demo photos (%s layout) to %s", len(photos), layout, out_dir)
+    return written

@@ -1,0 +1,372 @@
+"""Turn dataset sources into the records table: one row per crop to make.
+
+This is where every decision that must be made once, over the whole run, is
+made: which photos are duplicates, which split each photo is in, which species
+id each species gets, which shard each crop goes to.  The crop jobs that follow
+are then independent of each other.
+
+Nothing is decoded here.  Each photo is read once to hash it (SHA-256, which is
+also how duplicates are found) and its header is parsed for the displayed size
+(after EXIF orientation), which clips the boxes and gives box-less photos the
+whole frame as their box.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from PIL import Image
+
+from speciesgan.atomic import atomic_path
+from speciesgan.data.crop import Box, clip_box
+from speciesgan.data.preprocess import ROTATED_ORIENTATIONS, orientation_of
+from speciesgan.data.sources import Reject, SourceRecord, reader
+from speciesgan.errors import SpeciesganError
+from speciesgan.progress import progress
+
+log = logging.getLogger(__name__)
+
+SourceArg = tuple[str, str, str, Path]
+"""(dataset name, format, category, extracted root)."""
+
+BOX_MODES = ("all", "largest")
+SPLITS = ("train", "test")
+HASH_CHUNK = 1 << 20
+IO_THREADS = min(8, os.cpu_count() or 1)  # hashing is I/O bound; results do not depend on it
+
+RECORDS_SCHEMA = pa.schema(
+    [
+        ("dataset", pa.string()),
+        ("file", pa.string()),
+        ("species", pa.string()),
+        ("species_id", pa.int32()),
+        ("category", pa.string()),
+        ("split", pa.string()),
+        ("box_x0", pa.int32()),
+        ("box_y0", pa.int32()),
+        ("box_x1", pa.int32()),
+        ("box_y1", pa.int32()),
+        ("shard", pa.int32()),
+        ("sha256", pa.string()),
+    ]
+)
+REJECTS_SCHEMA = pa.schema(
+    [(name, pa.string()) for name in ("dataset", "file", "species", "reason", "stage")]
+)
+
+
+@dataclass(frozen=True)
+class IndexSettings:
+    """The ``preprocess`` settings the index uses, with their defaults."""
+
+    test_fraction: float = 0.2
+    shards: int = 2
+    box_mode: str = "all"
+    min_images_per_species: int = 5
+
+    @classmethod
+    def from_dict(cls, settings: dict[str, Any]) -> IndexSettings:
+        value = cls(
+            test_fraction=float(settings.get("test_fraction", cls.test_fraction)),
+            shards=int(settings.get("shards", cls.shards)),
+            box_mode=str(settings.get("box_mode", cls.box_mode)),
+            min_images_per_species=int(
+                settings.get("min_images_per_species", cls.min_images_per_species)
+            ),
+        )
+        if not 0 < value.test_fraction < 1:
+            raise SpeciesganError(
+                f"preprocess.test_fraction must be between 0 and 1, not {value.test_fraction}"
+            )
+        if value.shards < 1:
+            raise SpeciesganError(f"preprocess.shards must be at least 1, not {value.shards}")
+        if value.box_mode not in BOX_MODES:
+            raise SpeciesganError(
+                f"preprocess.box_mode must be one of {BOX_MODES}, not {value.box_mode!r}"
+            )
+        if value.min_images_per_species < 1:
+            raise SpeciesganError("preprocess.min_images_per_species must be at least 1")
+        return value
+
+
+@dataclass(frozen=True)
+class PhotoFile:
+    """What the index learns from a photo file without decoding it."""
+
+    sha256: str | None = None
+    width: int = 0  # displayed (after EXIF orientation)
+    height: int = 0
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Row:
+    """One crop to make (before species ids and shards are assigned)."""
+
+    record: SourceRecord
+    box: Box
+    sha256: str
+    split: str
+
+    @property
+    def species_key(self) -> tuple[str, str]:
+        return self.record.category, self.record.species
+
+
+def parse_source_arg(text: str) -> SourceArg:
+    """``NAME:FORMAT:CATEGORY:ROOT`` -> parts; ROOT is everything after the third colon."""
+    parts = text.split(":", 3)
+    if len(parts) != 4 or not all(parts):
+        raise SpeciesganError(f"--source {text!r}: expected NAME:FORMAT:CATEGORY:ROOT")
+    name, fmt, category, root = parts
+    return name, fmt, category, Path(root)
+
+
+def inspect_photo(path: str) -> PhotoFile:
+    """SHA-256 (streamed) and displayed size of ``path``; ``error`` says why not."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            while chunk := fh.read(HASH_CHUNK):
+                digest.update(chunk)
+    except OSError as exc:
+        return PhotoFile(error=f"cannot read file: {exc.strerror or exc}")
+    try:
+        with Image.open(path) as image:  # parses the header only
+            width, height = image.size
+            if orientation_of(image) in ROTATED_ORIENTATIONS:
+                width, height = height, width
+    except Exception as exc:  # noqa: BLE001 - any header failure means "not a usable image"
+        return PhotoFile(sha256=digest.hexdigest(), error=f"not an image: {type(exc).__name__}: {exc}")
+    return PhotoFile(sha256=digest.hexdigest(), width=width, height=height)
+
+
+def _reject(record: SourceRecord, reason: str) -> Reject:
+    return Reject(record.dataset, record.image_path, record.species, reason, "index")
+
+
+def _stable_int(text: str) -> int:
+    """A 64-bit integer from ``text`` that is the same in every process (unlike hash())."""
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
+
+
+def drop_duplicates(
+    records: Sequence[SourceRecord], files: dict[str, PhotoFile]
+) -> tuple[list[SourceRecord], list[Reject]]:
+    """Keep one record per photo content.
+
+    Copies with one species: the first by path stays.  Copies labelled as
+    different species: all go, since either label may be the wrong one.  With
+    one copy left per photo, no photo can land in both train and test.
+    """
+    groups: dict[str, list[SourceRecord]] = defaultdict(list)
+    for record in sorted(records, key=lambda r: (r.image_path, r.dataset, r.species)):
+        sha = files[record.image_path].sha256
+        assert sha is not None
+        groups[sha].append(record)
+    kept: list[SourceRecord] = []
+    rejects: list[Reject] = []
+    for copies in groups.values():
+        labels = sorted({(r.category, r.species) for r in copies})
+        if len(labels) > 1:
+            names = ", ".join(f"{c}/{s}" for c, s in labels)
+            rejects += [_reject(r, f"same photo labelled as several species ({names})") for r in copies]
+            continue
+        kept.append(copies[0])
+        rejects += [_reject(r, f"duplicate of {copies[0].image_path}") for r in copies[1:]]
+    return kept, rejects
+
+
+def boxes_to_crop(
+    record: SourceRecord, photo: PhotoFile, box_mode: str
+) -> tuple[list[Box], list[Reject]]:
+    """The clipped boxes of ``record`` to crop, and rejects for boxes outside the photo."""
+    if not record.boxes:
+        return [(0, 0, photo.width, photo.height)], []
+    valid: list[Box] = []
+    rejects: list[Reject] = []
+    for box in record.boxes:
+        clipped = clip_box(box, photo.width, photo.height)
+        if clipped is None:
+            reason = f"box {tuple(box)} lies outside the {photo.width}x{photo.height} image"
+            rejects.append(_reject(record, reason))
+        else:
+            valid.append(clipped)
+    if box_mode == "largest" and valid:
+        valid = [max(valid, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]))]  # first wins ties
+        rejects = []  # the other boxes were dropped on purpose
+    return valid, rejects
+
+
+def assign_splits(
+    records: Sequence[SourceRecord], test_fraction: float, seed: int
+) -> dict[str, str]:
+    """Split per photo path: the dataset's official split, else a stratified draw.
+
+    Photos without an official split are drawn per species: ``round(fraction *
+    n)`` of them go to test, at least one and never all when the species has two
+    or more.  Each species gets its own generator seeded from (seed, species),
+    so adding a dataset does not reshuffle the splits of the others.
+    """
+    splits: dict[str, str] = {}
+    unsplit: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for record in records:
+        if record.split is None:
+            unsplit[(record.category, record.species)].append(record.image_path)
+        elif record.split in SPLITS:
+            splits[record.image_path] = record.split
+        else:
+            raise SpeciesganError(
+                f"{record.dataset}: {record.image_path}: unknown split {record.split!r} "
+                f"(expected one of {SPLITS})"
+            )
+    for (category, species), paths in sorted(unsplit.items()):
+        paths = sorted(paths)
+        n = len(paths)
+        n_test = round(test_fraction * n)
+        if n >= 2:
+            n_test = min(max(n_test, 1), n - 1)
+        rng = np.random.default_rng([seed, _stable_int(f"{category}\0{species}")])
+        order = rng.permutation(n)
+        for rank, position in enumerate(order):
+            splits[paths[position]] = "test" if rank < n_test else "train"
+    return splits
+
+
+def check_species_counts(
+    counts: Counter[tuple[str, str]], minimum: int, rejects: Sequence[Reject]
+) -> None:
+    """Fail early, naming every species with fewer than ``minimum`` usable crops."""
+    short = sorted((key, n) for key, n in counts.items() if n < minimum)
+    if not short:
+        return
+    rejected = Counter(r.species for r in rejects)
+    listing = "; ".join(
+        f"{category}/{species}: {n} crop(s), {rejected[species]} rejected photo(s)/box(es)"
+        for (category, species), n in short
+    )
+    raise SpeciesganError(
+        f"{len(short)} species have fewer than preprocess.min_images_per_species={minimum} "
+        f"usable crops: {listing}. Add images, lower the setting, or drop these species."
+    )
+
+
+def _write_table(rows: list[dict[str, Any]], schema: pa.Schema, out: Path) -> None:
+    table = pa.Table.from_pylist(rows, schema=schema)
+    with atomic_path(out) as tmp:
+        pq.write_table(table, tmp)
+
+
+def write_rejects(rejects: Sequence[Reject], out: Path) -> None:
+    """Rejects as parquet (dataset, file, species, reason, stage), in a stable order."""
+    rows = [
+        {"dataset": r.dataset, "file": r.image_path, "species": r.species,
+         "reason": r.reason, "stage": r.stage}
+        for r in rejects
+    ]
+    rows.sort(key=lambda r: (r["dataset"], r["file"], r["species"], r["stage"], r["reason"]))
+    _write_table(rows, REJECTS_SCHEMA, out)
+
+
+def index_records(
+    records: Sequence[SourceRecord],
+    source_rejects: Sequence[Reject],
+    out: Path,
+    out_rejects: Path,
+    settings: dict[str, Any],
+    seed: int,
+) -> None:
+    """Everything ``build_index`` does after the sources are read (tests call it directly)."""
+    config = IndexSettings.from_dict(settings)
+    rejects = list(source_rejects)
+    paths = sorted({r.image_path for r in records})
+    with ThreadPoolExecutor(max_workers=IO_THREADS) as pool:
+        inspected = progress(pool.map(inspect_photo, paths), total=len(paths), desc="hashing")
+        files = dict(zip(paths, inspected, strict=True))
+
+    readable = []
+    for record in records:
+        error = files[record.image_path].error
+        if error is None:
+            readable.append(record)
+        else:
+            rejects.append(_reject(record, error))
+    kept, duplicate_rejects = drop_duplicates(readable, files)
+    rejects += duplicate_rejects
+    splits = assign_splits(kept, config.test_fraction, seed)
+
+    rows: list[Row] = []
+    for record in kept:
+        photo = files[record.image_path]
+        boxes, box_rejects = boxes_to_crop(record, photo, config.box_mode)
+        rejects += box_rejects
+        assert photo.sha256 is not None
+        rows += [Row(record, box, photo.sha256, splits[record.image_path]) for box in boxes]
+
+    counts: Counter[tuple[str, str]] = Counter(row.species_key for row in rows)
+    for record in records:  # species whose every photo was rejected count as 0
+        counts.setdefault((record.category, record.species), 0)
+    check_species_counts(counts, config.min_images_per_species, rejects)
+
+    species_ids = {key: i for i, key in enumerate(sorted(counts))}
+    rows.sort(key=lambda r: (r.species_key, r.record.image_path, r.box))
+    table_rows = [
+        {
+            "dataset": row.record.dataset,
+            "file": row.record.image_path,
+            "species": row.record.species,
+            "species_id": species_ids[row.species_key],
+            "category": row.record.category,
+            "split": row.split,
+            "box_x0": row.box[0],
+            "box_y0": row.box[1],
+            "box_x1": row.box[2],
+            "box_y1": row.box[3],
+            "shard": i % config.shards,  # round-robin: every shard gets every species
+            "sha256": row.sha256,
+        }
+        for i, row in enumerate(rows)
+    ]
+    log.info(
+        "index: %d crops of %d species from %d photos; %d rejects",
+        len(table_rows), len(species_ids), len(kept), len(rejects),
+    )
+    _write_table(table_rows, RECORDS_SCHEMA, out)
+    write_rejects(rejects, out_rejects)
+
+
+def build_index(
+    sources: Sequence[SourceArg],
+    out: Path,
+    out_rejects: Path,
+    settings: dict[str, Any],
+    seed: int,
+) -> None:
+    """Read every source and write ``records.parquet`` and ``index_rejects.parquet``."""
+    records: list[SourceRecord] = []
+    rejects: list[Reject] = []
+    for name, fmt, category, root in sources:
+        try:
+            read = reader(fmt)
+        except ValueError as exc:
+            raise SpeciesganError(f"dataset {name}: {exc}") from exc
+        if not Path(root).is_dir():
+            raise SpeciesganError(f"dataset {name}: source folder {root} does not exist")
+        found, dropped = read(Path(root), name, category)
+        log.info("%s: %d photos, %d rejected by the source", name, len(found), len(dropped))
+        records += found
+        rejects += dropped
+    if not records:
+        raise SpeciesganError(f"no usable photos in any source: {[str(s[3]) for s in sources]}")
+    index_records(records, rejects, Path(out), Path(out_rejects), settings, seed)

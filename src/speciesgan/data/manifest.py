@@ -1,0 +1,176 @@
+"""Merge the crop shards' rows into the manifest, and all rejects into one table.
+
+The manifest is what training and evaluation read, so it is validated here,
+where a problem can still be blamed on the data step: columns and types,
+species ids 0..K-1, enough crops per species once crop failures are counted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from speciesgan.atomic import atomic_path
+from speciesgan.data.preprocess import DEFAULT_IMAGE_SIZE, IMAGE_SIZE_KEY
+from speciesgan.errors import SpeciesganError
+
+log = logging.getLogger(__name__)
+
+STRING_COLUMNS = ("dataset", "file", "species", "category", "split", "sha256")
+INT_COLUMNS = (
+    "species_id", "box_x0", "box_y0", "box_x1", "box_y1", "shard",
+    "index", "crop_x0", "crop_y0", "crop_size",
+)
+MANIFEST_COLUMNS = (
+    "dataset", "file", "species", "species_id", "category", "split",
+    "box_x0", "box_y0", "box_x1", "box_y1", "shard", "sha256",
+    "index", "crop_x0", "crop_y0", "crop_size",
+)
+REJECT_COLUMNS = ("dataset", "file", "species", "reason", "stage")
+
+
+def validate_manifest(frame: pd.DataFrame, source: str = "manifest") -> None:
+    """Raise SpeciesganError naming the first missing or mistyped column (or bad value)."""
+    missing = [c for c in MANIFEST_COLUMNS if c not in frame.columns]
+    if missing:
+        raise SpeciesganError(f"{source}: missing column(s) {missing}")
+    for column in STRING_COLUMNS:
+        if not pd.api.types.is_string_dtype(frame[column]):
+            raise SpeciesganError(f"{source}: column {column!r} must hold strings, not {frame[column].dtype}")
+    for column in INT_COLUMNS:
+        dtype = frame[column].dtype
+        if not pd.api.types.is_integer_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
+            raise SpeciesganError(f"{source}: column {column!r} must hold integers, not {dtype}")
+    bad_splits = sorted(set(frame["split"]) - {"train", "test"})
+    if bad_splits:
+        raise SpeciesganError(f"{source}: column 'split' has values {bad_splits}, expected train/test")
+    ids = sorted(set(frame["species_id"].tolist()))
+    if ids != list(range(len(ids))):
+        raise SpeciesganError(f"{source}: species ids are not 0..{len(ids) - 1}: {ids[:10]}")
+    names_per_id = frame.groupby("species_id")["species"].nunique()
+    if (names_per_id > 1).any():
+        raise SpeciesganError(
+            f"{source}: species id(s) {names_per_id[names_per_id > 1].index.tolist()} "
+            "name several species"
+        )
+    if frame.duplicated(["shard", "index"]).any():
+        raise SpeciesganError(f"{source}: (shard, index) pairs are not unique")
+
+
+def read_manifest(path: str | Path) -> pd.DataFrame:
+    """The manifest as a DataFrame, validated (a clear error instead of a KeyError later)."""
+    path = Path(path)
+    try:
+        frame = pd.read_parquet(path)
+    except FileNotFoundError as exc:
+        raise SpeciesganError(f"{path}: manifest not found") from exc
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise SpeciesganError(f"{path}: cannot read the manifest: {exc}") from exc
+    validate_manifest(frame, str(path))
+    return frame
+
+
+def manifest_image_size(path: str | Path) -> int:
+    """The crop size stored in the manifest's parquet metadata."""
+    metadata = pq.read_schema(path).metadata or {}
+    if IMAGE_SIZE_KEY not in metadata:
+        raise SpeciesganError(f"{path}: no {IMAGE_SIZE_KEY.decode()} in the parquet metadata")
+    return int(metadata[IMAGE_SIZE_KEY])
+
+
+def _read_shard_rows(path: Path) -> tuple[pd.DataFrame, int]:
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise SpeciesganError(f"{path}: cannot read shard rows: {exc}") from exc
+    metadata = table.schema.metadata or {}
+    if IMAGE_SIZE_KEY not in metadata or "reject_reason" not in table.column_names:
+        raise SpeciesganError(f"{path}: not a crop-shard rows file (rerun crop-shard)")
+    return table.to_pandas(), int(metadata[IMAGE_SIZE_KEY])
+
+
+def _check_species_counts(all_rows: pd.DataFrame, kept: pd.DataFrame, minimum: int) -> None:
+    """Every species the index accepted must still have ``minimum`` crops."""
+    species = all_rows.drop_duplicates("species_id")[["species_id", "category", "species"]]
+    counts = kept["species_id"].value_counts()
+    short = [
+        (row.category, row.species, int(counts.get(row.species_id, 0)))
+        for row in species.sort_values("species_id").itertuples()
+        if counts.get(row.species_id, 0) < minimum
+    ]
+    if short:
+        listing = "; ".join(f"{c}/{s}: {n}" for c, s, n in short)
+        raise SpeciesganError(
+            f"after dropping photos that failed to decode, {len(short)} species have fewer "
+            f"than preprocess.min_images_per_species={minimum} crops: {listing} "
+            "(the crop rejects in the shard rows say why)"
+        )
+
+
+def merge_shards(
+    rows: Sequence[Path],
+    index_rejects: Path,
+    out: Path,
+    out_rejects: Path,
+    settings: dict[str, Any],
+) -> None:
+    """Write ``manifest.parquet`` (kept crops, sorted by shard and index) and ``rejects.parquet``."""
+    if not rows:
+        raise SpeciesganError("manifest: no shard rows files given")
+    frames = []
+    sizes: dict[int, list[str]] = {}
+    for path in rows:
+        frame, size = _read_shard_rows(Path(path))
+        frames.append(frame)
+        sizes.setdefault(size, []).append(str(path))
+    if len(sizes) > 1:
+        raise SpeciesganError(f"shards were cropped at different sizes (stale shards?): {sizes}")
+    image_size = next(iter(sizes))
+    wanted = int(settings.get("image_size", image_size))
+    if wanted != image_size:
+        raise SpeciesganError(
+            f"shard rows {rows[0]} hold {image_size}px crops but preprocess.image_size is {wanted}"
+        )
+    all_rows = pd.concat(frames, ignore_index=True)
+    if all_rows.duplicated(["shard", "index"]).loc[all_rows["index"] >= 0].any():
+        raise SpeciesganError(f"the same shard appears twice among {[str(p) for p in rows]}")
+    rejected = all_rows["reject_reason"].notna()
+    kept = all_rows.loc[~rejected].sort_values(["shard", "index"], kind="stable")
+    minimum = int(settings.get("min_images_per_species", 5))
+    _check_species_counts(all_rows, kept, minimum)
+    manifest = kept.loc[:, list(MANIFEST_COLUMNS)].reset_index(drop=True)
+    validate_manifest(manifest, str(out))
+
+    table = pa.Table.from_pandas(manifest, preserve_index=False)
+    table = table.replace_schema_metadata(
+        {**(table.schema.metadata or {}), IMAGE_SIZE_KEY: str(image_size).encode()}
+    )
+    with atomic_path(out) as tmp:
+        pq.write_table(table, tmp)
+
+    crop_rejects = all_rows.loc[rejected].sort_values(["shard", "file"], kind="stable")
+    crop_rejects = crop_rejects.assign(reason=crop_rejects["reject_reason"], stage="crop")
+    try:
+        earlier = pd.read_parquet(index_rejects)
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise SpeciesganError(f"{index_rejects}: cannot read index rejects: {exc}") from exc
+    missing = [c for c in REJECT_COLUMNS if c not in earlier.columns]
+    if missing:
+        raise SpeciesganError(f"{index_rejects}: missing column(s) {missing}")
+    merged = pd.concat(
+        [earlier.loc[:, list(REJECT_COLUMNS)], crop_rejects.loc[:, list(REJECT_COLUMNS)]],
+        ignore_index=True,
+    )
+    schema = pa.schema([(c, pa.string()) for c in REJECT_COLUMNS])
+    with atomic_path(out_rejects) as tmp:
+        pq.write_table(pa.Table.from_pandas(merged, schema=schema, preserve_index=False), tmp)
+    log.info(
+        "manifest: %d crops of %d species; %d rejects (%d at crop stage)",
+        len(manifest), manifest["species_id"].nunique(), len(merged), int(rejected.sum()),
+    )

@@ -1,0 +1,258 @@
+"""Crop one shard of the records table into a packed uint8 array.
+
+Shards are independent Snakemake jobs, so a cluster crops them in parallel and a
+failed or preempted job redoes only its own slice.  Within a job a thread pool
+does the work: Pillow releases the GIL while it decodes and resamples.
+
+Per photo: open lazily, read the EXIF orientation, ask the JPEG decoder for the
+smallest DCT scale (1/2, 1/4, 1/8) that still gives at least ``image_size``
+pixels across the crop (most of the speed-up: far less to decode and resample),
+decode, rotate to the displayed orientation, convert to RGB and resample the
+crop square.  Boxes in the records are in *displayed* coordinates (after the
+EXIF orientation), which is how annotators saw and drew them.
+
+Outputs:
+- ``shard-NNN.npy``: uint8 ``[N, S, S, 3]``, the kept crops in records order;
+- ``shard-NNN.parquet``: one row per record of the shard.  Kept rows carry
+  ``index`` (their row in the ``.npy``) and ``crop_x0, crop_y0, crop_size``;
+  rejected rows have ``index = -1`` and say why in ``reject_reason`` (null for
+  kept rows).  Keeping both in one file keeps the job at the two outputs the
+  Snakemake rule declares; ``manifest.merge_shards`` splits them apart again.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from PIL import Image, ImageFile, ImageOps
+
+from speciesgan.atomic import atomic_path
+from speciesgan.data.crop import PAD_MODES, Box, Square, clip_box, crop_region, square_crop_box
+from speciesgan.errors import SpeciesganError
+from speciesgan.progress import progress
+
+log = logging.getLogger(__name__)
+
+IMAGE_SIZE_KEY = b"speciesgan.image_size"
+"""Parquet metadata key holding the crop size (shard rows and the manifest)."""
+
+EXIF_ORIENTATION = 0x0112
+ROTATED_ORIENTATIONS = (5, 6, 7, 8)  # width and height swap when displayed
+WHITE = (255, 255, 255)
+NO_BOX = (-1, -1, -1, -1)  # records value for "no box known": crop the whole photo
+
+DEFAULT_IMAGE_SIZE = 128
+DEFAULT_PAD_MODE = "edge"
+
+
+class CropRejected(Exception):
+    """One photo (or box) cannot be cropped; the message becomes the reject reason."""
+
+
+@dataclass(frozen=True)
+class Crop:
+    """A finished crop and the square it was taken from (source pixels, displayed)."""
+
+    pixels: np.ndarray
+    square: Square
+
+
+def orientation_of(image: Image.Image) -> int:
+    """EXIF orientation (1..8), 1 when absent or unreadable.
+
+    A corrupt EXIF block is common in phone photos and says nothing about the
+    pixels, so it must not cost the photo.
+    """
+    try:
+        value = image.getexif().get(EXIF_ORIENTATION, 1)
+    except Exception:  # noqa: BLE001 - any EXIF parse failure means "no orientation"
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any Pillow mode as 8-bit RGB; transparent parts become white.
+
+    White rather than black because cut-out animal photos (the usual source of
+    alpha) are shown on white.  16-bit modes keep their top 8 bits instead of
+    being clipped at 255 (which would turn them white).
+    """
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode.startswith("I;16") or mode == "I":
+        values = np.asarray(image).astype(np.int64)
+        top_bits = (np.clip(values, 0, 65535) >> 8).astype(np.uint8)
+        return Image.fromarray(top_bits).convert("RGB")
+    if mode == "F":
+        values = np.clip(np.nan_to_num(np.asarray(image)), 0, 255).astype(np.uint8)
+        return Image.fromarray(values).convert("RGB")
+    if "A" in mode or "a" in mode or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGB", rgba.size, WHITE)
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    return image.convert("RGB")
+
+
+def _displayed_box(box: Box, displayed_w: int, displayed_h: int) -> Box:
+    """The record's box, or the whole photo when the record has none (-1)."""
+    if tuple(box) == NO_BOX:
+        return 0, 0, displayed_w, displayed_h
+    clipped = clip_box(box, displayed_w, displayed_h)
+    if clipped is None:
+        raise CropRejected(f"box {box} lies outside the {displayed_w}x{displayed_h} image")
+    return clipped
+
+
+def _request_draft(image: Image.Image, side: int, size: int) -> float:
+    """Ask a JPEG to decode at the coarsest scale that keeps ``size`` px across ``side``.
+
+    Returns the scale factor the decoder will use (1 when no reduction applies).
+    """
+    if image.format != "JPEG" or side <= size:
+        return 1.0
+    factor = size / side
+    stored_w, stored_h = image.size
+    wanted = (max(1, math.ceil(stored_w * factor)), max(1, math.ceil(stored_h * factor)))
+    result = image.draft("RGB", wanted)
+    if result is None:
+        return 1.0
+    _, reduced = result
+    return stored_w / reduced[2]
+
+
+def crop_photo(path: str, box: Box, size: int, pad_mode: str) -> Crop:
+    """Decode ``path`` and crop the square around ``box`` (displayed coordinates).
+
+    Raises CropRejected for anything wrong with the file: missing, not an
+    image, truncated (Pillow refuses partial data because LOAD_TRUNCATED_IMAGES
+    stays False), or a box outside the photo.
+    """
+    try:
+        with Image.open(path) as image:
+            orientation = orientation_of(image)
+            stored_w, stored_h = image.size
+            if orientation in ROTATED_ORIENTATIONS:
+                displayed_w, displayed_h = stored_h, stored_w
+            else:
+                displayed_w, displayed_h = stored_w, stored_h
+            sx, sy, side = square_crop_box(
+                _displayed_box(box, displayed_w, displayed_h), displayed_w, displayed_h
+            )
+            scale = _request_draft(image, side, size)
+            image.load()
+            if orientation != 1:
+                ImageOps.exif_transpose(image, in_place=True)
+            rgb = to_rgb(image)
+    except CropRejected:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any decoder failure is a property of the file
+        raise CropRejected(f"cannot decode image: {type(exc).__name__}: {exc}") from exc
+    region = (sx / scale, sy / scale, (sx + side) / scale, (sy + side) / scale)
+    return Crop(crop_region(rgb, region, size, pad_mode), (sx, sy, side))
+
+
+def _read_shard_rows(records: Path, shard: int) -> pa.Table:
+    try:
+        table = pq.read_table(records)
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise SpeciesganError(f"{records}: cannot read the records table: {exc}") from exc
+    needed = {"file", "shard", "box_x0", "box_y0", "box_x1", "box_y1"}
+    missing = sorted(needed - set(table.column_names))
+    if missing:
+        raise SpeciesganError(f"{records}: records table lacks columns {missing}")
+    return table.filter(pc.equal(table["shard"], shard))
+
+
+def _crop_results(
+    rows: pa.Table, size: int, pad_mode: str, threads: int
+) -> Iterator[Crop | CropRejected]:
+    """Crops (or rejections) in row order, computed by ``threads`` workers."""
+    files = rows["file"].to_pylist()
+    boxes = list(
+        zip(*(rows[c].to_pylist() for c in ("box_x0", "box_y0", "box_x1", "box_y1")), strict=True)
+    )
+
+    def one(i: int) -> Crop | CropRejected:
+        try:
+            return crop_photo(files[i], boxes[i], size, pad_mode)
+        except CropRejected as exc:
+            return exc
+
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        yield from pool.map(one, range(len(files)))
+
+
+def process_shard(
+    records: Path,
+    shard: int,
+    out_images: Path,
+    out_rows: Path,
+    settings: dict[str, Any],
+    threads: int = 1,
+) -> None:
+    """Crop every record of ``shard``; write ``out_images`` (.npy) and ``out_rows`` (.parquet).
+
+    Settings: ``image_size`` (128), ``pad_mode`` ("edge", "reflect" or
+    "constant").  The result does not depend on ``threads``.
+    """
+    size = int(settings.get("image_size", DEFAULT_IMAGE_SIZE))
+    pad_mode = str(settings.get("pad_mode", DEFAULT_PAD_MODE))
+    if pad_mode not in PAD_MODES:
+        raise SpeciesganError(f"preprocess.pad_mode must be one of {PAD_MODES}, not {pad_mode!r}")
+    if size < 1:
+        raise SpeciesganError(f"preprocess.image_size must be positive, not {size}")
+    if ImageFile.LOAD_TRUNCATED_IMAGES:
+        # Something in this process switched on Pillow's partial decoding; a
+        # half-grey crop must never be accepted as a photo.
+        log.warning("Pillow LOAD_TRUNCATED_IMAGES was on; switching it off")
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+    rows = _read_shard_rows(Path(records), shard)
+    count = rows.num_rows
+    if count == 0:
+        log.warning("%s: shard %d has no records", records, shard)
+    images = np.empty((count, size, size, 3), dtype=np.uint8)
+    index = np.full(count, -1, dtype=np.int32)
+    crop_columns = np.full((3, count), -1, dtype=np.int32)
+    reasons: list[str | None] = [None] * count
+    kept = 0
+    results = _crop_results(rows, size, pad_mode, threads)
+    for i, result in enumerate(progress(results, total=count, desc=f"shard {shard}")):
+        if isinstance(result, CropRejected):
+            reasons[i] = str(result)
+            continue
+        images[kept] = result.pixels
+        index[i] = kept
+        crop_columns[:, i] = result.square
+        kept += 1
+    if count - kept:
+        log.info("shard %d: %d of %d crops rejected", shard, count - kept, count)
+
+    with atomic_path(out_images) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, images[:kept])
+    table = rows
+    for name, values in (
+        ("index", index),
+        ("crop_x0", crop_columns[0]),
+        ("crop_y0", crop_columns[1]),
+        ("crop_size", crop_columns[2]),
+    ):
+        table = table.append_column(name, pa.array(values, type=pa.int32()))
+    table = table.append_column("reject_reason", pa.array(reasons, type=pa.string()))
+    metadata = dict(table.schema.metadata or {})
+    metadata[IMAGE_SIZE_KEY] = str(size).encode()
+    table = table.replace_schema_metadata(metadata)
+    with atomic_path(out_rows) as tmp:
+        pq.write_table(table, tmp)

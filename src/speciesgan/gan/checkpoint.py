@@ -1,0 +1,129 @@
+"""Resumable training state: everything needed to continue a GAN run bit for bit.
+
+A checkpoint holds the networks (G, D, G-EMA), both optimisers, the step, the
+training log so far and the state of every random number generator the loop
+draws from.  It is written atomically to ``checkpoint_dir/last.pt``, so a job
+killed mid-write leaves the previous checkpoint intact, and it is loaded with
+``weights_only=True``: RNG states are stored as tensors, everything else is
+plain data.
+
+A checkpoint is only reused by a run with the same *identity*: a hash of the
+settings that shape the trajectory, the seed, the manifest's content and the
+classifier's content.  Anything else means the saved state answers a different
+question, so the run starts fresh (and says so in the log).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from speciesgan.atomic import atomic_path
+from speciesgan.weights import file_sha256
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_NAME = "last.pt"
+FORMAT_VERSION = 1
+
+SETTINGS_NOT_IN_IDENTITY = frozenset({"steps", "checkpoint_every", "log_every", "stop_margin_seconds"})
+"""Settings that do not change what step k computes: a run may extend ``steps`` or
+checkpoint more often and still continue an earlier run's state."""
+
+
+def checkpoint_path(checkpoint_dir: str | Path) -> Path:
+    return Path(checkpoint_dir) / CHECKPOINT_NAME
+
+
+def run_identity(settings: Mapping[str, Any], seed: int, manifest: str | Path,
+                 classifier: str | Path | None) -> str:
+    """Hash naming the training trajectory a checkpoint belongs to."""
+    relevant = {k: v for k, v in settings.items() if k not in SETTINGS_NOT_IN_IDENTITY}
+    description = {
+        "format": FORMAT_VERSION,
+        "settings": relevant,
+        "seed": int(seed),
+        "manifest_sha256": file_sha256(Path(manifest)),
+        "classifier_sha256": file_sha256(Path(classifier)) if classifier is not None else None,
+    }
+    text = json.dumps(description, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def rng_states(generators: Mapping[str, torch.Generator]) -> dict[str, Any]:
+    """States of torch's global generators and of the loop's own ones, as tensors."""
+    return {
+        "torch_cpu": torch.get_rng_state(),
+        "torch_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "generators": {name: gen.get_state() for name, gen in generators.items()},
+    }
+
+
+def restore_rng_states(states: Mapping[str, Any], generators: Mapping[str, torch.Generator]) -> None:
+    torch.set_rng_state(states["torch_cpu"])
+    if states["torch_cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["torch_cuda"])
+    for name, gen in generators.items():
+        gen.set_state(states["generators"][name])
+
+
+def _cpu_state_dict(module: nn.Module) -> dict[str, torch.Tensor]:
+    """A detached CPU copy, so that saving never aliases (or syncs on) live tensors later."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
+
+
+def save_checkpoint(checkpoint_dir: str | Path, identity: str, step: int,
+                    networks: Mapping[str, nn.Module], optimizers: Mapping[str, torch.optim.Optimizer],
+                    generators: Mapping[str, torch.Generator], log_rows: list[list[float]]) -> Path:
+    """Write ``last.pt`` atomically.  Reads state only: training continues unperturbed."""
+    payload = {
+        "format": FORMAT_VERSION,
+        "identity": identity,
+        "step": int(step),
+        "networks": {name: _cpu_state_dict(net) for name, net in networks.items()},
+        "optimizers": {name: opt.state_dict() for name, opt in optimizers.items()},
+        "rng": rng_states(generators),
+        "log_rows": [list(row) for row in log_rows],
+    }
+    target = checkpoint_path(checkpoint_dir)
+    with atomic_path(target) as tmp:
+        torch.save(payload, tmp)
+    return target
+
+
+def load_checkpoint(checkpoint_dir: str | Path, identity: str) -> dict[str, Any] | None:
+    """The saved payload if ``last.pt`` exists and belongs to this run, else None."""
+    path = checkpoint_path(checkpoint_dir)
+    if not path.is_file():
+        return None
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # unreadable: a fresh start is the only safe answer
+        log.warning("%s is unreadable (%s); starting fresh", path, exc)
+        return None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT_VERSION:
+        log.warning("%s has an unknown format; starting fresh", path)
+        return None
+    if payload.get("identity") != identity:
+        log.info("%s belongs to other settings, seed or data; starting fresh", path)
+        return None
+    return payload
+
+
+def restore_checkpoint(payload: Mapping[str, Any], networks: Mapping[str, nn.Module],
+                       optimizers: Mapping[str, torch.optim.Optimizer],
+                       generators: Mapping[str, torch.Generator]) -> tuple[int, list[list[float]]]:
+    """Load a payload into live objects; returns ``(step, log_rows)``."""
+    for name, net in networks.items():
+        net.load_state_dict(payload["networks"][name])
+    for name, opt in optimizers.items():
+        opt.load_state_dict(payload["optimizers"][name])
+    restore_rng_states(payload["rng"], generators)
+    return int(payload["step"]), [list(row) for row in payload["log_rows"]]

@@ -1,0 +1,370 @@
+"""Generator and discriminator networks of the species-conditional GAN.
+
+Two families share one interface so the training loop, sampler and metrics never
+care which is in use:
+
+* ``dcgan``: a small baseline.  The species embedding is concatenated to the
+  noise; the generator upsamples (nearest) and convolves (3x3) instead of using
+  transposed convolutions, which avoids checkerboard artefacts; the
+  discriminator adds a projection term ``<embed(y), h>`` to its score.
+* ``resnet``: a projection GAN in the style of SNGAN/BigGAN.  The noise is split
+  into one chunk per block (hierarchical z) and each chunk, concatenated with a
+  shared species embedding, drives conditional BatchNorm in that block.  Both
+  networks use spectral norm and orthogonal initialisation.
+
+Both generators expose ``generate(z, class_embedding)`` next to
+``forward(z, species_ids)``: species mixing interpolates two embedding vectors and
+feeds the blend to ``generate``.
+
+The number of blocks follows from the resolution (any power of two from 16 to
+256): the generator starts from a 4x4 map and doubles it per block; the
+discriminator halves it per block down to 4x4.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+from speciesgan.atomic import atomic_path
+from speciesgan.errors import SpeciesganError
+
+MIN_SIZE = 16
+MAX_SIZE = 256
+BASE_SIZE = 4
+MAX_WIDTH_MULTIPLIER = 8
+"""Channel widths grow towards the 4x4 end but stop at 8x ``g_channels``/``d_channels``."""
+
+
+def num_blocks(image_size: int) -> int:
+    """Up- (or down-) sampling blocks between 4x4 and ``image_size``."""
+    if image_size < MIN_SIZE or image_size > MAX_SIZE or image_size & (image_size - 1):
+        raise SpeciesganError(
+            f"GAN image size must be a power of two from {MIN_SIZE} to {MAX_SIZE}, got {image_size}"
+        )
+    return int(math.log2(image_size // BASE_SIZE))
+
+
+def block_widths(base: int, blocks: int) -> list[int]:
+    """Channels at each of the ``blocks + 1`` resolutions, from 4x4 up to full size.
+
+    Deep (small) maps get more channels, like DCGAN/SNGAN, capped so wide
+    settings at 256 px stay affordable.
+    """
+    return [base * min(2 ** (blocks - i), MAX_WIDTH_MULTIPLIER) for i in range(blocks + 1)]
+
+
+def split_sizes(total: int, parts: int) -> list[int]:
+    """Split ``total`` noise dimensions into ``parts`` near-equal chunks (first ones larger)."""
+    if total < parts:
+        raise SpeciesganError(f"gan.z_dim must be at least {parts} for this model and size, got {total}")
+    base, extra = divmod(total, parts)
+    return [base + (1 if i < extra else 0) for i in range(parts)]
+
+
+class SpeciesEmbedding(nn.Module):
+    """Species id -> learned vector; the one place where a species becomes numbers."""
+
+    def __init__(self, num_classes: int, dim: int) -> None:
+        super().__init__()
+        self.table = nn.Embedding(num_classes, dim)
+
+    def forward(self, species_ids: torch.Tensor) -> torch.Tensor:
+        return self.table(species_ids)
+
+
+def _sn(module: nn.Module, enabled: bool) -> nn.Module:
+    return spectral_norm(module) if enabled else module
+
+
+def _orthogonal_init(module: nn.Module) -> None:
+    """Orthogonal weights, zero biases: well-conditioned at step 0 (BigGAN's choice)."""
+    for layer in module.modules():
+        if isinstance(layer, (nn.Conv2d, nn.Linear)):
+            nn.init.orthogonal_(layer.weight)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+        elif isinstance(layer, nn.Embedding):
+            nn.init.orthogonal_(layer.weight)
+
+
+def _up(x: torch.Tensor) -> torch.Tensor:
+    return F.interpolate(x, scale_factor=2, mode="nearest")
+
+
+# ---------------------------------------------------------------- DCGAN baseline
+
+
+class DCGANGenerator(nn.Module):
+    """Noise + species embedding -> 4x4 map -> (upsample, 3x3 conv, BN, ReLU) blocks -> tanh."""
+
+    def __init__(self, num_classes: int, image_size: int, z_dim: int = 64, embed_dim: int = 64,
+                 channels: int = 64) -> None:
+        super().__init__()
+        blocks = num_blocks(image_size)
+        widths = block_widths(channels, blocks)
+        self.z_dim = z_dim
+        self.embedding = SpeciesEmbedding(num_classes, embed_dim)
+        self.stem = nn.Linear(z_dim + embed_dim, widths[0] * BASE_SIZE * BASE_SIZE)
+        self.stem_norm = nn.BatchNorm2d(widths[0])
+        self.blocks = nn.ModuleList(
+            nn.Sequential(
+                nn.Upsample(scale_factor=2, mode="nearest"),
+                nn.Conv2d(widths[i], widths[i + 1], 3, padding=1, bias=False),
+                nn.BatchNorm2d(widths[i + 1]),
+                nn.ReLU(),
+            )
+            for i in range(blocks)
+        )
+        self.to_rgb = nn.Conv2d(widths[-1], 3, 3, padding=1)
+        self.widths = widths
+
+    def generate(self, z: torch.Tensor, class_embedding: torch.Tensor) -> torch.Tensor:
+        h = self.stem(torch.cat([z, class_embedding.to(z.dtype)], dim=1))
+        h = F.relu(self.stem_norm(h.view(z.shape[0], self.widths[0], BASE_SIZE, BASE_SIZE)))
+        for block in self.blocks:
+            h = block(h)
+        return torch.tanh(self.to_rgb(h))
+
+    def forward(self, z: torch.Tensor, species_ids: torch.Tensor) -> torch.Tensor:
+        return self.generate(z, self.embedding(species_ids))
+
+
+class DCGANDiscriminator(nn.Module):
+    """Strided 4x4 conv blocks to 4x4, mean pooling, linear score + projection term.
+
+    No BatchNorm: it couples samples in a batch, which breaks the gradient penalty
+    of WGAN-GP and makes real and fake batches leak statistics into each other.
+    Mean (not sum) pooling keeps the scores in a sane range without spectral norm.
+    """
+
+    def __init__(self, num_classes: int, image_size: int, channels: int = 64) -> None:
+        super().__init__()
+        blocks = num_blocks(image_size)
+        widths = block_widths(channels, blocks)[::-1]  # full size -> 4x4
+        self.from_rgb = nn.Conv2d(3, widths[0], 3, padding=1)
+        self.blocks = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(widths[i], widths[i + 1], 4, stride=2, padding=1), nn.LeakyReLU(0.2))
+            for i in range(blocks)
+        )
+        self.score = nn.Linear(widths[-1], 1)
+        self.embedding = SpeciesEmbedding(num_classes, widths[-1])
+
+    def forward(self, images: torch.Tensor, species_ids: torch.Tensor) -> torch.Tensor:
+        h = F.leaky_relu(self.from_rgb(images), 0.2)
+        for block in self.blocks:
+            h = block(h)
+        h = h.mean(dim=(2, 3))
+        projection = (self.embedding(species_ids).to(h.dtype) * h).sum(dim=1)
+        return self.score(h).squeeze(1) + projection
+
+
+# ---------------------------------------------------------------- ResNet projection GAN
+
+
+class ConditionalBatchNorm(nn.Module):
+    """BatchNorm whose per-channel gain and bias are predicted from a condition vector."""
+
+    def __init__(self, channels: int, cond_dim: int) -> None:
+        super().__init__()
+        self.norm = nn.BatchNorm2d(channels, affine=False)
+        self.gain = spectral_norm(nn.Linear(cond_dim, channels, bias=False))
+        self.bias = spectral_norm(nn.Linear(cond_dim, channels, bias=False))
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        gain = (1 + self.gain(cond)).to(x.dtype)[:, :, None, None]
+        bias = self.bias(cond).to(x.dtype)[:, :, None, None]
+        return self.norm(x) * gain + bias
+
+
+class GeneratorBlock(nn.Module):
+    """Residual up-block: CBN, ReLU, upsample, conv, CBN, ReLU, conv (+ upsampled 1x1 shortcut)."""
+
+    def __init__(self, in_ch: int, out_ch: int, cond_dim: int) -> None:
+        super().__init__()
+        self.norm1 = ConditionalBatchNorm(in_ch, cond_dim)
+        self.conv1 = spectral_norm(nn.Conv2d(in_ch, out_ch, 3, padding=1))
+        self.norm2 = ConditionalBatchNorm(out_ch, cond_dim)
+        self.conv2 = spectral_norm(nn.Conv2d(out_ch, out_ch, 3, padding=1))
+        self.shortcut = spectral_norm(nn.Conv2d(in_ch, out_ch, 1))
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(_up(F.relu(self.norm1(x, cond))))
+        h = self.conv2(F.relu(self.norm2(h, cond)))
+        return h + self.shortcut(_up(x))
+
+
+class ResNetGenerator(nn.Module):
+    """Hierarchical-z generator: one noise chunk + the shared embedding per block."""
+
+    def __init__(self, num_classes: int, image_size: int, z_dim: int = 64, embed_dim: int = 64,
+                 channels: int = 64) -> None:
+        super().__init__()
+        blocks = num_blocks(image_size)
+        widths = block_widths(channels, blocks)
+        self.z_dim = z_dim
+        self.z_chunks = split_sizes(z_dim, blocks + 1)
+        self.embedding = SpeciesEmbedding(num_classes, embed_dim)
+        self.stem = spectral_norm(nn.Linear(self.z_chunks[0], widths[0] * BASE_SIZE * BASE_SIZE))
+        self.blocks = nn.ModuleList(
+            GeneratorBlock(widths[i], widths[i + 1], embed_dim + self.z_chunks[i + 1])
+            for i in range(blocks)
+        )
+        self.out_norm = nn.BatchNorm2d(widths[-1])
+        self.to_rgb = spectral_norm(nn.Conv2d(widths[-1], 3, 3, padding=1))
+        self.widths = widths
+        _orthogonal_init(self)
+
+    def generate(self, z: torch.Tensor, class_embedding: torch.Tensor) -> torch.Tensor:
+        chunks = torch.split(z, self.z_chunks, dim=1)
+        class_embedding = class_embedding.to(z.dtype)
+        h = self.stem(chunks[0]).view(z.shape[0], self.widths[0], BASE_SIZE, BASE_SIZE)
+        for block, chunk in zip(self.blocks, chunks[1:], strict=True):
+            h = block(h, torch.cat([class_embedding, chunk], dim=1))
+        return torch.tanh(self.to_rgb(F.relu(self.out_norm(h))))
+
+    def forward(self, z: torch.Tensor, species_ids: torch.Tensor) -> torch.Tensor:
+        return self.generate(z, self.embedding(species_ids))
+
+
+class DiscriminatorBlock(nn.Module):
+    """Residual down-block; the first block skips the leading ReLU (it sees raw pixels)."""
+
+    def __init__(self, in_ch: int, out_ch: int, downsample: bool, first: bool) -> None:
+        super().__init__()
+        self.conv1 = spectral_norm(nn.Conv2d(in_ch, out_ch, 3, padding=1))
+        self.conv2 = spectral_norm(nn.Conv2d(out_ch, out_ch, 3, padding=1))
+        self.shortcut = (
+            spectral_norm(nn.Conv2d(in_ch, out_ch, 1)) if in_ch != out_ch or downsample else None
+        )
+        self.downsample = downsample
+        self.first = first
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x if self.first else F.relu(x)
+        h = self.conv2(F.relu(self.conv1(h)))
+        skip = x
+        if self.first:  # pool before the 1x1 conv on pixels: cheaper, same receptive field
+            skip = F.avg_pool2d(skip, 2) if self.downsample else skip
+            skip = self.shortcut(skip) if self.shortcut is not None else skip
+        else:
+            skip = self.shortcut(skip) if self.shortcut is not None else skip
+            skip = F.avg_pool2d(skip, 2) if self.downsample else skip
+        if self.downsample:
+            h = F.avg_pool2d(h, 2)
+        return h + skip
+
+
+class ResNetDiscriminator(nn.Module):
+    """Residual down-blocks to 4x4, one more block, sum pooling, linear + projection."""
+
+    def __init__(self, num_classes: int, image_size: int, channels: int = 64) -> None:
+        super().__init__()
+        blocks = num_blocks(image_size)
+        widths = [3, *block_widths(channels, blocks)[::-1][1:]]  # 3 -> ... -> 4x4 width
+        layers = [
+            DiscriminatorBlock(widths[i], widths[i + 1], downsample=True, first=(i == 0))
+            for i in range(blocks)
+        ]
+        layers.append(DiscriminatorBlock(widths[-1], widths[-1], downsample=False, first=False))
+        self.blocks = nn.ModuleList(layers)
+        self.score = spectral_norm(nn.Linear(widths[-1], 1))
+        self.embedding = SpeciesEmbedding(num_classes, widths[-1])
+        _orthogonal_init(self)
+        self.embedding.table = spectral_norm(self.embedding.table)
+
+    def forward(self, images: torch.Tensor, species_ids: torch.Tensor) -> torch.Tensor:
+        h = images
+        for block in self.blocks:
+            h = block(h)
+        h = F.relu(h).sum(dim=(2, 3))
+        projection = (self.embedding(species_ids).to(h.dtype) * h).sum(dim=1)
+        return self.score(h).squeeze(1) + projection
+
+
+# ---------------------------------------------------------------- construction and files
+
+GENERATORS: dict[str, type[nn.Module]] = {"dcgan": DCGANGenerator, "resnet": ResNetGenerator}
+DISCRIMINATORS: dict[str, type[nn.Module]] = {"dcgan": DCGANDiscriminator, "resnet": ResNetDiscriminator}
+
+
+def generator_kwargs(settings: Mapping[str, Any], num_classes: int, image_size: int) -> dict[str, int]:
+    """Constructor arguments of the generator, as plain ints (they go into generator.pt)."""
+    return {
+        "num_classes": int(num_classes),
+        "image_size": int(image_size),
+        "z_dim": int(settings.get("z_dim", 64)),
+        "embed_dim": int(settings.get("embed_dim", 64)),
+        "channels": int(settings.get("g_channels", 64)),
+    }
+
+
+def model_name(settings: Mapping[str, Any]) -> str:
+    name = settings.get("model", "resnet")
+    if name not in GENERATORS:
+        raise SpeciesganError(f"gan.model must be one of {sorted(GENERATORS)}, got {name!r}")
+    return name
+
+
+def build_networks(settings: Mapping[str, Any], num_classes: int, image_size: int,
+                   seed: int = 0) -> tuple[nn.Module, nn.Module]:
+    """Create (G, D) for the configured model, initialised from ``seed`` only.
+
+    Initialisation (and spectral norm's random start vectors) uses torch's global
+    generator, so it runs inside ``fork_rng``: the caller's random state is left
+    untouched and the weights depend on nothing but ``seed``.
+    """
+    name = model_name(settings)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        generator = GENERATORS[name](**generator_kwargs(settings, num_classes, image_size))
+        discriminator = DISCRIMINATORS[name](
+            num_classes=num_classes, image_size=image_size, channels=int(settings.get("d_channels", 64))
+        )
+    return generator, discriminator
+
+
+def save_generator(path: str | Path, generator: nn.Module, settings: Mapping[str, Any],
+                   species: list[str], image_size: int) -> None:
+    """Write ``generator.pt`` (see docs/architecture.md): weights + constructor kwargs, plain data."""
+    kwargs = generator_kwargs(settings, len(species), image_size)
+    payload = {
+        "model": model_name(settings),
+        "kwargs": kwargs,
+        "state_dict": {k: v.detach().to("cpu", copy=True) for k, v in generator.state_dict().items()},
+        "species": list(species),
+        "image_size": int(image_size),
+        "z_dim": kwargs["z_dim"],
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_generator(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild an eval-mode generator from ``generator.pt``; returns ``(generator, meta)``.
+
+    ``weights_only=True``: a checkpoint is data, so loading one can never run code.
+    """
+    path = Path(path)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError as exc:
+        raise SpeciesganError(f"generator file not found: {path}") from exc
+    except Exception as exc:  # corrupt or foreign file: say which file
+        raise SpeciesganError(f"{path}: not a readable generator checkpoint ({exc})") from exc
+    try:
+        cls = GENERATORS[payload["model"]]
+        generator = cls(**payload["kwargs"])
+        generator.load_state_dict(payload["state_dict"])
+    except (KeyError, TypeError, RuntimeError) as exc:
+        raise SpeciesganError(f"{path}: generator checkpoint does not match the code ({exc})") from exc
+    generator.to(device).eval()
+    meta = {key: payload[key] for key in ("model", "species", "image_size", "z_dim", "kwargs")}
+    return generator, meta

@@ -1,0 +1,432 @@
+"""Training loop of the species-conditional GAN (the ``train-gan`` stage).
+
+The whole train split is loaded once as uint8 (onto the GPU when there is one);
+each step samples a batch with a seeded generator, converts it to float in
+[-1, 1] and flips it on the device, so no file is decoded during training.
+
+Reproducibility: every random draw of the loop comes from one of three explicit
+generators (``data`` on the CPU; ``noise`` and ``augment`` on the device), all
+seeded from ``seed`` and all stored in the checkpoint.  With a fixed thread
+count a CPU run is bit-identical to a rerun, and a run that was interrupted and
+resumed is bit-identical to one that was not.
+
+Preemption: ``StopRequest`` is polled every step; when SLURM warns (signal) or
+the job's end time is near, the loop writes ``last.pt`` and raises
+``TrainingInterrupted`` (exit status 75), and the retried job resumes.
+
+Distributed: under ``torchrun``/``srun`` with ``WORLD_SIZE > 1`` the ranks draw
+the same global batch and each trains on its own slice of it, so the global
+batch (and, up to float summation order, the result) does not depend on the
+number of processes.  Only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from speciesgan.atomic import atomic_open
+from speciesgan.data.dataset import load_split
+from speciesgan.errors import SpeciesganError
+from speciesgan.gan import checkpoint as ckpt
+from speciesgan.gan.augment import diff_augment, parse_policy
+from speciesgan.gan.loss import (
+    check_loss_kind,
+    classifier_guidance_loss,
+    discriminator_loss,
+    generator_loss,
+    gradient_penalty,
+)
+from speciesgan.gan.networks import build_networks, save_generator
+from speciesgan.preemption import StopRequest, TrainingInterrupted
+from speciesgan.progress import progress
+
+log = logging.getLogger(__name__)
+
+DEFAULTS: dict[str, Any] = {
+    "model": "resnet",
+    "loss": "hinge",
+    "steps": 2000,
+    "batch_size": 64,
+    "z_dim": 64,
+    "embed_dim": 64,
+    "g_channels": 64,
+    "d_channels": 64,
+    "lr_g": 2e-4,
+    "lr_d": 2e-4,
+    "beta1": 0.0,
+    "beta2": 0.999,
+    "d_steps": 1,
+    "ema_decay": 0.999,
+    "diffaugment": "translation,cutout,color",
+    "classifier_loss_weight": 0.1,
+    "precision": "fp32",
+    "checkpoint_every": 200,
+    "log_every": 10,
+    "stop_margin_seconds": 120,
+}
+"""Defaults for every ``gan`` setting (the schema's defaults may be missing)."""
+
+LOG_COLUMNS = ("step", "loss_d", "loss_g", "loss_cls", "d_real", "d_fake")
+EMA_WARMUP = 10
+"""EMA decay at step t is min(ema_decay, (1 + t) / (EMA_WARMUP + t)): the average
+covers roughly the last tenth of training early on, so the EMA generator is
+already better than the raw one after a few hundred steps."""
+
+
+def resolve_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Settings with defaults filled in; unknown keys and bad values are user errors."""
+    unknown = sorted(set(settings) - set(DEFAULTS))
+    if unknown:
+        raise SpeciesganError(f"unknown gan setting(s): {', '.join(unknown)} (known: {', '.join(DEFAULTS)})")
+    resolved = {**DEFAULTS, **settings}
+    check_loss_kind(resolved["loss"])
+    parse_policy(resolved["diffaugment"])
+    if resolved["precision"] not in ("fp32", "bf16"):
+        raise SpeciesganError(f"gan.precision must be 'fp32' or 'bf16', got {resolved['precision']!r}")
+    for key in ("steps", "batch_size", "d_steps", "checkpoint_every", "log_every"):
+        if int(resolved[key]) < 1:
+            raise SpeciesganError(f"gan.{key} must be at least 1, got {resolved[key]}")
+    return resolved
+
+
+# ---------------------------------------------------------------- distributed set-up
+
+
+@dataclass(frozen=True)
+class Ranks:
+    """Where this process sits in a (possibly single-process) job."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    owns_group: bool = False
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def _env_int(*names: str) -> int | None:
+    for name in names:
+        if os.environ.get(name):
+            return int(os.environ[name])
+    return None
+
+
+def init_ranks() -> Ranks:
+    """Join the process group when launched by torchrun (or srun with MASTER_ADDR set)."""
+    world = _env_int("WORLD_SIZE") or (_env_int("SLURM_NTASKS") if os.environ.get("MASTER_ADDR") else None)
+    if not world or world <= 1:
+        return Ranks()
+    rank = _env_int("RANK", "SLURM_PROCID") or 0
+    local_rank = _env_int("LOCAL_RANK", "SLURM_LOCALID") or 0
+    owns = False
+    if not dist.is_initialized():
+        os.environ.setdefault("RANK", str(rank))
+        os.environ.setdefault("WORLD_SIZE", str(world))
+        if torch.cuda.is_available():
+            torch.cuda.set_device(local_rank)
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        owns = True
+    return Ranks(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local_rank,
+                 owns_group=owns)
+
+
+def _all_ranks_agree(flag: bool, ranks: Ranks, device: torch.device) -> bool:
+    """True on every rank if it is true on any (stop together, or deadlock)."""
+    if not ranks.distributed:
+        return flag
+    value = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item() > 0)
+
+
+# ---------------------------------------------------------------- data on the device
+
+
+class DeviceCrops:
+    """The train split as uint8 on the device, sampled without touching files."""
+
+    def __init__(self, manifest: Path, device: torch.device) -> None:
+        crops = load_split(manifest, "train")
+        self.images = crops.images.to(device)
+        self.labels = crops.labels.to(device)
+        self.species = crops.species
+        self.image_size = int(crops.images.shape[-1])
+        self.device = device
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def real_batch(self, size: int, part: slice, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images in [-1, 1] (randomly mirrored) and species ids for slice ``part`` of a global batch."""
+        index = torch.randint(len(self), (size,), generator=generator)[part].to(self.device)
+        mirror = (torch.rand(size, generator=generator) < 0.5)[part].to(self.device)
+        images = self.images[index].float().div_(127.5).sub_(1.0)
+        images = torch.where(mirror[:, None, None, None], images.flip(3), images)
+        return images, self.labels[index]
+
+    def species_batch(self, size: int, part: slice, generator: torch.Generator) -> torch.Tensor:
+        """Species ids drawn with the data's own class frequencies."""
+        index = torch.randint(len(self), (size,), generator=generator)[part].to(self.device)
+        return self.labels[index]
+
+
+# ---------------------------------------------------------------- the loop
+
+
+@dataclass
+class Trainer:
+    """The live objects of one run; ``step()`` performs one training iteration."""
+
+    cfg: dict[str, Any]
+    data: DeviceCrops
+    generator: nn.Module  # possibly DDP-wrapped
+    discriminator: nn.Module  # possibly DDP-wrapped
+    generator_ema: nn.Module
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    rngs: dict[str, torch.Generator]
+    classifier: nn.Module | None
+    ranks: Ranks
+    device: torch.device
+
+    @property
+    def raw_g(self) -> nn.Module:
+        return self.generator.module if isinstance(self.generator, DistributedDataParallel) else self.generator
+
+    @property
+    def raw_d(self) -> nn.Module:
+        return self.discriminator.module if isinstance(self.discriminator, DistributedDataParallel) else self.discriminator
+
+    def _part(self) -> slice:
+        local = self.cfg["batch_size"] // self.ranks.world_size
+        return slice(self.ranks.rank * local, (self.ranks.rank + 1) * local)
+
+    def _noise(self, part: slice) -> torch.Tensor:
+        z = torch.randn(self.cfg["batch_size"], self.cfg["z_dim"], generator=self.rngs["noise"],
+                        device=self.device)
+        return z[part]
+
+    def _autocast(self) -> torch.autocast:
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg["precision"] == "bf16")
+
+    def _augment(self, images: torch.Tensor) -> torch.Tensor:
+        return diff_augment(images, self.policy, self.rngs["augment"])
+
+    @property
+    def policy(self) -> tuple[str, ...]:
+        return parse_policy(self.cfg["diffaugment"])
+
+    def _to_memory_format(self, images: torch.Tensor) -> torch.Tensor:
+        if self.device.type == "cuda":
+            return images.contiguous(memory_format=torch.channels_last)
+        return images
+
+    def discriminator_step(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        part, size = self._part(), self.cfg["batch_size"]
+        real, species = self.data.real_batch(size, part, self.rngs["data"])
+        real = self._to_memory_format(real)
+        z = self._noise(part)
+        with self._autocast():
+            with torch.no_grad():
+                fake = self.generator(z, species)
+            real_aug, fake_aug = self._augment(real), self._augment(fake.to(real.dtype))
+            scores = self.discriminator(torch.cat([real_aug, fake_aug]), torch.cat([species, species]))
+            real_scores, fake_scores = scores.float().chunk(2)
+            loss = discriminator_loss(self.cfg["loss"], real_scores, fake_scores)
+        if self.cfg["loss"] == "wgan-gp":
+            loss = loss + gradient_penalty(self.raw_d, real_aug, fake_aug, species, self.rngs["noise"])
+        self.opt_d.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_d.step()
+        return loss.detach(), real_scores.detach().mean(), fake_scores.detach().mean()
+
+    def generator_step(self) -> tuple[torch.Tensor, torch.Tensor]:
+        part, size = self._part(), self.cfg["batch_size"]
+        species = self.data.species_batch(size, part, self.rngs["data"])
+        z = self._noise(part)
+        self.raw_d.requires_grad_(False)
+        try:
+            with self._autocast():
+                fake = self.generator(z, species)
+                loss = generator_loss(self.cfg["loss"], self.raw_d(self._augment(fake), species))
+                loss_cls = torch.zeros((), device=self.device)
+                if self.classifier is not None:
+                    loss_cls = classifier_guidance_loss(self.classifier, fake, species)
+                total = loss + self.cfg["classifier_loss_weight"] * loss_cls
+            self.opt_g.zero_grad(set_to_none=True)
+            total.backward()
+            self.opt_g.step()
+        finally:
+            self.raw_d.requires_grad_(True)
+        return loss.detach(), loss_cls.detach()
+
+    @torch.no_grad()
+    def update_ema(self, step: int) -> None:
+        decay = min(float(self.cfg["ema_decay"]), (1 + step) / (EMA_WARMUP + step))
+        ema_params = list(self.generator_ema.parameters())
+        torch._foreach_lerp_(ema_params, list(self.raw_g.parameters()), 1.0 - decay)
+        for ema_buffer, buffer in zip(self.generator_ema.buffers(), self.raw_g.buffers(), strict=True):
+            ema_buffer.copy_(buffer)
+
+    def step(self, step: int) -> torch.Tensor:
+        """One iteration (``d_steps`` D updates, one G update, EMA); returns the log values."""
+        for _ in range(self.cfg["d_steps"]):
+            loss_d, d_real, d_fake = self.discriminator_step()
+        loss_g, loss_cls = self.generator_step()
+        self.update_ema(step)
+        return torch.stack([loss_d, loss_g, loss_cls, d_real, d_fake]).float()
+
+    def checkpoint_parts(self) -> tuple[dict[str, nn.Module], dict[str, torch.optim.Optimizer]]:
+        networks = {"G": self.raw_g, "D": self.raw_d, "G_ema": self.generator_ema}
+        return networks, {"G": self.opt_g, "D": self.opt_d}
+
+
+def _pick_device(ranks: Ranks) -> torch.device:
+    if torch.cuda.is_available():
+        return torch.device("cuda", ranks.local_rank)
+    return torch.device("cpu")
+
+
+def _load_frozen_classifier(path: Path, device: torch.device) -> nn.Module:
+    from speciesgan.classifier.model import load_classifier
+
+    model = load_classifier(path, device)
+    model.eval().requires_grad_(False)
+    return model
+
+
+def _build_trainer(manifest: Path, classifier: Path | None, cfg: dict[str, Any], seed: int,
+                   ranks: Ranks, device: torch.device) -> Trainer:
+    if cfg["batch_size"] % ranks.world_size:
+        raise SpeciesganError(
+            f"gan.batch_size ({cfg['batch_size']}) must be divisible by the number of processes ({ranks.world_size})"
+        )
+    data = DeviceCrops(manifest, device)
+    g, d = build_networks(cfg, len(data.species), data.image_size, seed=seed)
+    g, d = g.to(device), d.to(device)
+    if device.type == "cuda":
+        g, d = g.to(memory_format=torch.channels_last), d.to(memory_format=torch.channels_last)
+    g_ema = copy.deepcopy(g).eval().requires_grad_(False)
+    betas = (float(cfg["beta1"]), float(cfg["beta2"]))
+    opt_g = torch.optim.Adam(g.parameters(), lr=float(cfg["lr_g"]), betas=betas)
+    opt_d = torch.optim.Adam(d.parameters(), lr=float(cfg["lr_d"]), betas=betas)
+    if ranks.distributed:
+        if device.type == "cuda":  # SyncBatchNorm needs GPU tensors in this torch
+            g = nn.SyncBatchNorm.convert_sync_batchnorm(g)
+        ids = [device.index] if device.type == "cuda" else None
+        g = DistributedDataParallel(g, device_ids=ids)
+        d = DistributedDataParallel(d, device_ids=ids)
+    rngs = {"data": torch.Generator("cpu"), "noise": torch.Generator(device), "augment": torch.Generator(device)}
+    for offset, gen in enumerate(rngs.values(), start=1):
+        gen.manual_seed(seed * 1000 + offset)
+    frozen = None
+    if float(cfg["classifier_loss_weight"]) > 0:
+        if classifier is None:
+            log.info("no classifier given: the classifier loss term is off")
+        else:
+            frozen = _load_frozen_classifier(Path(classifier), device)
+    return Trainer(cfg=cfg, data=data, generator=g, discriminator=d, generator_ema=g_ema, opt_g=opt_g,
+                   opt_d=opt_d, rngs=rngs, classifier=frozen, ranks=ranks, device=device)
+
+
+def write_log(path: str | Path, rows: list[list[float]]) -> None:
+    """The training log as CSV; values only (no timings), so equal runs give equal files."""
+    with atomic_open(path, "w") as fh:
+        fh.write(",".join(LOG_COLUMNS) + "\n")
+        for row in rows:
+            fh.write(",".join([str(int(row[0])), *(f"{value:.6g}" for value in row[1:])]) + "\n")
+
+
+def train_gan(manifest: str | Path, classifier: str | Path | None, out_generator: str | Path,
+              out_log: str | Path, checkpoint_dir: str | Path, settings: Mapping[str, Any],
+              seed: int, threads: int) -> None:
+    """Train (or resume training of) the conditional GAN; write the EMA generator and the log."""
+    manifest = Path(manifest)
+    if not manifest.is_file():
+        raise SpeciesganError(f"manifest not found: {manifest}")
+    cfg = resolve_settings(settings)
+    torch.set_num_threads(int(threads))
+    ranks = init_ranks()
+    device = _pick_device(ranks)
+    use_classifier = classifier is not None and float(cfg["classifier_loss_weight"]) > 0
+    identity = ckpt.run_identity(cfg, seed, manifest, classifier if use_classifier else None)
+    stop = StopRequest(margin_seconds=float(cfg["stop_margin_seconds"]))
+    try:
+        trainer = _build_trainer(manifest, classifier if use_classifier else None, cfg, seed, ranks, device)
+        networks, optimizers = trainer.checkpoint_parts()
+        start, rows = 0, []
+        payload = ckpt.load_checkpoint(checkpoint_dir, identity)
+        if payload is not None and int(payload["step"]) > cfg["steps"]:
+            log.info("checkpoint is at step %d, past gan.steps=%d; starting fresh", payload["step"], cfg["steps"])
+            payload = None
+        if payload is not None:
+            start, rows = ckpt.restore_checkpoint(payload, networks, optimizers, trainer.rngs)
+            log.info("resuming GAN training at step %d from %s", start, ckpt.checkpoint_path(checkpoint_dir))
+        _run_steps(trainer, start, rows, stop, identity, Path(checkpoint_dir))
+        if ranks.is_main:
+            write_log(out_log, rows)
+            save_generator(out_generator, trainer.generator_ema, cfg, trainer.data.species,
+                           trainer.data.image_size)
+    finally:
+        stop.restore()
+        if ranks.owns_group:
+            dist.destroy_process_group()
+
+
+def _run_steps(trainer: Trainer, start: int, rows: list[list[float]], stop: StopRequest,
+               identity: str, checkpoint_dir: Path) -> None:
+    """Steps ``start + 1 .. steps``, with periodic checkpoints and preemption checks."""
+    cfg, ranks = trainer.cfg, trainer.ranks
+    networks, optimizers = trainer.checkpoint_parts()
+    trainer.raw_g.train()
+    trainer.raw_d.train()
+
+    def save(step: int) -> None:
+        if ranks.is_main:
+            ckpt.save_checkpoint(checkpoint_dir, identity, step, networks, optimizers, trainer.rngs, rows)
+        if ranks.distributed:
+            dist.barrier()
+
+    step = start
+    saved_at = start if start > 0 else None
+    quiet = {} if ranks.is_main else {"disable": True}
+    bar = progress(total=cfg["steps"], initial=start, desc="GAN", **quiet)
+    try:
+        while step < cfg["steps"]:
+            if _all_ranks_agree(stop.requested(), ranks, trainer.device):
+                if saved_at != step:
+                    save(step)
+                log.warning("stopping at step %d (%s); checkpoint saved, rerun to resume", step, stop.reason)
+                raise TrainingInterrupted(f"stopped at step {step}: {stop.reason or 'another rank stopped'}")
+            values = trainer.step(step)
+            step += 1
+            bar.update(1)
+            if step % cfg["log_every"] == 0:  # a fixed grid: resumed runs log the same rows
+                if ranks.distributed:
+                    dist.all_reduce(values)
+                    values = values / ranks.world_size
+                rows.append([float(step), *values.tolist()])
+            if step % cfg["checkpoint_every"] == 0:
+                save(step)
+                saved_at = step
+        if saved_at != step:
+            save(step)
+    finally:
+        bar.close()

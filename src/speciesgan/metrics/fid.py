@@ -1,0 +1,118 @@
+"""Fréchet Inception Distance, with the real-data features cached on disk.
+
+Extracting Inception features of thousands of real crops costs far more than the
+generated side of one evaluation, and the real data does not change between
+models.  The features (not only mean/covariance: KID needs them too) are cached
+under a key made of everything that determines them, so any change of manifest,
+split, crop size or weights file gives a new cache entry instead of stale numbers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from speciesgan.atomic import atomic_path
+from speciesgan.data.dataset import load_split
+from speciesgan.errors import SpeciesganError
+from speciesgan.metrics.inception import InceptionNet, inception_outputs
+from speciesgan.weights import file_sha256
+
+log = logging.getLogger(__name__)
+
+FULL_RANK_IMAGES = 2048
+"""Below this many images the 2048-d covariance is rank-deficient and FID is biased upward."""
+
+
+@dataclass
+class RealFeatures:
+    """Inception pool features of a real split, with each image's species id."""
+
+    features: np.ndarray  # float64 [N, 2048]
+    labels: np.ndarray  # int64 [N]
+    species: list[str]
+    cache_file: Path
+
+
+def feature_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance as pytorch-fid computes them (``np.cov``, rows are samples)."""
+    if features.shape[0] < 2:
+        raise SpeciesganError(f"FID needs at least 2 images, got {features.shape[0]}")
+    return np.mean(features, axis=0), np.cov(features, rowvar=False)
+
+
+def frechet_distance(
+    mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray
+) -> float:
+    """FID between two Gaussians, via pytorch-fid's reference implementation."""
+    from pytorch_fid.fid_score import calculate_frechet_distance
+
+    return float(calculate_frechet_distance(mu1, sigma1, mu2, sigma2))
+
+
+def fid_from_features(features_a: np.ndarray, features_b: np.ndarray) -> float:
+    """FID between two sets of Inception pool features."""
+    return frechet_distance(*feature_statistics(features_a), *feature_statistics(features_b))
+
+
+def rank_deficiency_note(num_generated: int, num_real: int) -> str | None:
+    """A warning text when either side has fewer images than feature dimensions."""
+    smallest = min(num_generated, num_real)
+    if smallest >= FULL_RANK_IMAGES:
+        return None
+    return (
+        f"FID from {num_generated} generated and {num_real} real images: with fewer than "
+        f"{FULL_RANK_IMAGES} images the covariance is rank-deficient, so the FID is biased "
+        f"upward and only comparable with FIDs computed from the same number of images"
+    )
+
+
+def _manifest_image_size(manifest: Path) -> int | None:
+    metadata = pq.read_schema(manifest).metadata or {}
+    value = metadata.get(b"speciesgan.image_size")
+    return int(value) if value is not None else None
+
+
+def real_features_key(manifest: Path, split: str, weights_sha256: str) -> str:
+    """Cache key: SHA-256 of (manifest content, split, crop size, Inception weights)."""
+    try:
+        manifest_sha = file_sha256(manifest)
+        image_size = _manifest_image_size(manifest)
+    except FileNotFoundError as exc:
+        raise SpeciesganError(f"manifest not found: {manifest}") from exc
+    identity = {
+        "manifest_sha256": manifest_sha,
+        "split": split,
+        "image_size": image_size,
+        "inception_weights_sha256": weights_sha256,
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+
+def real_features(
+    manifest: Path, split: str, net: InceptionNet, cache_dir: Path, batch_size: int = 50
+) -> RealFeatures:
+    """Inception features of the real ``split``, loaded from ``cache_dir`` when present."""
+    manifest = Path(manifest)
+    key = real_features_key(manifest, split, net.info["weights_sha256"])
+    cache_file = Path(cache_dir) / f"real-{key[:32]}.npz"
+    if cache_file.is_file():
+        try:
+            with np.load(cache_file) as cached:
+                species = [str(name) for name in cached["species"]]
+                return RealFeatures(cached["features"], cached["labels"], species, cache_file)
+        except (OSError, KeyError, ValueError) as exc:
+            log.warning("%s: unreadable FID cache (%s); recomputing", cache_file, exc)
+    crops = load_split(manifest, split)
+    log.info("computing Inception features of %d real %s images", len(crops.labels), split)
+    features, _ = inception_outputs(net, crops.images, batch_size, desc=f"real {split}")
+    labels = crops.labels.numpy().astype(np.int64)
+    with atomic_path(cache_file) as tmp:
+        np.savez(tmp, features=features, labels=labels, species=np.array(crops.species))
+    return RealFeatures(features, labels, list(crops.species), cache_file)

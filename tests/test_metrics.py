@@ -1,0 +1,176 @@
+"""FID/IS/KID: agreement with the reference tools, unbiasedness, real-feature cache."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from speciesgan.errors import SpeciesganError
+from speciesgan.metrics.fid import fid_from_features, rank_deficiency_note, real_features
+from speciesgan.metrics.inception import inception_outputs, load_inception
+from speciesgan.metrics.inception_score import inception_score
+from speciesgan.metrics.kid import kernel_inception_distance
+
+IMAGES_PER_FOLDER = 24
+
+
+@pytest.fixture(scope="module")
+def inception():
+    torch.set_num_threads(2)
+    return load_inception("pretrained", "cpu")
+
+
+def _blobs(seed: int, count: int, size: int, smooth: bool) -> np.ndarray:
+    """uint8 [N, 3, S, S]: smooth colour gradients or pixel noise (two distinct distributions)."""
+    rng = np.random.default_rng(seed)
+    if not smooth:
+        return rng.integers(0, 256, size=(count, 3, size, size), dtype=np.uint8)
+    ramp = np.linspace(0.0, 1.0, size)
+    images = np.empty((count, 3, size, size))
+    for i in range(count):
+        colour = rng.uniform(0, 255, size=(3, 1, 1))
+        images[i] = colour * ramp[None, :, None] * ramp[None, None, :] + rng.uniform(0, 40)
+    return images.clip(0, 255).astype(np.uint8)
+
+
+def _write_folder(images: np.ndarray, folder: Path) -> None:
+    folder.mkdir(parents=True)
+    for i, image in enumerate(images):
+        Image.fromarray(image.transpose(1, 2, 0)).save(folder / f"{i:03d}.png")
+
+
+def test_fid_matches_pytorch_fid_cli(inception, tmp_path: Path) -> None:
+    first = _blobs(1, IMAGES_PER_FOLDER, 32, smooth=True)
+    second = _blobs(2, IMAGES_PER_FOLDER, 32, smooth=False)
+    _write_folder(first, tmp_path / "a")
+    _write_folder(second, tmp_path / "b")
+    completed = subprocess.run(
+        [sys.executable, "-m", "pytorch_fid", str(tmp_path / "a"), str(tmp_path / "b"),
+         "--device", "cpu", "--batch-size", str(IMAGES_PER_FOLDER), "--num-workers", "0",
+         "--dims", "2048"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    reference = float(re.search(r"FID:\s+(\S+)", completed.stdout).group(1))
+    features_a, _ = inception_outputs(inception, torch.from_numpy(first), IMAGES_PER_FOLDER)
+    features_b, _ = inception_outputs(inception, torch.from_numpy(second), IMAGES_PER_FOLDER)
+    ours = fid_from_features(features_a, features_b)
+    assert ours > 0
+    assert ours == pytest.approx(reference, abs=1e-3)
+
+
+def test_inception_info_flags_placeholder_weights(inception) -> None:
+    # the test cache holds random weights under the real file name: must not pass as published
+    assert inception.info["weights"] != "pytorch-fid"
+    assert len(inception.info["weights_sha256"]) == 64
+
+
+def test_missing_weights_pretrained_mode_names_the_file(tmp_path: Path, monkeypatch) -> None:
+    import speciesgan.metrics.inception as inception_module
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+
+    def offline() -> None:
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(inception_module, "_download_published", offline)
+    with pytest.raises(SpeciesganError, match="pt_inception-2015-12-05-6726825d.pth"):
+        load_inception("pretrained")
+    fallback = load_inception("pretrained_or_random")
+    assert fallback.info["weights"] == "random-init (offline placeholder)"
+
+
+def _reference_is(logits: np.ndarray, splits: int) -> tuple[float, float]:
+    """Textbook IS: softmax, marginal, KL, exp - in float64 numpy."""
+    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probs /= probs.sum(axis=1, keepdims=True)
+    part = len(probs) // splits
+    scores = []
+    for k in range(splits):
+        p = probs[k * part : (k + 1) * part]
+        marginal = p.mean(axis=0, keepdims=True)
+        scores.append(np.exp(np.mean(np.sum(p * (np.log(p) - np.log(marginal)), axis=1))))
+    return float(np.mean(scores)), float(np.std(scores))
+
+
+def test_inception_score_matches_numpy_reference() -> None:
+    logits = np.random.default_rng(0).normal(scale=4.0, size=(205, 1008))
+    mean, std = inception_score(logits, splits=10)
+    ref_mean, ref_std = _reference_is(logits, 10)
+    assert mean == pytest.approx(ref_mean, abs=1e-4)
+    assert std == pytest.approx(ref_std, abs=1e-4)
+    assert 1.0 < mean < 1008.0
+
+
+def test_inception_score_extremes() -> None:
+    one_class = np.zeros((40, 10))
+    one_class[:, 3] = 50.0
+    assert inception_score(one_class, splits=4)[0] == pytest.approx(1.0, abs=1e-9)
+    each_class = np.full((40, 10), -50.0)
+    each_class[np.arange(40), np.arange(40) % 10] = 50.0
+    assert inception_score(each_class, splits=4)[0] == pytest.approx(10.0, rel=1e-6)
+
+
+def test_kid_is_unbiased_and_separates_distributions() -> None:
+    rng = np.random.default_rng(0)
+    same_a = rng.normal(size=(400, 64))
+    same_b = rng.normal(size=(400, 64))
+    shifted = rng.normal(loc=0.3, size=(400, 64))
+    same = kernel_inception_distance(same_a, same_b, seed=1, num_subsets=50, subset_size=50)
+    different = kernel_inception_distance(same_a, shifted, seed=1, num_subsets=50, subset_size=50)
+    # a biased (V-statistic) estimator at subset size 50 would sit several std above 0
+    assert abs(same["mean"]) < 0.5 * same["std"]
+    assert different["mean"] > 5 * different["std"] > 0
+    assert same == kernel_inception_distance(same_a, same_b, seed=1, num_subsets=50, subset_size=50)
+
+
+def test_fid_note_only_below_feature_dimension() -> None:
+    assert "rank-deficient" in rank_deficiency_note(100, 5000)
+    assert rank_deficiency_note(2048, 4096) is None
+
+
+def _write_manifest(root: Path, images: np.ndarray, species_ids: list[int]) -> Path:
+    """A manifest + one shard following docs/architecture.md."""
+    names = ["Alpha Dog", "Beta Bird"]
+    (root / "shards").mkdir(parents=True)
+    np.save(root / "shards" / "shard-000.npy", images.transpose(0, 2, 3, 1).copy())
+    frame = pd.DataFrame(
+        {
+            "species": [names[s] for s in species_ids],
+            "species_id": np.array(species_ids, dtype=np.int32),
+            "category": ["dogs" if s == 0 else "birds" for s in species_ids],
+            "split": "train",
+            "shard": np.int32(0),
+            "index": np.arange(len(species_ids), dtype=np.int32),
+        }
+    )
+    manifest = root / "manifest.parquet"
+    frame.to_parquet(manifest)
+    return manifest
+
+
+def test_real_features_are_cached(inception, tmp_path: Path) -> None:
+    images = _blobs(3, 6, 24, smooth=True)
+    manifest = _write_manifest(tmp_path / "data", images, [0, 0, 0, 1, 1, 1])
+    cache = tmp_path / "cache"
+    first = real_features(manifest, "train", inception, cache, batch_size=4)
+    assert first.cache_file.is_file() and first.cache_file.parent == cache
+    assert first.features.shape == (6, 2048) and list(first.labels) == [0, 0, 0, 1, 1, 1]
+    stamp = first.cache_file.stat().st_mtime_ns
+    second = real_features(manifest, "train", inception, cache, batch_size=4)
+    assert second.cache_file == first.cache_file
+    assert second.cache_file.stat().st_mtime_ns == stamp  # loaded, not rewritten
+    np.testing.assert_array_equal(second.features, first.features)
+    assert second.species == first.species == ["Alpha Dog", "Beta Bird"]
+    # a changed manifest must not reuse the old entry
+    manifest.unlink()
+    _write_manifest(tmp_path / "data2", images[::-1].copy(), [0, 0, 0, 1, 1, 1])
+    third = real_features(tmp_path / "data2" / "manifest.parquet", "train", inception, cache, 4)
+    assert third.cache_file != first.cache_file
