@@ -61,6 +61,17 @@ def local_input(url):
     return [path] if path and not path.startswith("/") else []
 
 
+LOCAL_FORMATS = ("image_folders", "table")
+
+
+def source_root(name):
+    """Where a dataset's files are read from: in place for local formats, else extracted."""
+    spec = config["datasets"][name]
+    if spec["format"] in LOCAL_FORMATS:
+        return spec["path"]
+    return f"{DOWNLOADS}/{name}/extracted"
+
+
 def archives(wildcards):
     return [
         f"{DOWNLOADS}/{wildcards.dataset}/archives/{archive}"

@@ -71,7 +71,7 @@ rule extract:
 
 rule index:
     input:
-        expand(f"{DOWNLOADS}/{{dataset}}/extracted", dataset=USED),
+        [source_root(name) for name in USED],
     output:
         records=f"{RESULTS}/data/records.parquet",
         rejects=f"{RESULTS}/data/index_rejects.parquet",
@@ -84,7 +84,7 @@ rule index:
     params:
         sources=" ".join(
             f"--source {name}:{config['datasets'][name]['format']}:"
-            f"{config['datasets'][name]['category']}:{DOWNLOADS}/{name}/extracted"
+            f"{config['datasets'][name]['category']}:{source_root(name)}"
             for name in USED
         ),
         settings=as_json(
