@@ -5,7 +5,7 @@ import json
 import os
 
 from speciesgan.config import validate_config
-from speciesgan.data.sources import FILES_BY_FORMAT, OFFICIAL_URLS, base_format
+from speciesgan.data.sources import FILES_BY_FORMAT, LOCAL_FORMATS, OFFICIAL_URLS, base_format
 from speciesgan.errors import SpeciesganError
 
 try:
@@ -59,9 +59,6 @@ def local_input(url):
     """A relative file:// URL names a file this workflow may build (the demo archives)."""
     path = url[len("file://") :] if url.startswith("file://") else None
     return [path] if path and not path.startswith("/") else []
-
-
-LOCAL_FORMATS = ("image_folders", "table")
 
 
 def source_root(name):

@@ -35,8 +35,8 @@ def test_square_contains_clipped_box_and_stays_inside_when_possible(case) -> Non
     assert x0 <= bx0 and x0 + size >= bx1
     assert y0 <= by0 and y0 + size >= by1
     if size <= min(w, h):
-        assert 0 <= x0 and x0 + size <= w
-        assert 0 <= y0 and y0 + size <= h
+        assert x0 >= 0 and x0 + size <= w
+        assert y0 >= 0 and y0 + size <= h
     # An axis the square cannot fit in is covered completely (no wasted pixels).
     if size > w:
         assert x0 <= 0 and x0 + size >= w

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -14,12 +15,17 @@ import torch
 from PIL import Image
 
 from speciesgan.errors import SpeciesganError
-from speciesgan.metrics.fid import fid_from_features, rank_deficiency_note, real_features
+from speciesgan.metrics.fid import (
+    fid_from_features,
+    rank_deficiency_note,
+    real_features,
+    real_features_key,
+)
 from speciesgan.metrics.inception import inception_outputs, load_inception
 from speciesgan.metrics.inception_score import inception_score
 from speciesgan.metrics.kid import kernel_inception_distance
 
-IMAGES_PER_FOLDER = 24
+IMAGES_PER_FOLDER = 16  # pytorch-fid's Inception is slow on CPU
 
 
 @pytest.fixture(scope="module")
@@ -169,8 +175,53 @@ def test_real_features_are_cached(inception, tmp_path: Path) -> None:
     assert second.cache_file.stat().st_mtime_ns == stamp  # loaded, not rewritten
     np.testing.assert_array_equal(second.features, first.features)
     assert second.species == first.species == ["Alpha Dog", "Beta Bird"]
-    # a changed manifest must not reuse the old entry
-    manifest.unlink()
-    _write_manifest(tmp_path / "data2", images[::-1].copy(), [0, 0, 0, 1, 1, 1])
-    third = real_features(tmp_path / "data2" / "manifest.parquet", "train", inception, cache, 4)
-    assert third.cache_file != first.cache_file
+
+def test_real_features_key_tracks_every_input(tmp_path: Path) -> None:
+    images = _blobs(3, 4, 8, smooth=True)
+    manifest = _write_manifest(tmp_path / "a", images, [0, 0, 1, 1])
+    relabelled = _write_manifest(tmp_path / "b", images, [0, 1, 0, 1])
+    key = real_features_key(manifest, "train", "0" * 64)
+    assert key == real_features_key(manifest, "train", "0" * 64)
+    assert key != real_features_key(relabelled, "train", "0" * 64)
+    assert key != real_features_key(manifest, "test", "0" * 64)
+    assert key != real_features_key(manifest, "train", "1" * 64)
+
+
+def _trained_files(root: Path, species: list[str], size: int) -> tuple[Path, Path]:
+    """generator.pt and classifier model.pt with seeded random weights, in the real formats."""
+    from torchvision.models import efficientnet_b0
+
+    from speciesgan.classifier.model import save_classifier
+    from speciesgan.gan.networks import build_networks, save_generator
+
+    settings = {"model": "dcgan", "z_dim": 8, "embed_dim": 4, "g_channels": 4, "d_channels": 4}
+    generator, _ = build_networks(settings, len(species), size, seed=0)
+    save_generator(root / "generator.pt", generator, settings, species, size)
+    torch.manual_seed(0)
+    network = efficientnet_b0(weights=None, num_classes=len(species))
+    save_classifier(root / "model.pt", network, species, size, {"init": "random"})
+    return root / "generator.pt", root / "model.pt"
+
+
+def test_evaluate_writes_deterministic_metrics(tmp_path: Path) -> None:
+    from speciesgan.metrics.evaluate import evaluate
+
+    size = 16
+    manifest = _write_manifest(tmp_path / "data", _blobs(5, 6, size, smooth=True), [0, 0, 0, 1, 1, 1])
+    generator, classifier = _trained_files(tmp_path, ["Alpha Dog", "Beta Bird"], size)
+    settings = {"images_per_species": 3, "is_splits": 2, "batch_size": 6}
+    first, second = tmp_path / "eval" / "metrics.json", tmp_path / "eval" / "again.json"
+    evaluate(generator, manifest, classifier, first, settings, seed=1, threads=1)
+    evaluate(generator, manifest, classifier, second, settings, seed=1, threads=1)
+    assert first.read_bytes() == second.read_bytes()  # second run used the real-feature cache
+    assert len(list((tmp_path / "eval" / "fid_cache").glob("real-*.npz"))) == 1
+    result = json.loads(first.read_text())
+    assert result["fid"] > 0 and result["fid_num_images"] == {"generated": 6, "real": 6}
+    assert "rank-deficient" in result["fid_note"]
+    assert result["inception_score"]["mean"] >= 1.0
+    assert set(result["kid"]) >= {"mean", "std"}
+    assert set(result["kid_per_species"]) == set(result["accuracy_per_species"])
+    assert result["accuracy_per_species"].keys() == {"Alpha Dog", "Beta Bird"}
+    assert all(acc in (0.0, 1 / 3, 2 / 3, 1.0) for acc in result["accuracy_per_species"].values())
+    assert result["chance"] == 0.5
+    assert result["inception_weights"]["weights"] != "pytorch-fid"

@@ -117,7 +117,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results-dir", type=Path, required=True)
     p.add_argument("--out-html", type=Path, required=True)
     p.add_argument("--out-json", type=Path, required=True)
+
+    _add_dvc_commands(sub)
     return parser
+
+
+def _add_dvc_commands(sub: argparse._SubParsersAction) -> None:
+    """Versioning with DVC (see docs/reproduce.md); all run in the repository root."""
+    helps = {
+        "dvc-export": "write dvc.yaml + dvc-params.yaml from the Snakemake job graph",
+        "publish": "commit an up-to-date run's outputs to DVC and push them",
+        "restore": "pull published outputs; rerun nothing that is current",
+    }
+    for name, text in helps.items():
+        p = sub.add_parser(name, help=text)
+        p.add_argument(
+            "--configfile",
+            action="append",
+            default=[],
+            metavar="FILE",
+            help="as given to snakemake (repeat for several)",
+        )
+        p.add_argument("--workdir", type=Path, default=Path("."))
+        if name != "dvc-export":
+            p.add_argument(
+                "--remote", default=None, help="DVC remote name (default: the default remote)"
+            )
 
 
 def run(args: argparse.Namespace) -> None:  # noqa: C901 - a flat dispatch table reads best
@@ -184,6 +209,19 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901 - a flat dispatch table
         from speciesgan.report import build_report
 
         build_report(args.results_dir, args.out_html, args.out_json)
+    elif cmd == "dvc-export":
+        from speciesgan.dvc_export import export_dvc
+
+        export = export_dvc(args.workdir, args.configfile)
+        print(f"wrote {export.dvc_yaml} ({len(export.stages)} stages) and {export.params_file}")
+    elif cmd == "publish":
+        from speciesgan.dvc_sync import publish
+
+        publish(args.workdir, args.configfile, remote=args.remote)
+    elif cmd == "restore":
+        from speciesgan.dvc_sync import restore
+
+        restore(args.workdir, args.configfile, remote=args.remote)
     else:  # pragma: no cover - argparse rejects unknown commands
         raise SpeciesganError(f"unknown command {cmd}")
 

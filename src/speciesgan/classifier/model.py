@@ -45,15 +45,18 @@ def uint8_to_model_range(images: torch.Tensor) -> torch.Tensor:
     return images.float() / 127.5 - 1.0
 
 
-def _replace_head(network: nn.Module, num_classes: int) -> None:
-    """Swap the 1000-way ImageNet layer for a freshly initialised ``num_classes`` one."""
-    old = network.classifier[-1]
-    new = nn.Linear(old.in_features, num_classes)
-    # torchvision initialises EfficientNet's Linear layers like this; keep the same recipe
-    init_range = 1.0 / new.out_features**0.5
-    nn.init.uniform_(new.weight, -init_range, init_range)
-    nn.init.zeros_(new.bias)
-    network.classifier[-1] = new
+def _new_head(in_features: int, num_classes: int) -> nn.Linear:
+    """A fresh species layer, scaled by its input width.
+
+    torchvision scales its head by 1/sqrt(out_features), sensible for 1000 ImageNet
+    classes but giving huge initial logits (and a loss near 8) for a handful of
+    species; PyTorch's default 1/sqrt(in_features) range starts training calmly.
+    """
+    head = nn.Linear(in_features, num_classes)
+    bound = 1.0 / in_features**0.5
+    nn.init.uniform_(head.weight, -bound, bound)
+    nn.init.zeros_(head.bias)
+    return head
 
 
 def build_efficientnet_b0(num_classes: int, pretrained: str) -> tuple[nn.Module, dict[str, Any]]:
@@ -84,7 +87,7 @@ def build_efficientnet_b0(num_classes: int, pretrained: str) -> tuple[nn.Module,
                     f"{cached}: cannot load the EfficientNet-B0 ImageNet weights ({exc}); "
                     "delete the file and fetch it again"
                 ) from exc
-            _replace_head(network, num_classes)
+            network.classifier[-1] = _new_head(network.classifier[-1].in_features, num_classes)
             return network, {"init": "imagenet", "weights_sha256": file_sha256(cached)}
         log.warning(
             "EfficientNet-B0 ImageNet weights not found in torch's cache (%s); training "
@@ -92,6 +95,7 @@ def build_efficientnet_b0(num_classes: int, pretrained: str) -> tuple[nn.Module,
             checkpoints_dir() / EFFICIENTNET_B0_FILE,
         )
     network = efficientnet_b0(weights=None, num_classes=num_classes)
+    network.classifier[-1] = _new_head(network.classifier[-1].in_features, num_classes)
     return network, {"init": "scratch", "weights_sha256": None}
 
 

@@ -20,6 +20,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,6 +151,36 @@ def predict_logits(
             batch = uint8_to_model_range(images[start : start + batch_size].to(device))
             outputs.append(model(_memory_format(batch, device)).float().cpu())
     return torch.cat(outputs)
+
+
+def recalibrate_batchnorm(
+    model: nn.Module, images: torch.Tensor, device: torch.device, batch_size: int = EVAL_BATCH_SIZE
+) -> None:
+    """Recompute batch-norm statistics as a plain average over the (unaugmented) train set.
+
+    Why: freshly initialised EfficientNet layers deep in the network have tiny
+    activation variances, while the running estimate starts at 1 and decays by only
+    10 % per step.  After the few dozen steps of a small run the estimate is still
+    dominated by that start value, eval-mode activations vanish and every image gets
+    the same prediction.  Averaging fresh statistics of the current weights (the
+    "precise BN" trick) fixes that; for long runs it changes little.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [norm.momentum for norm in norms]
+    model.eval()
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # cumulative average over the batches below
+        norm.train()
+    # near-equal chunks: batch norm cannot take a final batch of one 1x1 feature map
+    chunks = torch.arange(len(images)).tensor_split(max(1, math.ceil(len(images) / batch_size)))
+    with torch.no_grad(), _autocast(device):
+        for chunk in chunks:
+            batch = uint8_to_model_range(images[chunk.to(images.device)].to(device))
+            model(_memory_format(batch, device))
+    for norm, momentum in zip(norms, momenta, strict=True):
+        norm.momentum = momentum
+    model.eval()
 
 
 def topk_accuracy(logits: torch.Tensor, labels: torch.Tensor, k: int) -> float:
@@ -403,6 +434,7 @@ def train_classifier(
             bar.close()
 
             # eval
+            recalibrate_batchnorm(model, train_images, device)
             test_logits = predict_logits(model, test.images, device)
             entry = {
                 "epoch": epoch + 1,

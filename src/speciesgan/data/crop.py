@@ -79,7 +79,9 @@ def square_crop_box(box: Box, image_w: int, image_h: int) -> Square:
     return sx, sy, size
 
 
-def crop_region(image: Image.Image, region: Region, size: int, pad_mode: str = "edge") -> np.ndarray:
+def crop_region(
+    image: Image.Image, region: Region, size: int, pad_mode: str = "edge"
+) -> np.ndarray:
     """Resample the (possibly fractional) ``region`` of an RGB image to ``size`` x ``size``.
 
     Parts of the region outside the image are padded first (``edge`` repeats the

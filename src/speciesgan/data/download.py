@@ -89,8 +89,8 @@ def _content_range_start(header: str | None) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _open(url: str, start: int, timeout: float) -> http.client.HTTPResponse | None:
-    """Open ``url`` from byte ``start``; None means "the .part already holds it all"."""
+def _open(url: str, part: Path, start: int, timeout: float) -> http.client.HTTPResponse | None:
+    """Open ``url`` from byte ``start`` of ``part``; None: ``part`` already holds it all."""
     headers = {"User-Agent": USER_AGENT}
     if start > 0:
         headers["Range"] = f"bytes={start}-"
@@ -102,6 +102,7 @@ def _open(url: str, start: int, timeout: float) -> http.client.HTTPResponse | No
             total = _content_range_total(exc.headers.get("Content-Range"))
             if total == start:
                 return None
+            part.unlink(missing_ok=True)  # longer than the file: not a prefix of it
             raise _TransientError(f"HTTP 416 for a {start}-byte partial file; restarting") from exc
         if exc.code >= 500 or exc.code in (408, 429):
             raise _TransientError(f"HTTP {exc.code} {exc.reason}") from exc
@@ -113,7 +114,7 @@ def _open(url: str, start: int, timeout: float) -> http.client.HTTPResponse | No
 def _fetch_http(url: str, part: Path, timeout: float) -> None:
     """One attempt: continue ``part`` from where it ends, or restart it when needed."""
     start = part.stat().st_size if part.exists() else 0
-    response = _open(url, start, timeout)
+    response = _open(url, part, start, timeout)
     if response is None:
         return
     with response:
@@ -149,7 +150,10 @@ def _fetch_http(url: str, part: Path, timeout: float) -> None:
         raise _TransientError(f"connection closed after {written} of {total} bytes")
 
 
-def _fetch_http_with_retries(url: str, part: Path, retries: int, timeout: float, backoff_s: float) -> None:
+def _fetch_http_with_retries(
+    url: str, part: Path, retries: int, timeout: float, backoff_s: float
+) -> None:
+    retries = max(retries, 0)
     for attempt in range(retries + 1):
         try:
             _fetch_http(url, part, timeout)
@@ -192,7 +196,9 @@ def download(
     elif scheme in ("http", "https"):
         _fetch_http_with_retries(url, part, retries, timeout, backoff_s)
     else:
-        raise SpeciesganError(f"cannot download {url}: only http://, https:// and file:// URLs are supported")
+        raise SpeciesganError(
+            f"cannot download {url}: only http://, https:// and file:// URLs are supported"
+        )
     actual = sha256_of(part)
     if sha256 is not None and actual != sha256.lower():
         part.unlink(missing_ok=True)
@@ -204,4 +210,3 @@ def download(
         log.info("%s: sha256 %s (no expected sum configured; pin it to verify reruns)", url, actual)
     os.replace(part, out)
     return out
-

@@ -148,7 +148,9 @@ def inspect_photo(path: str) -> PhotoFile:
             if orientation_of(image) in ROTATED_ORIENTATIONS:
                 width, height = height, width
     except Exception as exc:  # noqa: BLE001 - any header failure means "not a usable image"
-        return PhotoFile(sha256=digest.hexdigest(), error=f"not an image: {type(exc).__name__}: {exc}")
+        return PhotoFile(
+            sha256=digest.hexdigest(), error=f"not an image: {type(exc).__name__}: {exc}"
+        )
     return PhotoFile(sha256=digest.hexdigest(), width=width, height=height)
 
 
@@ -181,7 +183,9 @@ def drop_duplicates(
         labels = sorted({(r.category, r.species) for r in copies})
         if len(labels) > 1:
             names = ", ".join(f"{c}/{s}" for c, s in labels)
-            rejects += [_reject(r, f"same photo labelled as several species ({names})") for r in copies]
+            rejects += [
+                _reject(r, f"same photo labelled as several species ({names})") for r in copies
+            ]
             continue
         kept.append(copies[0])
         rejects += [_reject(r, f"duplicate of {copies[0].image_path}") for r in copies[1:]]
@@ -271,8 +275,13 @@ def _write_table(rows: list[dict[str, Any]], schema: pa.Schema, out: Path) -> No
 def write_rejects(rejects: Sequence[Reject], out: Path) -> None:
     """Rejects as parquet (dataset, file, species, reason, stage), in a stable order."""
     rows = [
-        {"dataset": r.dataset, "file": r.image_path, "species": r.species,
-         "reason": r.reason, "stage": r.stage}
+        {
+            "dataset": r.dataset,
+            "file": r.image_path,
+            "species": r.species,
+            "reason": r.reason,
+            "stage": r.stage,
+        }
         for r in rejects
     ]
     rows.sort(key=lambda r: (r["dataset"], r["file"], r["species"], r["stage"], r["reason"]))
@@ -340,7 +349,10 @@ def index_records(
     ]
     log.info(
         "index: %d crops of %d species from %d photos; %d rejects",
-        len(table_rows), len(species_ids), len(kept), len(rejects),
+        len(table_rows),
+        len(species_ids),
+        len(kept),
+        len(rejects),
     )
     _write_table(table_rows, RECORDS_SCHEMA, out)
     write_rejects(rejects, out_rejects)
@@ -361,8 +373,8 @@ def build_index(
             read = reader(fmt)
         except ValueError as exc:
             raise SpeciesganError(f"dataset {name}: {exc}") from exc
-        if not Path(root).is_dir():
-            raise SpeciesganError(f"dataset {name}: source folder {root} does not exist")
+        if not Path(root).exists():  # a folder, or the table file of the "table" format
+            raise SpeciesganError(f"dataset {name}: source {root} does not exist")
         found, dropped = read(Path(root), name, category)
         log.info("%s: %d photos, %d rejected by the source", name, len(found), len(dropped))
         records += found

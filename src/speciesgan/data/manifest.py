@@ -17,20 +17,41 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from speciesgan.atomic import atomic_path
-from speciesgan.data.preprocess import DEFAULT_IMAGE_SIZE, IMAGE_SIZE_KEY
+from speciesgan.data.preprocess import IMAGE_SIZE_KEY, rejects_path
 from speciesgan.errors import SpeciesganError
 
 log = logging.getLogger(__name__)
 
 STRING_COLUMNS = ("dataset", "file", "species", "category", "split", "sha256")
 INT_COLUMNS = (
-    "species_id", "box_x0", "box_y0", "box_x1", "box_y1", "shard",
-    "index", "crop_x0", "crop_y0", "crop_size",
+    "species_id",
+    "box_x0",
+    "box_y0",
+    "box_x1",
+    "box_y1",
+    "shard",
+    "index",
+    "crop_x0",
+    "crop_y0",
+    "crop_size",
 )
 MANIFEST_COLUMNS = (
-    "dataset", "file", "species", "species_id", "category", "split",
-    "box_x0", "box_y0", "box_x1", "box_y1", "shard", "sha256",
-    "index", "crop_x0", "crop_y0", "crop_size",
+    "dataset",
+    "file",
+    "species",
+    "species_id",
+    "category",
+    "split",
+    "box_x0",
+    "box_y0",
+    "box_x1",
+    "box_y1",
+    "shard",
+    "sha256",
+    "index",
+    "crop_x0",
+    "crop_y0",
+    "crop_size",
 )
 REJECT_COLUMNS = ("dataset", "file", "species", "reason", "stage")
 
@@ -42,14 +63,18 @@ def validate_manifest(frame: pd.DataFrame, source: str = "manifest") -> None:
         raise SpeciesganError(f"{source}: missing column(s) {missing}")
     for column in STRING_COLUMNS:
         if not pd.api.types.is_string_dtype(frame[column]):
-            raise SpeciesganError(f"{source}: column {column!r} must hold strings, not {frame[column].dtype}")
+            raise SpeciesganError(
+                f"{source}: column {column!r} must hold strings, not {frame[column].dtype}"
+            )
     for column in INT_COLUMNS:
         dtype = frame[column].dtype
         if not pd.api.types.is_integer_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
             raise SpeciesganError(f"{source}: column {column!r} must hold integers, not {dtype}")
     bad_splits = sorted(set(frame["split"]) - {"train", "test"})
     if bad_splits:
-        raise SpeciesganError(f"{source}: column 'split' has values {bad_splits}, expected train/test")
+        raise SpeciesganError(
+            f"{source}: column 'split' has values {bad_splits}, expected train/test"
+        )
     ids = sorted(set(frame["species_id"].tolist()))
     if ids != list(range(len(ids))):
         raise SpeciesganError(f"{source}: species ids are not 0..{len(ids) - 1}: {ids[:10]}")
@@ -84,20 +109,34 @@ def manifest_image_size(path: str | Path) -> int:
     return int(metadata[IMAGE_SIZE_KEY])
 
 
-def _read_shard_rows(path: Path) -> tuple[pd.DataFrame, int]:
+def _read_parquet(path: Path, what: str) -> pa.Table:
     try:
-        table = pq.read_table(path)
+        return pq.read_table(path)
+    except FileNotFoundError as exc:
+        raise SpeciesganError(f"{path}: {what} not found (rerun crop-shard)") from exc
     except (OSError, pa.ArrowInvalid) as exc:
-        raise SpeciesganError(f"{path}: cannot read shard rows: {exc}") from exc
+        raise SpeciesganError(f"{path}: cannot read {what}: {exc}") from exc
+
+
+def _read_shard(path: Path) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """A shard's kept rows, its crop rejects (the sibling file) and its crop size."""
+    table = _read_parquet(path, "shard rows")
     metadata = table.schema.metadata or {}
-    if IMAGE_SIZE_KEY not in metadata or "reject_reason" not in table.column_names:
-        raise SpeciesganError(f"{path}: not a crop-shard rows file (rerun crop-shard)")
-    return table.to_pandas(), int(metadata[IMAGE_SIZE_KEY])
+    if IMAGE_SIZE_KEY not in metadata:
+        raise SpeciesganError(
+            f"{path}: no {IMAGE_SIZE_KEY.decode()} metadata: not crop-shard output"
+        )
+    rejects = _read_parquet(rejects_path(path), "crop rejects").to_pandas()
+    missing = [c for c in (*REJECT_COLUMNS, "species_id", "category") if c not in rejects.columns]
+    if missing:
+        raise SpeciesganError(f"{rejects_path(path)}: missing column(s) {missing}")
+    return table.to_pandas(), rejects, int(metadata[IMAGE_SIZE_KEY])
 
 
-def _check_species_counts(all_rows: pd.DataFrame, kept: pd.DataFrame, minimum: int) -> None:
+def _check_species_counts(kept: pd.DataFrame, crop_rejects: pd.DataFrame, minimum: int) -> None:
     """Every species the index accepted must still have ``minimum`` crops."""
-    species = all_rows.drop_duplicates("species_id")[["species_id", "category", "species"]]
+    columns = ["species_id", "category", "species"]
+    species = pd.concat([kept[columns], crop_rejects[columns]]).drop_duplicates("species_id")
     counts = kept["species_id"].value_counts()
     short = [
         (row.category, row.species, int(counts.get(row.species_id, 0)))
@@ -109,7 +148,7 @@ def _check_species_counts(all_rows: pd.DataFrame, kept: pd.DataFrame, minimum: i
         raise SpeciesganError(
             f"after dropping photos that failed to decode, {len(short)} species have fewer "
             f"than preprocess.min_images_per_species={minimum} crops: {listing} "
-            "(the crop rejects in the shard rows say why)"
+            "(the shards' rejects-*.parquet files say why)"
         )
 
 
@@ -120,14 +159,19 @@ def merge_shards(
     out_rejects: Path,
     settings: dict[str, Any],
 ) -> None:
-    """Write ``manifest.parquet`` (kept crops, sorted by shard and index) and ``rejects.parquet``."""
+    """Write ``manifest.parquet`` (kept crops, sorted by shard and index) and ``rejects.parquet``.
+
+    Each ``rows`` file's crop rejects are read from its sibling
+    ``rejects-NNN.parquet`` (see ``preprocess.rejects_path``).
+    """
     if not rows:
         raise SpeciesganError("manifest: no shard rows files given")
-    frames = []
+    kept_frames, reject_frames = [], []
     sizes: dict[int, list[str]] = {}
     for path in rows:
-        frame, size = _read_shard_rows(Path(path))
-        frames.append(frame)
+        kept, rejects, size = _read_shard(Path(path))
+        kept_frames.append(kept)
+        reject_frames.append(rejects)
         sizes.setdefault(size, []).append(str(path))
     if len(sizes) > 1:
         raise SpeciesganError(f"shards were cropped at different sizes (stale shards?): {sizes}")
@@ -137,14 +181,16 @@ def merge_shards(
         raise SpeciesganError(
             f"shard rows {rows[0]} hold {image_size}px crops but preprocess.image_size is {wanted}"
         )
-    all_rows = pd.concat(frames, ignore_index=True)
-    if all_rows.duplicated(["shard", "index"]).loc[all_rows["index"] >= 0].any():
+    kept = pd.concat(kept_frames, ignore_index=True)
+    if kept.duplicated(["shard", "index"]).any():
         raise SpeciesganError(f"the same shard appears twice among {[str(p) for p in rows]}")
-    rejected = all_rows["reject_reason"].notna()
-    kept = all_rows.loc[~rejected].sort_values(["shard", "index"], kind="stable")
-    minimum = int(settings.get("min_images_per_species", 5))
-    _check_species_counts(all_rows, kept, minimum)
-    manifest = kept.loc[:, list(MANIFEST_COLUMNS)].reset_index(drop=True)
+    crop_rejects = pd.concat(reject_frames, ignore_index=True)
+    _check_species_counts(kept, crop_rejects, int(settings.get("min_images_per_species", 5)))
+    missing = [c for c in MANIFEST_COLUMNS if c not in kept.columns]
+    if missing:
+        raise SpeciesganError(f"{rows[0]}: shard rows lack column(s) {missing}")
+    manifest = kept.sort_values(["shard", "index"], kind="stable").loc[:, list(MANIFEST_COLUMNS)]
+    manifest = manifest.reset_index(drop=True)
     validate_manifest(manifest, str(out))
 
     table = pa.Table.from_pandas(manifest, preserve_index=False)
@@ -154,12 +200,7 @@ def merge_shards(
     with atomic_path(out) as tmp:
         pq.write_table(table, tmp)
 
-    crop_rejects = all_rows.loc[rejected].sort_values(["shard", "file"], kind="stable")
-    crop_rejects = crop_rejects.assign(reason=crop_rejects["reject_reason"], stage="crop")
-    try:
-        earlier = pd.read_parquet(index_rejects)
-    except (OSError, pa.ArrowInvalid) as exc:
-        raise SpeciesganError(f"{index_rejects}: cannot read index rejects: {exc}") from exc
+    earlier = _read_parquet(Path(index_rejects), "index rejects").to_pandas()
     missing = [c for c in REJECT_COLUMNS if c not in earlier.columns]
     if missing:
         raise SpeciesganError(f"{index_rejects}: missing column(s) {missing}")
@@ -172,5 +213,8 @@ def merge_shards(
         pq.write_table(pa.Table.from_pandas(merged, schema=schema, preserve_index=False), tmp)
     log.info(
         "manifest: %d crops of %d species; %d rejects (%d at crop stage)",
-        len(manifest), manifest["species_id"].nunique(), len(merged), int(rejected.sum()),
+        len(manifest),
+        manifest["species_id"].nunique(),
+        len(merged),
+        len(crop_rejects),
     )

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from speciesgan.atomic import atomic_path
+from speciesgan.atomic import atomic_open
 from speciesgan.weights import file_sha256
 
 log = logging.getLogger(__name__)
@@ -93,8 +93,10 @@ def save_checkpoint(checkpoint_dir: str | Path, identity: str, step: int,
         "log_rows": [list(row) for row in log_rows],
     }
     target = checkpoint_path(checkpoint_dir)
-    with atomic_path(target) as tmp:
-        torch.save(payload, tmp)
+    # a file object, not the temp path: torch would name the archive's root folder after
+    # the (random) temp file name, and equal generators would not give equal bytes
+    with atomic_open(target) as fh:
+        torch.save(payload, fh)
     return target
 
 

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from speciesgan.atomic import atomic_path
+from speciesgan.atomic import atomic_open
 from speciesgan.errors import SpeciesganError
 
 MIN_SIZE = 16
@@ -343,8 +343,10 @@ def save_generator(path: str | Path, generator: nn.Module, settings: Mapping[str
         "image_size": int(image_size),
         "z_dim": kwargs["z_dim"],
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    # a file object, not the temp path: torch would name the archive's root folder after
+    # the (random) temp file name, and equal generators would not give equal bytes
+    with atomic_open(path) as fh:
+        torch.save(payload, fh)
 
 
 def load_generator(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:

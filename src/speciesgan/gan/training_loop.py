@@ -162,13 +162,18 @@ def _all_ranks_agree(flag: bool, ranks: Ranks, device: torch.device) -> bool:
 class DeviceCrops:
     """The train split as uint8 on the device, sampled without touching files."""
 
-    def __init__(self, manifest: Path, device: torch.device) -> None:
-        crops = load_split(manifest, "train")
-        self.images = crops.images.to(device)
-        self.labels = crops.labels.to(device)
-        self.species = crops.species
-        self.image_size = int(crops.images.shape[-1])
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, species: list[str],
+                 device: torch.device) -> None:
+        self.images = images.to(device)  # uint8 [N, 3, S, S]
+        self.labels = labels.to(device)
+        self.species = list(species)
+        self.image_size = int(images.shape[-1])
         self.device = device
+
+    @classmethod
+    def from_manifest(cls, manifest: Path, device: torch.device) -> DeviceCrops:
+        crops = load_split(manifest, "train")
+        return cls(crops.images, crops.labels, crops.species, device)
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -205,6 +210,7 @@ class Trainer:
     classifier: nn.Module | None
     ranks: Ranks
     device: torch.device
+    channels_last: bool = False
 
     @property
     def raw_g(self) -> nn.Module:
@@ -234,7 +240,7 @@ class Trainer:
         return parse_policy(self.cfg["diffaugment"])
 
     def _to_memory_format(self, images: torch.Tensor) -> torch.Tensor:
-        if self.device.type == "cuda":
+        if self.channels_last:
             return images.contiguous(memory_format=torch.channels_last)
         return images
 
@@ -312,16 +318,22 @@ def _load_frozen_classifier(path: Path, device: torch.device) -> nn.Module:
     return model
 
 
-def _build_trainer(manifest: Path, classifier: Path | None, cfg: dict[str, Any], seed: int,
-                   ranks: Ranks, device: torch.device) -> Trainer:
+def build_trainer(data: DeviceCrops, classifier: nn.Module | None, cfg: dict[str, Any], seed: int,
+                  ranks: Ranks, device: torch.device, channels_last: bool | None = None) -> Trainer:
+    """All live objects of a run, freshly initialised from ``seed`` (the benchmark uses this too).
+
+    ``channels_last`` (default: on CUDA only) stores images and weights NHWC, which
+    tensor cores want; see benchmarks/train_step.py for what it does on a CPU.
+    """
+    if channels_last is None:
+        channels_last = device.type == "cuda"
     if cfg["batch_size"] % ranks.world_size:
         raise SpeciesganError(
             f"gan.batch_size ({cfg['batch_size']}) must be divisible by the number of processes ({ranks.world_size})"
         )
-    data = DeviceCrops(manifest, device)
     g, d = build_networks(cfg, len(data.species), data.image_size, seed=seed)
     g, d = g.to(device), d.to(device)
-    if device.type == "cuda":
+    if channels_last:
         g, d = g.to(memory_format=torch.channels_last), d.to(memory_format=torch.channels_last)
     g_ema = copy.deepcopy(g).eval().requires_grad_(False)
     betas = (float(cfg["beta1"]), float(cfg["beta2"]))
@@ -336,14 +348,9 @@ def _build_trainer(manifest: Path, classifier: Path | None, cfg: dict[str, Any],
     rngs = {"data": torch.Generator("cpu"), "noise": torch.Generator(device), "augment": torch.Generator(device)}
     for offset, gen in enumerate(rngs.values(), start=1):
         gen.manual_seed(seed * 1000 + offset)
-    frozen = None
-    if float(cfg["classifier_loss_weight"]) > 0:
-        if classifier is None:
-            log.info("no classifier given: the classifier loss term is off")
-        else:
-            frozen = _load_frozen_classifier(Path(classifier), device)
     return Trainer(cfg=cfg, data=data, generator=g, discriminator=d, generator_ema=g_ema, opt_g=opt_g,
-                   opt_d=opt_d, rngs=rngs, classifier=frozen, ranks=ranks, device=device)
+                   opt_d=opt_d, rngs=rngs, classifier=classifier, ranks=ranks, device=device,
+                   channels_last=channels_last)
 
 
 def write_log(path: str | Path, rows: list[list[float]]) -> None:
@@ -369,7 +376,11 @@ def train_gan(manifest: str | Path, classifier: str | Path | None, out_generator
     identity = ckpt.run_identity(cfg, seed, manifest, classifier if use_classifier else None)
     stop = StopRequest(margin_seconds=float(cfg["stop_margin_seconds"]))
     try:
-        trainer = _build_trainer(manifest, classifier if use_classifier else None, cfg, seed, ranks, device)
+        frozen = _load_frozen_classifier(Path(classifier), device) if use_classifier else None
+        if classifier is None and float(cfg["classifier_loss_weight"]) > 0:
+            log.info("no classifier given: the classifier loss term is off")
+        data = DeviceCrops.from_manifest(manifest, device)
+        trainer = build_trainer(data, frozen, cfg, seed, ranks, device)
         networks, optimizers = trainer.checkpoint_parts()
         start, rows = 0, []
         payload = ckpt.load_checkpoint(checkpoint_dir, identity)

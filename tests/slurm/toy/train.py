@@ -18,6 +18,7 @@ parser = argparse.ArgumentParser()
 parser.add_argument("--checkpoint", required=True)
 parser.add_argument("--out", required=True)
 parser.add_argument("--max-wait", type=float, default=240.0)
+parser.add_argument("--save-seconds", type=float, default=0.0, help="time a checkpoint takes")
 args = parser.parse_args()
 
 job = os.environ.get("SLURM_JOB_ID", "")
@@ -39,10 +40,12 @@ while not received and time.time() - start < args.max_wait:
 if not received:
     print("no SIGUSR1 received", flush=True)
     sys.exit(1)
+print("got SIGUSR1: saving checkpoint", flush=True)
+time.sleep(args.save_seconds)
 os.makedirs(os.path.dirname(args.checkpoint) or ".", exist_ok=True)
 tmp = args.checkpoint + ".tmp"
 with open(tmp, "w") as f:
     f.write(f"SIGUSR1 in job {job} after {time.time() - start:.1f}s\n")
 os.replace(tmp, args.checkpoint)
-print("got SIGUSR1: checkpoint written, exiting 75", flush=True)
+print("checkpoint written, exiting 75", flush=True)
 sys.exit(EXIT_PREEMPTED)

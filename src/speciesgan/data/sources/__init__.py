@@ -41,8 +41,14 @@ class Reject:
 FILES_BY_FORMAT: dict[str, tuple[str, ...]] = {
     "stanford_dogs": ("images.tar", "annotation.tar", "lists.tar"),
     "cub": ("CUB_200_2011.tgz",),
+    "leeds_butterflies": ("leedsbutterfly_dataset_v1.0.zip",),
+    "image_folders": (),  # local: read in place from the dataset's path
+    "table": (),  # local: the path is the table file
 }
 """Archive files each real layout consists of (demo_* formats use the same names)."""
+
+LOCAL_FORMATS = frozenset({"image_folders", "table"})
+"""Formats read in place from a user-given path: nothing to download or extract."""
 
 OFFICIAL_URLS: dict[str, dict[str, str]] = {
     "stanford_dogs": {
@@ -51,6 +57,11 @@ OFFICIAL_URLS: dict[str, dict[str, str]] = {
     },
     "cub": {
         "CUB_200_2011.tgz": "https://data.caltech.edu/records/65de6-vzc04/files/CUB_200_2011.tgz",
+    },
+    "leeds_butterflies": {
+        "leedsbutterfly_dataset_v1.0.zip": (
+            "http://www.comp.leeds.ac.uk/scs6jwks/dataset/leedsbutterfly/leedsbutterfly_dataset_v1.0.zip"
+        ),
     },
 }
 
@@ -67,6 +78,12 @@ def reader(fmt: str) -> Callable[[Path, str, str], tuple[list[SourceRecord], lis
         from speciesgan.data.sources import stanford_dogs as module
     elif name == "cub":
         from speciesgan.data.sources import cub as module
+    elif name == "leeds_butterflies":
+        from speciesgan.data.sources import leeds_butterflies as module
+    elif name == "image_folders":
+        from speciesgan.data.sources import image_folders as module
+    elif name == "table":
+        from speciesgan.data.sources import table as module
     else:
         raise ValueError(f"unknown dataset format {fmt!r}")
     return module.read

@@ -1,0 +1,322 @@
+"""``speciesgan report``: one self-contained HTML page and one metrics JSON per run.
+
+The page is meant to be mailed or archived with a paper: every image is an
+embedded data URI, so it renders with no results folder next to it.  The JSON
+carries the same numbers for scripts.  Both are built only from files under the
+results folder (any missing part is skipped with a note), contain no timestamps
+or absolute paths, and are therefore byte-identical when rebuilt from the same run.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from PIL import Image
+from torch import nn
+
+from speciesgan.atomic import write_json, write_text
+from speciesgan.data.dataset import shard_path
+from speciesgan.sample import interpolation_strip, tile
+
+log = logging.getLogger(__name__)
+
+REAL_PER_SPECIES = 4
+STRIP_STEPS = 8
+STRIP_SEED = 0
+PUBLISHED_WEIGHTS = "pytorch-fid"
+
+STYLE = """
+body { font-family: sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
+th, td { border: 1px solid #bbb; padding: 0.2em 0.6em; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+img { max-width: 100%; image-rendering: pixelated; }
+.note { background: #fff3cd; border: 2px solid #d39e00; padding: 0.6em 1em; font-weight: bold; }
+.missing { color: #888; font-style: italic; }
+.pair { display: flex; gap: 1em; align-items: flex-start; margin-bottom: 1em; }
+"""
+
+
+# ---------------------------------------------------------------- small helpers
+def _read_json(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    with open(path) as fh:
+        return json.load(fh)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return html.escape(str(value))
+
+
+def _png_uri(array: np.ndarray) -> str:
+    """HWC uint8 -> data URI of a metadata-free PNG."""
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _file_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def _img(uri: str, alt: str) -> str:
+    return f'<img src="{uri}" alt="{html.escape(alt)}">'
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{_fmt(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _missing(what: str) -> str:
+    return f'<p class="missing">{html.escape(what)} not found in this results folder.</p>'
+
+
+# ---------------------------------------------------------------- dataset
+def dataset_summary(manifest: pd.DataFrame, rejects: pd.DataFrame | None) -> dict[str, Any]:
+    """Per-species train/test/reject counts and reject reasons."""
+    table = manifest.drop_duplicates("species_id").sort_values("species_id")
+    counts = manifest.groupby(["species", "split"]).size()
+    reject_counts = rejects.groupby("species").size() if rejects is not None else pd.Series(dtype=int)
+    species = {}
+    for row in table.itertuples():
+        species[row.species] = {
+            "species_id": int(row.species_id),
+            "category": row.category,
+            "dataset": getattr(row, "dataset", None),
+            "train": int(counts.get((row.species, "train"), 0)),
+            "test": int(counts.get((row.species, "test"), 0)),
+            "rejects": int(reject_counts.get(row.species, 0)),
+        }
+    by_reason = rejects.groupby("reason").size() if rejects is not None else pd.Series(dtype=int)
+    return {
+        "species": species,
+        "images": {split: int((manifest["split"] == split).sum()) for split in ("train", "test")},
+        "rejects": {
+            "total": 0 if rejects is None else len(rejects),
+            "by_reason": {str(k): int(v) for k, v in sorted(by_reason.items())},
+        },
+    }
+
+
+def _dataset_section(summary: dict[str, Any]) -> str:
+    rows = [
+        [name, s["category"], s["train"], s["test"], s["rejects"]]
+        for name, s in summary["species"].items()
+    ]
+    reasons = [[reason, count] for reason, count in summary["rejects"]["by_reason"].items()]
+    return (
+        _table(["species", "category", "train", "test", "rejects"], rows)
+        + f"<p>{summary['images']['train']} train and {summary['images']['test']} test crops; "
+        f"{summary['rejects']['total']} photos rejected.</p>"
+        + (_table(["reject reason", "photos"], reasons) if reasons else "")
+    )
+
+
+def real_crops(manifest_path: Path, manifest: pd.DataFrame, species_id: int, count: int) -> np.ndarray:
+    """The first ``count`` stored crops of a species, uint8 [n, 3, S, S] (memory-mapped read)."""
+    rows = manifest[manifest["species_id"] == species_id].head(count)
+    crops = [
+        np.load(shard_path(manifest_path, int(row.shard)), mmap_mode="r")[int(row.index)]
+        for row in rows.itertuples()
+    ]
+    return np.stack(crops).transpose(0, 3, 1, 2) if crops else np.empty((0, 3, 1, 1), np.uint8)
+
+
+# ---------------------------------------------------------------- classifier, training
+def _classifier_section(metrics: dict[str, Any]) -> str:
+    scalars = [[k, v] for k, v in sorted(metrics.items()) if not isinstance(v, (dict, list))]
+    parts = [_table(["metric", "value"], scalars)] if scalars else []
+    for key, value in sorted(metrics.items()):
+        if isinstance(value, dict) and all(not isinstance(v, (dict, list)) for v in value.values()):
+            parts.append(f"<h3>{html.escape(key)}</h3>")
+            parts.append(_table(["", key], [[k, v] for k, v in value.items()]))
+    return "".join(parts)
+
+
+def loss_curves_png(log_frame: pd.DataFrame) -> np.ndarray:
+    """Loss columns of the training log against the step, rendered with Agg to HWC uint8."""
+    x_column = "step" if "step" in log_frame.columns else None
+    numeric = [c for c in log_frame.select_dtypes("number").columns if c != x_column]
+    columns = [c for c in numeric if "loss" in c.lower()] or numeric
+    x = log_frame[x_column] if x_column else np.arange(len(log_frame))
+    figure = Figure(figsize=(8, 4), dpi=100)
+    canvas = FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    for column in columns:
+        axes.plot(x, log_frame[column], label=column, linewidth=1)
+    axes.set_xlabel(x_column or "log row")
+    axes.grid(alpha=0.3)
+    if columns:
+        axes.legend(loc="best", fontsize="small")
+    figure.tight_layout()
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
+
+# ---------------------------------------------------------------- generation metrics
+def generation_summary(evaluation: dict[str, Any]) -> dict[str, Any]:
+    """The numbers of ``eval/metrics.json`` that belong in the run summary."""
+    keys = (
+        "fid", "fid_num_images", "fid_note", "inception_score", "kid", "kid_per_species",
+        "accuracy_mean", "accuracy_per_species", "chance",
+    )  # fmt: skip
+    return {key: evaluation.get(key) for key in keys}
+
+
+def _generation_section(generation: dict[str, Any]) -> str:
+    inception = generation.get("inception_score") or {}
+    kid = generation.get("kid") or {}
+    headline = _table(
+        ["metric", "value"],
+        [
+            ["FID", generation.get("fid")],
+            ["Inception Score (mean ± std)", f"{_fmt(inception.get('mean'))} ± {_fmt(inception.get('std'))}"],
+            ["KID (mean ± std)", f"{_fmt(kid.get('mean'))} ± {_fmt(kid.get('std'))}"],
+            ["classifier top-1 on generated images (mean)", generation.get("accuracy_mean")],
+            ["chance", generation.get("chance")],
+        ],
+    )
+    note = f"<p>{html.escape(generation['fid_note'])}</p>" if generation.get("fid_note") else ""
+    kid_species = generation.get("kid_per_species") or {}
+    rows = [
+        [name, accuracy, generation.get("chance"), (kid_species.get(name) or {}).get("mean")]
+        for name, accuracy in (generation.get("accuracy_per_species") or {}).items()
+    ]
+    per_species = _table(["species", "generated top-1", "chance", "KID vs real"], rows)
+    return headline + note + "<h3>Per species</h3>" + per_species
+
+
+def _weights_note(weights: dict[str, Any] | None) -> str:
+    if not weights or weights.get("weights") == PUBLISHED_WEIGHTS:
+        return ""
+    return (
+        '<p class="note">Inception weights: '
+        f"{html.escape(str(weights.get('weights')))} (sha256 "
+        f"{html.escape(str(weights.get('weights_sha256', ''))[:16])}…). FID, IS and KID were "
+        "computed with placeholder weights and are NOT comparable with published numbers.</p>"
+    )
+
+
+# ---------------------------------------------------------------- samples
+def _samples_section(samples_dir: Path, manifest_path: Path, manifest: pd.DataFrame | None) -> str:
+    index = _read_json(samples_dir / "index.json")
+    if index is None:
+        return _missing("samples/index.json")
+    parts = []
+    overview = samples_dir / index.get("overview", "overview.png")
+    if overview.is_file():
+        parts.append("<h3>Overview (one row per species)</h3>" + _img(_file_uri(overview), "overview"))
+    parts.append("<h3>Real crops (left) and generated samples (right)</h3>")
+    species_ids = {}
+    if manifest is not None:
+        species_ids = dict(zip(manifest["species"], manifest["species_id"], strict=True))
+    for name, relative in index.get("species", {}).items():
+        grid = samples_dir / relative
+        real_html = ""
+        if name in species_ids:
+            crops = real_crops(manifest_path, manifest, int(species_ids[name]), REAL_PER_SPECIES)
+            if len(crops):
+                real_html = _img(_png_uri(tile(torch.from_numpy(crops), columns=2)), f"real {name}")
+        generated = _img(_file_uri(grid), f"generated {name}") if grid.is_file() else ""
+        parts.append(
+            f"<h4>{html.escape(name)}</h4><div class='pair'><div>{real_html}</div>"
+            f"<div>{generated}</div></div>"
+        )
+    return "".join(parts)
+
+
+def _strip_section(generator: nn.Module | None, species: list[str]) -> str:
+    if generator is None or len(species) < 2:
+        return _missing("a loadable gan/generator.pt with two species")
+    strip = interpolation_strip(generator, 0, 1, steps=STRIP_STEPS, seed=STRIP_SEED)
+    title = f"{species[0]} → {species[1]}"
+    return f"<p>{html.escape(title)}, one fixed latent</p>" + _img(_png_uri(strip), title)
+
+
+# ---------------------------------------------------------------- assembly
+def write_report(
+    results_dir: Path,
+    out_html: Path,
+    out_json: Path,
+    generator: nn.Module | None,
+    generator_species: list[str],
+) -> None:
+    """Build both files from ``results_dir``; ``generator`` (may be None) draws the strip."""
+    results_dir = Path(results_dir)
+    manifest_path = results_dir / "data" / "manifest.parquet"
+    rejects_path = results_dir / "data" / "rejects.parquet"
+    manifest = pd.read_parquet(manifest_path) if manifest_path.is_file() else None
+    rejects = pd.read_parquet(rejects_path) if rejects_path.is_file() else None
+    dataset = dataset_summary(manifest, rejects) if manifest is not None else None
+    classifier = _read_json(results_dir / "classifier" / "metrics.json")
+    evaluation = _read_json(results_dir / "eval" / "metrics.json")
+    generation = generation_summary(evaluation) if evaluation is not None else None
+    weights = evaluation.get("inception_weights") if evaluation is not None else None
+    log_path = results_dir / "gan" / "training_log.csv"
+
+    sections = [
+        ("Dataset", _dataset_section(dataset) if dataset else _missing("data/manifest.parquet")),
+        ("Species classifier", _classifier_section(classifier) if classifier else _missing("classifier/metrics.json")),
+        ("GAN training", _img(_png_uri(loss_curves_png(pd.read_csv(log_path))), "loss curves") if log_path.is_file() else _missing("gan/training_log.csv")),
+        ("Samples", _samples_section(results_dir / "samples", manifest_path, manifest)),
+        ("Species interpolation", _strip_section(generator, generator_species)),
+        ("Generation metrics", _weights_note(weights) + (_generation_section(generation) if generation else _missing("eval/metrics.json"))),
+    ]  # fmt: skip
+    body = "".join(f"<h2>{html.escape(title)}</h2>{content}" for title, content in sections)
+    page = (
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        f"<title>speciesgan report: {html.escape(results_dir.name)}</title>"
+        f"<style>{STYLE}</style></head><body>"
+        f"<h1>speciesgan report: {html.escape(results_dir.name)}</h1>"
+        f"{_weights_note(weights)}{body}</body></html>\n"
+    )
+    write_text(out_html, page)
+    write_json(
+        out_json,
+        {
+            "dataset": dataset,
+            "classifier": classifier,
+            "generation": generation,
+            "inception_weights": weights,
+        },
+    )
+
+
+def _strip_generator(path: Path) -> tuple[nn.Module | None, list[str]]:
+    """The trained generator for the interpolation strip, or None when it cannot be loaded."""
+    if not path.is_file():
+        return None, []
+    try:
+        from speciesgan.gan.networks import load_generator
+
+        generator, meta = load_generator(path, "cpu")
+    except Exception as exc:  # noqa: BLE001 - the report must still be written without the strip
+        log.warning("%s: cannot load the generator for the interpolation strip (%s)", path, exc)
+        return None, []
+    if not hasattr(generator, "z_dim"):
+        generator.z_dim = int(meta["z_dim"])
+    return generator, list(meta["species"])
+
+
+def build_report(results_dir: Path, out_html: Path, out_json: Path) -> None:
+    """``speciesgan report``: write ``report.html`` and ``metrics.json`` for a results folder."""
+    generator, species = _strip_generator(Path(results_dir) / "gan" / "generator.pt")
+    write_report(Path(results_dir), Path(out_html), Path(out_json), generator, species)

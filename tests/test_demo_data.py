@@ -1,0 +1,186 @@
+"""write_demo_archives(): real layouts, determinism, and species that colour alone cannot tell."""
+
+from __future__ import annotations
+
+import io
+import re
+import tarfile
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.io
+from PIL import Image
+
+from speciesgan.cli import main
+from speciesgan.data.demo import write_demo_archives
+from speciesgan.errors import SpeciesganError
+
+SMALL = {"species_per_dataset": 4, "images_per_species": 20, "min_size": 64, "max_size": 96}
+
+
+def _members(archive: Path) -> dict[str, bytes]:
+    with tarfile.open(archive) as tar:
+        return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
+
+
+@pytest.fixture(scope="module")
+def dogs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("dogs")
+    write_demo_archives(out, "stanford_dogs", seed=5, **SMALL)
+    return out
+
+
+@pytest.fixture(scope="module")
+def birds(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("birds")
+    write_demo_archives(out, "cub", seed=5, **SMALL)
+    return out
+
+
+def test_same_seed_gives_identical_bytes_and_another_seed_differs(
+    tmp_path: Path, dogs: Path, birds: Path
+) -> None:
+    for layout, first in (("stanford_dogs", dogs), ("cub", birds)):
+        again = write_demo_archives(tmp_path / layout, layout, seed=5, **SMALL)
+        for archive in again:
+            assert archive.read_bytes() == (first / archive.name).read_bytes(), archive.name
+    other = write_demo_archives(tmp_path / "other", "stanford_dogs", seed=6, **SMALL)
+    assert other[0].read_bytes() != (dogs / "images.tar").read_bytes()
+
+
+def test_archive_metadata_is_neutral(dogs: Path, birds: Path) -> None:
+    assert (birds / "CUB_200_2011.tgz").read_bytes()[4:8] == b"\0\0\0\0"  # gzip mtime
+    with tarfile.open(dogs / "images.tar") as tar:
+        assert {(m.mtime, m.uid, m.gid) for m in tar.getmembers()} == {(0, 0, 0)}
+
+
+def test_stanford_dogs_layout(dogs: Path) -> None:
+    assert sorted(p.name for p in dogs.iterdir()) == ["annotation.tar", "images.tar", "lists.tar"]
+    images = _members(dogs / "images.tar")
+    annotations = _members(dogs / "annotation.tar")
+    assert len(images) == 4 * 20
+    two_dogs = 0
+    for name, jpeg in images.items():
+        match = re.fullmatch(r"Images/(n9\d{7})-([A-Z][a-z]+_[a-z]+)/(\1_\d+)\.jpg", name)
+        assert match, name
+        wnid, breed, stem = match.groups()
+        root = ET.fromstring(annotations[f"Annotation/{wnid}-{breed}/{stem}"])
+        assert root.findtext("folder") == wnid[1:]
+        assert root.findtext("filename") == stem
+        assert root.findtext("source/database") == "ImageNet database"
+        assert root.findtext("segment") == "0"
+        image = Image.open(io.BytesIO(jpeg))
+        assert image.format == "JPEG" and image.mode == "RGB"
+        assert (int(root.findtext("size/width")), int(root.findtext("size/height"))) == image.size
+        assert 64 <= image.width <= 96 and 64 <= image.height <= 96
+        objects = root.findall("object")
+        two_dogs += len(objects) == 2
+        for obj in objects:
+            assert obj.findtext("name") == breed
+            assert obj.findtext("pose") == "Unspecified"
+            assert obj.findtext("truncated") == obj.findtext("difficult") == "0"
+            xmin, ymin, xmax, ymax = (
+                int(obj.findtext(f"bndbox/{k}")) for k in ("xmin", "ymin", "xmax", "ymax")
+            )
+            assert 1 <= xmin <= xmax <= image.width and 1 <= ymin <= ymax <= image.height
+    assert 0.03 <= two_dogs / len(images) <= 0.35
+
+
+def test_stanford_dogs_lists(dogs: Path, tmp_path: Path) -> None:
+    with tarfile.open(dogs / "lists.tar") as tar:
+        assert sorted(tar.getnames()) == ["file_list.mat", "test_list.mat", "train_list.mat"]
+        tar.extractall(tmp_path, filter="data")
+    folders = sorted({n.split("/")[1] for n in _members(dogs / "images.tar")})
+    every = scipy.io.loadmat(tmp_path / "file_list.mat")
+    files = [str(c[0][0]) for c in every["file_list"]]
+    assert every["file_list"].shape == (80, 1) and every["labels"].shape == (80, 1)
+    assert files == sorted(files)
+    assert [str(c[0][0]) for c in every["annotation_list"]] == [
+        f.removesuffix(".jpg") for f in files
+    ]
+    assert [int(v) for v in every["labels"].ravel()] == [
+        folders.index(f.split("/")[0]) + 1 for f in files
+    ]
+    train = [str(c[0][0]) for c in scipy.io.loadmat(tmp_path / "train_list.mat")["file_list"]]
+    test = [str(c[0][0]) for c in scipy.io.loadmat(tmp_path / "test_list.mat")["file_list"]]
+    assert sorted(train + test) == files and not set(train) & set(test)
+    assert len(train) == 4 * 16
+
+
+def test_cub_layout(birds: Path) -> None:
+    assert [p.name for p in birds.iterdir()] == ["CUB_200_2011.tgz"]
+    members = _members(birds / "CUB_200_2011.tgz")
+
+    def table(name: str) -> list[list[str]]:
+        return [line.split() for line in members[f"CUB_200_2011/{name}"].decode().splitlines()]
+
+    images = table("images.txt")
+    assert [int(row[0]) for row in images] == list(range(1, 81))
+    classes = dict(table("classes.txt"))
+    assert list(classes) == ["1", "2", "3", "4"]
+    assert all(re.fullmatch(r"00\d\.[A-Z][a-z]+_[A-Z][a-z]+", c) for c in classes.values())
+    labels = dict(table("image_class_labels.txt"))
+    boxes = {row[0]: row[1:] for row in table("bounding_boxes.txt")}
+    split = dict(table("train_test_split.txt"))
+    for image_id, rel in images:
+        folder, filename = rel.split("/")
+        assert classes[labels[image_id]] == folder
+        assert re.fullmatch(re.escape(folder.split(".", 1)[1]) + r"_\d{4}_\d+\.jpg", filename)
+        image = Image.open(io.BytesIO(members[f"CUB_200_2011/images/{rel}"]))
+        x, y, w, h = boxes[image_id]
+        assert all(re.fullmatch(r"\d+\.0", v) for v in (x, y, w, h))
+        assert float(x) + float(w) <= image.width and float(y) + float(h) <= image.height
+        assert split[image_id] in ("0", "1")
+    assert sum(v == "1" for v in split.values()) == 4 * 16
+
+
+def test_species_names_are_disjoint_between_layouts(dogs: Path, birds: Path) -> None:
+    dog_names = {n.split("/")[1].split("-", 1)[1] for n in _members(dogs / "images.tar")}
+    bird_names = {
+        n.split("/")[2].split(".", 1)[1]
+        for n in _members(birds / "CUB_200_2011.tgz")
+        if "/images/" in n
+    }
+    assert len(dog_names) == len(bird_names) == 4
+    assert not dog_names & bird_names
+
+
+def test_colour_alone_does_not_identify_the_species(birds: Path) -> None:
+    """Mean colour of the animal predicts the species far worse than a perfect classifier."""
+    members = _members(birds / "CUB_200_2011.tgz")
+    rows = [line.split() for line in members["CUB_200_2011/images.txt"].decode().splitlines()]
+    boxes = {r[0]: [int(float(v)) for v in r[1:]] for r in
+             (line.split() for line in members["CUB_200_2011/bounding_boxes.txt"].decode().splitlines())}  # fmt: skip
+    features, labels = [], []
+    for image_id, rel in rows:
+        pixels = np.asarray(
+            Image.open(io.BytesIO(members[f"CUB_200_2011/images/{rel}"])), dtype=np.float64
+        )
+        x, y, w, h = boxes[image_id]
+        centre = pixels[y + h // 4 : y + 3 * h // 4 + 1, x + w // 4 : x + 3 * w // 4 + 1]
+        features.append(centre.reshape(-1, 3).mean(axis=0))
+        labels.append(rel.split("/")[0])
+    x_all, y_all = np.array(features), np.array(labels)
+    classes = sorted(set(labels))
+    correct = 0
+    for i in range(len(y_all)):  # leave-one-out nearest centroid on mean RGB
+        keep = np.arange(len(y_all)) != i
+        centroids = np.stack([x_all[keep & (y_all == c)].mean(axis=0) for c in classes])
+        correct += classes[int(np.argmin(((centroids - x_all[i]) ** 2).sum(axis=1)))] == y_all[i]
+    assert correct / len(y_all) < 0.7
+
+
+def test_bad_arguments_are_user_errors(tmp_path: Path) -> None:
+    with pytest.raises(SpeciesganError, match="layout"):
+        write_demo_archives(tmp_path, "imagenet", seed=0)
+    with pytest.raises(SpeciesganError, match="species_per_dataset"):
+        write_demo_archives(tmp_path, "cub", seed=0, species_per_dataset=13)
+
+
+def test_cli_writes_the_archives(tmp_path: Path) -> None:
+    status = main(["demo-data", "--layout", "cub", "--out-dir", str(tmp_path), "--seed", "2",
+                   "--settings", '{"species_per_dataset": 2, "images_per_species": 4, "min_size": 64, "max_size": 80}'])  # fmt: skip
+    assert status == 0
+    assert sum("/images/" in n for n in _members(tmp_path / "CUB_200_2011.tgz")) == 8

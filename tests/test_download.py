@@ -1,0 +1,149 @@
+"""download(): resume, retry, checksum, atomic output, clear errors, file:// URLs."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from http_server import ServerState, serve
+
+from speciesgan.cli import main
+from speciesgan.data.download import download, part_path
+from speciesgan.errors import SpeciesganError
+
+PAYLOAD = np.random.default_rng(7).integers(0, 256, 3_000_000, dtype=np.uint8).tobytes()
+PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_plain_download_verifies_and_leaves_only_the_output(tmp_path: Path) -> None:
+    state = ServerState(files={"/a.tar": PAYLOAD})
+    with serve(state) as base:
+        out = download(f"{base}/a.tar", tmp_path / "dl" / "a.tar", sha256=PAYLOAD_SHA)
+    assert out.read_bytes() == PAYLOAD
+    assert _leftovers(tmp_path / "dl") == ["a.tar"]
+    assert state.range_headers == [None]
+
+
+def test_connection_cut_midway_is_resumed_with_a_range_request(tmp_path: Path) -> None:
+    state = ServerState(files={"/a.tar": PAYLOAD}, cut_first=1)
+    with serve(state) as base:
+        out = download(f"{base}/a.tar", tmp_path / "a.tar", sha256=PAYLOAD_SHA, backoff_s=0.01)
+    assert out.read_bytes() == PAYLOAD
+    assert state.range_headers[0] is None
+    assert len(state.range_headers) == 2
+    resumed_from = int(state.range_headers[1].removeprefix("bytes=").rstrip("-"))
+    assert 0 < resumed_from < len(PAYLOAD)
+    assert not part_path(out).exists()
+
+
+def test_part_file_from_a_killed_run_is_continued(tmp_path: Path) -> None:
+    out = tmp_path / "a.tar"
+    part_path(out).write_bytes(PAYLOAD[:1_000_000])
+    state = ServerState(files={"/a.tar": PAYLOAD})
+    with serve(state) as base:
+        download(f"{base}/a.tar", out, sha256=PAYLOAD_SHA)
+    assert state.range_headers == ["bytes=1000000-"]
+    assert out.read_bytes() == PAYLOAD
+
+
+def test_server_that_ignores_range_restarts_from_zero(tmp_path: Path) -> None:
+    out = tmp_path / "a.tar"
+    part_path(out).write_bytes(PAYLOAD[:1_000_000])
+    state = ServerState(files={"/a.tar": PAYLOAD}, ignore_range=True)
+    with serve(state) as base:
+        download(f"{base}/a.tar", out, sha256=PAYLOAD_SHA)
+    assert out.read_bytes() == PAYLOAD
+
+
+def test_complete_part_file_gets_416_and_is_accepted(tmp_path: Path) -> None:
+    out = tmp_path / "a.tar"
+    part_path(out).write_bytes(PAYLOAD)
+    state = ServerState(files={"/a.tar": PAYLOAD})
+    with serve(state) as base:
+        download(f"{base}/a.tar", out, sha256=PAYLOAD_SHA)
+    assert out.read_bytes() == PAYLOAD
+    assert len(state.range_headers) == 1
+
+
+def test_oversized_part_file_is_discarded_after_416(tmp_path: Path) -> None:
+    out = tmp_path / "a.tar"
+    part_path(out).write_bytes(PAYLOAD + b"garbage")
+    state = ServerState(files={"/a.tar": PAYLOAD})
+    with serve(state) as base:
+        download(f"{base}/a.tar", out, sha256=PAYLOAD_SHA, backoff_s=0.01)
+    assert out.read_bytes() == PAYLOAD
+
+
+def test_transient_5xx_is_retried(tmp_path: Path) -> None:
+    state = ServerState(files={"/a.tar": PAYLOAD}, fail_first=2)
+    with serve(state) as base:
+        out = download(f"{base}/a.tar", tmp_path / "a.tar", backoff_s=0.01)
+    assert out.read_bytes() == PAYLOAD
+    assert len(state.range_headers) == 3
+
+
+def test_retries_exhausted_is_a_clear_error_and_keeps_no_output(tmp_path: Path) -> None:
+    state = ServerState(files={"/a.tar": PAYLOAD}, fail_first=10)
+    with serve(state) as base, pytest.raises(SpeciesganError, match="503") as info:
+        download(f"{base}/a.tar", tmp_path / "a.tar", retries=2, backoff_s=0.01)
+    assert "/a.tar" in str(info.value)
+    assert "3 attempts" in str(info.value)
+    assert not (tmp_path / "a.tar").exists()
+
+
+def test_wrong_checksum_removes_everything_and_names_both_sums(tmp_path: Path) -> None:
+    wrong = "0" * 64
+    state = ServerState(files={"/a.tar": PAYLOAD})
+    with serve(state) as base, pytest.raises(SpeciesganError) as info:
+        download(f"{base}/a.tar", tmp_path / "a.tar", sha256=wrong)
+    message = str(info.value)
+    assert wrong in message and PAYLOAD_SHA in message and f"{base}/a.tar" in message
+    assert _leftovers(tmp_path) == []
+
+
+def test_404_is_a_clear_error_without_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = ServerState(files={})
+    with serve(state) as base:
+        status = main(
+            ["download", "--url", f"{base}/missing.tar", "--out", str(tmp_path / "m.tar")]
+        )
+    err = capsys.readouterr().err
+    assert status == 1
+    assert "404" in err and f"{base}/missing.tar" in err
+    assert "Traceback" not in err
+    assert _leftovers(tmp_path) == []
+    assert len(state.range_headers) == 1  # a 404 is not retried
+
+
+def test_file_url_absolute(tmp_path: Path) -> None:
+    source = tmp_path / "src" / "x.tar"
+    source.parent.mkdir()
+    source.write_bytes(PAYLOAD)
+    out = download(f"file://{source}", tmp_path / "out" / "x.tar", sha256=PAYLOAD_SHA)
+    assert out.read_bytes() == PAYLOAD
+    assert _leftovers(tmp_path / "out") == ["x.tar"]
+
+
+def test_file_url_without_third_slash_is_relative_to_cwd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "data" / "demo").mkdir(parents=True)
+    (tmp_path / "data" / "demo" / "x.tar").write_bytes(b"demo bytes")
+    monkeypatch.chdir(tmp_path)
+    out = download("file://data/demo/x.tar", Path("downloads/x.tar"))
+    assert (tmp_path / "downloads" / "x.tar").read_bytes() == b"demo bytes"
+    assert out == Path("downloads/x.tar")
+
+
+def test_missing_local_file_names_the_path(tmp_path: Path) -> None:
+    with pytest.raises(SpeciesganError, match="no such file"):
+        download(f"file://{tmp_path}/nope.tar", tmp_path / "x.tar")
+    assert not (tmp_path / "x.tar").exists()

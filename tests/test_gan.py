@@ -1,0 +1,366 @@
+"""Tests of the conditional GAN: networks, losses, DiffAugment, checkpoints, resume."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from speciesgan.errors import SpeciesganError
+from speciesgan.gan import checkpoint as ckpt
+from speciesgan.gan.augment import diff_augment, parse_policy
+from speciesgan.gan.loss import (
+    classifier_guidance_loss,
+    discriminator_loss,
+    generator_loss,
+    gradient_penalty,
+)
+from speciesgan.gan.networks import build_networks, load_generator, save_generator
+from speciesgan.gan.training_loop import train_gan
+from speciesgan.preemption import TrainingInterrupted
+
+SPECIES = ["cat", "dog", "owl"]
+TINY = {
+    "z_dim": 8, "embed_dim": 4, "g_channels": 4, "d_channels": 4, "batch_size": 8,
+    "checkpoint_every": 2, "log_every": 1, "classifier_loss_weight": 0.0,
+}
+
+
+def write_manifest(root: Path, size: int = 16, per_species: int = 6, seed: int = 0) -> Path:
+    """A tiny manifest + one shard: each species a different colour and stripe direction."""
+    rng = np.random.default_rng(seed)
+    images, rows = [], []
+    for species_id, name in enumerate(SPECIES):
+        for k in range(per_species):
+            image = rng.integers(0, 40, (size, size, 3), dtype=np.uint8)
+            image[..., species_id] += 180
+            if species_id % 2:
+                image[:, ::4] = 255
+            else:
+                image[::4] = 255
+            rows.append({
+                "dataset": "toy", "file": f"/toy/{name}/{k}.jpg", "species": name,
+                "species_id": species_id, "category": "animals",
+                "split": "test" if k == 0 else "train",
+                "box_x0": -1, "box_y0": -1, "box_x1": -1, "box_y1": -1, "shard": 0,
+                "index": len(images), "sha256": "0" * 64,
+                "crop_x0": 0, "crop_y0": 0, "crop_size": size,
+            })
+            images.append(image)
+    (root / "shards").mkdir(parents=True, exist_ok=True)
+    np.save(root / "shards" / "shard-000.npy", np.stack(images))
+    frame = pd.DataFrame(rows)
+    for column in frame.columns:
+        if frame[column].dtype == np.int64:
+            frame[column] = frame[column].astype(np.int32)
+    manifest = root / "manifest.parquet"
+    frame.to_parquet(manifest)
+    return manifest
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_manifest(tmp_path_factory.mktemp("data"))
+
+
+def run(manifest: Path, out: Path, **overrides: object) -> Path:
+    """Train into ``out``; returns the generator file."""
+    settings = {**TINY, "steps": 4, **overrides}
+    train_gan(manifest, None, out / "generator.pt", out / "log.csv", out / "checkpoints",
+              settings=settings, seed=3, threads=1)
+    return out / "generator.pt"
+
+
+# ---------------------------------------------------------------- networks
+
+
+@pytest.mark.parametrize("model", ["dcgan", "resnet"])
+@pytest.mark.parametrize("size", [16, 32, 64])
+def test_network_shapes_and_output_range(model: str, size: int) -> None:
+    g, d = build_networks({"model": model, "g_channels": 8, "d_channels": 8, "z_dim": 16, "embed_dim": 8},
+                          num_classes=3, image_size=size)
+    z = torch.randn(4, 16) * 5  # large noise: tanh must still bound the output
+    species = torch.tensor([0, 1, 2, 1])
+    images = g(z, species)
+    assert images.shape == (4, 3, size, size)
+    assert images.min() >= -1 and images.max() <= 1
+    assert d(images, species).shape == (4,)
+
+
+def test_unsupported_size_is_a_user_error() -> None:
+    with pytest.raises(SpeciesganError, match="power of two"):
+        build_networks({}, num_classes=3, image_size=48)
+
+
+def test_networks_depend_only_on_seed() -> None:
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    g1, _ = build_networks({"g_channels": 8}, 3, 16, seed=5)
+    assert torch.equal(torch.get_rng_state(), state)  # caller's random stream untouched
+    g2, _ = build_networks({"g_channels": 8}, 3, 16, seed=5)
+    for a, b in zip(g1.state_dict().values(), g2.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("model", ["dcgan", "resnet"])
+def test_generate_mixes_species_embeddings(model: str) -> None:
+    g, _ = build_networks({"model": model, "g_channels": 8, "z_dim": 16, "embed_dim": 8}, 3, 16)
+    g.eval()
+    z = torch.randn(2, 16)
+    species = torch.tensor([0, 2])
+    with torch.no_grad():
+        plain = g(z, species)
+        a, b = g.embedding(torch.tensor([0, 0])), g.embedding(torch.tensor([2, 2]))
+        assert torch.allclose(g.generate(z, a)[0], plain[0])
+        assert torch.allclose(g.generate(z, b)[1], plain[1])
+        mixed = g.generate(z, 0.5 * a + 0.5 * b)
+    assert mixed.shape == plain.shape
+    assert not torch.allclose(mixed[0], plain[0])
+
+
+def test_saved_generator_loads_with_weights_only(tmp_path: Path) -> None:
+    settings = {"model": "resnet", "g_channels": 8, "z_dim": 16, "embed_dim": 8}
+    g, _ = build_networks(settings, 3, 32)
+    g.eval()
+    save_generator(tmp_path / "g.pt", g, settings, SPECIES, 32)
+    payload = torch.load(tmp_path / "g.pt", weights_only=True)  # plain data only
+    assert payload["model"] == "resnet" and payload["species"] == SPECIES
+    loaded, meta = load_generator(tmp_path / "g.pt")
+    assert meta["species"] == SPECIES and meta["image_size"] == 32 and meta["z_dim"] == 16
+    z, species = torch.randn(3, 16), torch.tensor([0, 1, 2])
+    with torch.no_grad():
+        assert torch.equal(loaded(z, species), g(z, species))
+
+
+def test_load_generator_names_a_bad_file(tmp_path: Path) -> None:
+    bad = tmp_path / "g.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(SpeciesganError, match="g.pt"):
+        load_generator(bad)
+    with pytest.raises(SpeciesganError, match="missing.pt"):
+        load_generator(tmp_path / "missing.pt")
+
+
+# ---------------------------------------------------------------- losses
+
+
+@pytest.mark.parametrize("kind", ["hinge", "bce", "wgan-gp"])
+def test_losses_reward_the_right_side(kind: str) -> None:
+    confident = discriminator_loss(kind, torch.full((8,), 3.0), torch.full((8,), -3.0))
+    fooled = discriminator_loss(kind, torch.full((8,), -3.0), torch.full((8,), 3.0))
+    assert confident < fooled
+    assert generator_loss(kind, torch.full((8,), 3.0)) < generator_loss(kind, torch.full((8,), -3.0))
+
+
+def test_hinge_is_zero_beyond_the_margin() -> None:
+    assert discriminator_loss("hinge", torch.full((4,), 1.5), torch.full((4,), -1.5)) == 0
+    assert discriminator_loss("hinge", torch.zeros(4), torch.zeros(4)) == 2
+
+
+def test_bce_matches_binary_cross_entropy() -> None:
+    real, fake = torch.randn(16), torch.randn(16)
+    expected = nn.functional.binary_cross_entropy_with_logits(real, torch.ones(16)) + \
+        nn.functional.binary_cross_entropy_with_logits(fake, torch.zeros(16))
+    assert torch.allclose(discriminator_loss("bce", real, fake), expected)
+
+
+def test_gradient_penalty_is_zero_for_unit_gradient_critic() -> None:
+    def critic(images: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
+        return images[:, 0, 0, 0] * 1.0  # gradient norm exactly 1 everywhere
+
+    def steep(images: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
+        return images[:, 0, 0, 0] * 3.0
+
+    real, fake = torch.randn(4, 3, 8, 8), torch.randn(4, 3, 8, 8)
+    species = torch.zeros(4, dtype=torch.long)
+    gen = torch.Generator().manual_seed(0)
+    assert gradient_penalty(critic, real, fake, species, gen) == 0
+    assert gradient_penalty(steep, real, fake, species, gen) == pytest.approx(40.0)
+
+
+def test_classifier_guidance_prefers_the_requested_species() -> None:
+    classifier = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 3)).eval().requires_grad_(False)
+    with torch.no_grad():
+        classifier[1].weight.zero_()
+        classifier[1].weight[:, :16] = torch.tensor([[0.1], [0.0], [-0.1]])  # red -> class 0
+    red = torch.zeros(2, 3, 4, 4)
+    red[:, 0] = 1.0
+    fake = red.clone().requires_grad_(True)
+    right = classifier_guidance_loss(classifier, fake, torch.tensor([0, 0]))
+    wrong = classifier_guidance_loss(classifier, red, torch.tensor([2, 2]))
+    assert right < wrong
+    right.backward()  # gradients reach the images, not the frozen weights
+    assert fake.grad is not None and fake.grad.abs().sum() > 0
+    assert classifier[1].weight.grad is None
+
+
+# ---------------------------------------------------------------- DiffAugment
+
+
+def test_diffaugment_is_determined_by_the_generator_state() -> None:
+    images = torch.rand(6, 3, 16, 16) * 2 - 1
+    gen = torch.Generator().manual_seed(7)
+    state = gen.get_state()
+    first = diff_augment(images, "translation,cutout,color", gen)
+    gen.set_state(state)
+    again = diff_augment(images, "translation,cutout,color", gen)
+    other = diff_augment(images, "translation,cutout,color", gen)
+    assert torch.equal(first, again)
+    assert not torch.equal(first, other)
+    assert first.shape == images.shape
+
+
+def test_diffaugment_ops_behave() -> None:
+    images = torch.ones(8, 3, 16, 16)
+    gen = torch.Generator().manual_seed(0)
+    assert torch.equal(diff_augment(images, "", gen), images)
+    cut = diff_augment(images, "cutout", gen)
+    erased = (cut == 0).flatten(1).sum(1)
+    assert (erased > 0).all() and (erased <= 3 * 8 * 8).all()
+    shifted = diff_augment(images, "translation", gen)
+    assert ((shifted == 0) | (shifted == 1)).all()  # pure shift with zero fill
+    x = torch.rand(1, 3, 16, 16, requires_grad=True)
+    diff_augment(x, "translation,cutout,color", gen).sum().backward()
+    assert x.grad is not None  # differentiable: G learns through it
+
+
+def test_unknown_augmentation_is_a_user_error() -> None:
+    with pytest.raises(SpeciesganError, match="blur"):
+        parse_policy("translation,blur")
+
+
+# ---------------------------------------------------------------- checkpoints and resume
+
+
+def test_checkpoint_roundtrip_restores_everything(tmp_path: Path) -> None:
+    g, d = build_networks({"g_channels": 4, "d_channels": 4, "z_dim": 8, "embed_dim": 4}, 3, 16)
+    opt = torch.optim.Adam(g.parameters())
+    g(torch.randn(4, 8), torch.tensor([0, 1, 2, 0])).mean().backward()
+    opt.step()
+    gens = {"data": torch.Generator().manual_seed(1), "noise": torch.Generator().manual_seed(2)}
+    torch.manual_seed(99)
+    ckpt.save_checkpoint(tmp_path, "abc", 7, {"G": g, "D": d}, {"G": opt}, gens, [[1.0, 2.0]])
+    expected_draws = {name: torch.rand(3, generator=gen) for name, gen in gens.items()}
+    expected_global = torch.rand(3)
+
+    g2, d2 = build_networks({"g_channels": 4, "d_channels": 4, "z_dim": 8, "embed_dim": 4}, 3, 16, seed=1)
+    opt2 = torch.optim.Adam(g2.parameters())
+    gens2 = {"data": torch.Generator(), "noise": torch.Generator()}
+    assert ckpt.load_checkpoint(tmp_path, "other") is None
+    payload = ckpt.load_checkpoint(tmp_path, "abc")
+    step, rows = ckpt.restore_checkpoint(payload, {"G": g2, "D": d2}, {"G": opt2}, gens2)
+    assert step == 7 and rows == [[1.0, 2.0]]
+    for name, gen in gens2.items():
+        assert torch.equal(torch.rand(3, generator=gen), expected_draws[name])
+    assert torch.equal(torch.rand(3), expected_global)
+    for a, b in zip(list(g.state_dict().values()) + list(d.state_dict().values()),
+                    list(g2.state_dict().values()) + list(d2.state_dict().values()), strict=True):
+        assert torch.equal(a, b)
+    state, state2 = opt.state_dict()["state"], opt2.state_dict()["state"]
+    assert state.keys() == state2.keys()
+    for key in state:
+        assert torch.equal(state[key]["exp_avg_sq"], state2[key]["exp_avg_sq"])
+
+
+def test_training_writes_generator_log_and_checkpoint(manifest: Path, tmp_path: Path) -> None:
+    generator_file = run(manifest, tmp_path)
+    generator, meta = load_generator(generator_file)
+    assert meta["species"] == SPECIES and meta["image_size"] == 16
+    images = generator(torch.randn(2, meta["z_dim"]), torch.tensor([0, 2]))
+    assert images.shape == (2, 3, 16, 16)
+    log = pd.read_csv(tmp_path / "log.csv")
+    assert list(log.columns) == ["step", "loss_d", "loss_g", "loss_cls", "d_real", "d_fake"]
+    assert log["step"].tolist() == [1, 2, 3, 4]
+    assert np.isfinite(log.drop(columns="step").to_numpy()).all()
+    assert (tmp_path / "checkpoints" / "last.pt").is_file()
+    assert not [p for p in tmp_path.rglob(".*tmp*")]  # no temp files left behind
+
+
+@pytest.mark.parametrize("model,loss", [("resnet", "hinge"), ("dcgan", "wgan-gp")])
+def test_resumed_run_is_bit_identical(manifest: Path, tmp_path: Path, model: str, loss: str) -> None:
+    straight = run(manifest, tmp_path / "straight", model=model, loss=loss)
+    run(manifest, tmp_path / "resumed", model=model, loss=loss, steps=2)
+    resumed = run(manifest, tmp_path / "resumed", model=model, loss=loss)  # continues from step 2
+    assert straight.read_bytes() == resumed.read_bytes()
+    assert (tmp_path / "straight/log.csv").read_bytes() == (tmp_path / "resumed/log.csv").read_bytes()
+
+
+def test_same_seed_reruns_are_bit_identical_with_bf16(manifest: Path, tmp_path: Path) -> None:
+    first = run(manifest, tmp_path / "a", precision="bf16", steps=2)
+    second = run(manifest, tmp_path / "b", precision="bf16", steps=2)
+    assert first.read_bytes() == second.read_bytes()
+
+
+def test_changed_settings_start_fresh(manifest: Path, tmp_path: Path) -> None:
+    run(manifest, tmp_path / "a", steps=2)
+    changed = run(manifest, tmp_path / "a", lr_g=1e-3)  # resume refused: other settings
+    fresh = run(manifest, tmp_path / "b", lr_g=1e-3)
+    assert changed.read_bytes() == fresh.read_bytes()
+
+
+def test_preemption_saves_and_resume_matches(manifest: Path, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    straight = run(manifest, tmp_path / "straight", steps=6, checkpoint_every=100)
+    # a job whose end time is already inside the safety margin stops before its first step
+    monkeypatch.setenv("SPECIESGAN_DEADLINE", str(time.time()))
+    with pytest.raises(TrainingInterrupted):
+        run(manifest, tmp_path / "cut", steps=6, checkpoint_every=100)
+    assert torch.load(tmp_path / "cut/checkpoints/last.pt", weights_only=True)["step"] == 0
+    assert not (tmp_path / "cut/generator.pt").exists()
+    monkeypatch.delenv("SPECIESGAN_DEADLINE")
+    # a signal mid-run (SLURM's warning): checkpoint at whatever step, then resume
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGUSR1))
+    timer.start()
+    try:
+        run(manifest, tmp_path / "cut", steps=400, checkpoint_every=1000, log_every=1000)
+        pytest.fail("the signal did not stop training")
+    except TrainingInterrupted:
+        pass
+    finally:
+        timer.cancel()
+    # same identity (steps is not part of it), so the 6-step run resumes or restarts cleanly
+    resumed = run(manifest, tmp_path / "cut", steps=6, checkpoint_every=100)
+    assert resumed.read_bytes() == straight.read_bytes()
+
+
+def test_unknown_setting_is_a_user_error(manifest: Path, tmp_path: Path) -> None:
+    with pytest.raises(SpeciesganError, match="lr_gen"):
+        run(manifest, tmp_path, lr_gen=0.1)
+
+
+# ---------------------------------------------------------------- distributed (2 CPU processes)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _ddp_worker(rank: int, world: int, port: int, manifest: str, out: str, settings: dict) -> None:
+    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
+                       "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank)})
+    train_gan(Path(manifest), None, Path(out) / "generator.pt", Path(out) / "log.csv",
+              Path(out) / "checkpoints", settings=settings, seed=3, threads=1)
+
+
+def test_two_process_training_matches_one_process(manifest: Path, tmp_path: Path) -> None:
+    settings = {**TINY, "model": "dcgan", "steps": 3, "diffaugment": "", "g_norm": "none"}
+    pytest.importorskip("torch.distributed")
+    single = tmp_path / "single"
+    train_gan(manifest, None, single / "generator.pt", single / "log.csv", single / "checkpoints",
+              settings=settings, seed=3, threads=1)
+    torch.multiprocessing.spawn(_ddp_worker, args=(2, _free_port(), str(manifest), str(tmp_path / "ddp"),
+                                                   settings), nprocs=2, join=True)
+    one = pd.read_csv(single / "log.csv")
+    two = pd.read_csv(tmp_path / "ddp" / "log.csv")
+    np.testing.assert_allclose(two.to_numpy(), one.to_numpy(), rtol=1e-4, atol=1e-5)

@@ -1,0 +1,209 @@
+"""process_shard on real files of many kinds: what gets cropped, what gets rejected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from speciesgan.data.crop import crop_to_box
+from speciesgan.data.index import RECORDS_SCHEMA
+from speciesgan.data.preprocess import IMAGE_SIZE_KEY, process_shard, rejects_path
+from speciesgan.errors import SpeciesganError
+
+SIZE = 32
+NO_BOX = (-1, -1, -1, -1)
+
+
+def write_records(
+    path: Path, photos: list[tuple[Path, tuple[int, int, int, int]]], shard: int = 0
+) -> None:
+    """Records for ``photos``; each row's species is its position, to find it again."""
+    rows = [
+        {
+            "dataset": "test",
+            "file": str(file),
+            "species": f"row{i}",
+            "species_id": 0,
+            "category": "bird",
+            "split": "train",
+            "box_x0": box[0],
+            "box_y0": box[1],
+            "box_x1": box[2],
+            "box_y1": box[3],
+            "shard": shard,
+            "sha256": "0" * 64,
+        }
+        for i, (file, box) in enumerate(photos)
+    ]
+    pq.write_table(pa.Table.from_pylist(rows, schema=RECORDS_SCHEMA), path)
+
+
+def run_shard(tmp_path: Path, photos, name: str = "shard-000", threads: int = 1, **settings):
+    records = tmp_path / f"{name}-records.parquet"
+    write_records(records, photos)
+    images, rows = tmp_path / f"{name}.npy", tmp_path / f"{name}.parquet"
+    process_shard(records, 0, images, rows, {"image_size": SIZE, **settings}, threads=threads)
+    rejects = pd.read_parquet(rejects_path(rows))
+    return np.load(images), pd.read_parquet(rows), rejects, (images, rows, rejects_path(rows))
+
+
+def solid(path: Path, mode: str, color, size=(60, 40), **save) -> Path:
+    Image.new(mode, size, color).save(path, **save)
+    return path
+
+
+def exif_rotated_jpeg(path: Path) -> tuple[Path, tuple[int, int, int, int]]:
+    """A JPEG stored sideways with EXIF orientation 6; returns it and the displayed box.
+
+    Displayed: 120 wide, 80 tall, black, a white square at (70, 10)-(110, 50).
+    """
+    displayed = Image.new("RGB", (120, 80), (0, 0, 0))
+    box = (70, 10, 110, 50)
+    displayed.paste((255, 255, 255), box)
+    stored = displayed.transpose(Image.Transpose.ROTATE_90)  # orientation 6 undoes this
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    stored.save(path, quality=95, exif=exif.tobytes())
+    return path, box
+
+
+@pytest.fixture
+def mixed_photos(tmp_path: Path) -> dict[str, tuple[Path, tuple[int, int, int, int]]]:
+    src = tmp_path / "src"
+    src.mkdir()
+    good = solid(src / "good.jpg", "RGB", (200, 30, 30), quality=95)
+    truncated = src / "truncated.jpg"
+    noisy = Image.fromarray(
+        np.random.default_rng(0).integers(0, 256, (200, 200, 3), dtype=np.uint8)
+    )
+    noisy.save(truncated, quality=90)
+    truncated.write_bytes(truncated.read_bytes()[: len(truncated.read_bytes()) // 2])
+    text = src / "notes.jpg"
+    text.write_text("this is not a photo\n")
+    palette = Image.new("P", (40, 40), 0)
+    palette.putpalette([255, 0, 0, 0, 0, 255] + [0] * 762)
+    palette.paste(1, (0, 0, 40, 20))  # top half blue, bottom half index 0 = transparent
+    palette.save(src / "palette.png", transparency=0)
+    sixteen = Image.fromarray(np.full((30, 30), 40000, dtype=np.uint16))
+    sixteen.save(src / "sixteen.png")
+    return {
+        "good": (good, (10, 5, 50, 35)),
+        "truncated": (truncated, NO_BOX),
+        "text": (text, NO_BOX),
+        "cmyk": (solid(src / "cmyk.jpg", "CMYK", (0, 255, 255, 0), quality=95), NO_BOX),
+        "gray": (solid(src / "gray.png", "L", 90), NO_BOX),
+        "palette": (src / "palette.png", NO_BOX),
+        "sixteen": (src / "sixteen.png", NO_BOX),
+        "rgba": (solid(src / "rgba.png", "RGBA", (0, 0, 0, 0)), NO_BOX),
+        "outside": (good, (500, 500, 600, 600)),
+    }
+
+
+def test_every_kind_of_file_is_cropped_or_rejected_with_a_reason(
+    tmp_path: Path, mixed_photos
+) -> None:
+    names = ["good", "truncated", "text", "cmyk", "gray", "palette", "sixteen", "rgba", "outside"]
+    images, kept, rejects, _ = run_shard(tmp_path, [mixed_photos[n] for n in names])
+    name_of = {f"row{i}": name for i, name in enumerate(names)}
+    kept.index = kept["species"].map(name_of)
+    reasons = dict(zip(rejects["species"].map(name_of), rejects["reason"], strict=True))
+    assert sorted(reasons) == ["outside", "text", "truncated"]
+    assert "truncated" in reasons["truncated"]
+    assert "cannot decode image" in reasons["text"]
+    assert "outside" in reasons["outside"]
+    assert set(rejects["stage"]) == {"crop"}
+    assert list(kept.index) == ["good", "cmyk", "gray", "palette", "sixteen", "rgba"]
+    assert kept["index"].tolist() == list(range(6))
+    assert images.shape == (6, SIZE, SIZE, 3) and images.dtype == np.uint8
+
+    def mean_color(name: str) -> np.ndarray:
+        return images[kept.loc[name, "index"]].reshape(-1, 3).mean(axis=0)
+
+    np.testing.assert_allclose(mean_color("good"), (200, 30, 30), atol=6)
+    np.testing.assert_allclose(mean_color("cmyk"), (255, 0, 0), atol=12)  # M+Y = red
+    np.testing.assert_allclose(mean_color("gray"), (90, 90, 90), atol=1)
+    np.testing.assert_allclose(mean_color("sixteen"), (40000 >> 8,) * 3, atol=1)
+    np.testing.assert_allclose(mean_color("rgba"), (255, 255, 255), atol=0)  # transparent -> white
+    palette = images[kept.loc["palette", "index"]]
+    np.testing.assert_allclose(palette[:12].reshape(-1, 3).mean(axis=0), (0, 0, 255), atol=2)
+    np.testing.assert_allclose(palette[-12:].reshape(-1, 3).mean(axis=0), (255, 255, 255), atol=2)
+    # Crop squares are in source pixels: the 40x30 box in a 60x40 photo -> side 40.
+    assert kept.loc["good", ["crop_x0", "crop_y0", "crop_size"]].tolist() == [10, 0, 40]
+    # A box-less 60x40 photo is one centred square of the full width (padding above/below).
+    assert kept.loc["gray", ["crop_x0", "crop_y0", "crop_size"]].tolist() == [0, -10, 60]
+
+
+def test_exif_rotated_photo_is_cropped_in_displayed_coordinates(tmp_path: Path) -> None:
+    photo, box = exif_rotated_jpeg(tmp_path / "rotated.jpg")
+    images, _, rejects, _ = run_shard(tmp_path, [(photo, box)])
+    assert rejects.empty
+    crop = images[0].astype(float)
+    assert crop[4:-4, 4:-4].mean() > 240  # the white square fills the crop
+    # The same box read in stored (unrotated) coordinates would be mostly black.
+    with Image.open(photo) as stored:
+        assert stored.size == (80, 120)
+        wrong = crop_to_box(stored.convert("RGB"), box, SIZE)
+    assert wrong.mean() < 128
+
+
+def test_reduced_scale_jpeg_decode_matches_full_decode(tmp_path: Path) -> None:
+    """The draft (DCT-scaled) path must crop the same place as a full decode."""
+    y, x = np.mgrid[0:480, 0:640]
+    pixels = np.stack([x * 255 // 640, y * 255 // 480, (x // 80 + y // 80) % 2 * 255], axis=-1)
+    path = tmp_path / "large.jpg"
+    Image.fromarray(pixels.astype(np.uint8)).save(path, quality=95)
+    box = (200, 100, 520, 420)  # 320 px square -> a 1/8 decode still has 40 px across
+    images, _, _, _ = run_shard(tmp_path, [(path, box)])
+    with Image.open(path) as full:
+        reference = crop_to_box(full.convert("RGB"), box, SIZE)
+    difference = np.abs(images[0].astype(int) - reference.astype(int))
+    assert difference.mean() < 6
+
+
+def test_output_is_byte_identical_on_rerun_and_across_thread_counts(
+    tmp_path: Path, mixed_photos
+) -> None:
+    rotated = exif_rotated_jpeg(tmp_path / "rotated.jpg")
+    photos = [mixed_photos[n] for n in ("good", "text", "cmyk", "palette")] + [rotated]
+    outputs = [
+        run_shard(tmp_path, photos, name=name, threads=threads)[3]
+        for name, threads in (("a", 1), ("b", 1), ("c", 2))
+    ]
+    for kind in range(3):  # .npy, rows, rejects
+        contents = {files[kind].read_bytes() for files in outputs}
+        assert len(contents) == 1, outputs[0][kind].name
+    assert pq.read_schema(outputs[0][1]).metadata[IMAGE_SIZE_KEY] == str(SIZE).encode()
+
+
+def test_only_the_requested_shard_is_processed(tmp_path: Path, mixed_photos) -> None:
+    records = tmp_path / "records.parquet"
+    write_records(records, [mixed_photos["good"]], shard=1)
+    process_shard(records, 0, tmp_path / "s0.npy", tmp_path / "s0.parquet", {"image_size": SIZE})
+    assert np.load(tmp_path / "s0.npy").shape == (0, SIZE, SIZE, 3)
+    assert pd.read_parquet(tmp_path / "s0.parquet").empty
+    assert pd.read_parquet(tmp_path / "rejects-s0.parquet").empty
+
+
+def test_bad_settings_and_missing_records_are_user_errors(tmp_path: Path) -> None:
+    with pytest.raises(SpeciesganError, match="pad_mode"):
+        process_shard(
+            tmp_path / "r.parquet",
+            0,
+            tmp_path / "a.npy",
+            tmp_path / "a.parquet",
+            {"pad_mode": "wrap"},
+        )
+    with pytest.raises(SpeciesganError, match="r.parquet"):
+        process_shard(tmp_path / "r.parquet", 0, tmp_path / "a.npy", tmp_path / "a.parquet", {})
+    assert not (tmp_path / "a.npy").exists()
+
+
+def test_rejects_file_sits_beside_the_rows_file() -> None:
+    """The Snakemake rule declares shards/rejects-NNN.parquet next to shard-NNN.parquet."""
+    assert rejects_path(Path("d/shards/shard-007.parquet")) == Path("d/shards/rejects-007.parquet")

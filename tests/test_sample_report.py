@@ -1,0 +1,172 @@
+"""Sample grids, species mixing and the HTML/JSON report, with a tiny stand-in generator."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from speciesgan.atomic import write_json
+from speciesgan.errors import SpeciesganError
+from speciesgan.report import write_report
+from speciesgan.sample import (
+    generate_images,
+    interpolation_strip,
+    mix_images,
+    resolve_species,
+    write_sample_grids,
+)
+
+SPECIES = ["Golden Retriever", "Blue Jay", "Snowy Owl"]
+IMAGE_SIZE = 8
+
+
+class TinyGenerator(nn.Module):
+    """Follows the generator contract: G(z, ids), G.embedding(ids), G.generate(z, e)."""
+
+    def __init__(self, num_species: int = len(SPECIES), z_dim: int = 6, size: int = IMAGE_SIZE):
+        super().__init__()
+        torch.manual_seed(0)
+        self.z_dim = z_dim
+        self.size = size
+        self.embedding = nn.Embedding(num_species, 5)
+        self.net = nn.Linear(z_dim + 5, 3 * size * size)
+
+    def generate(self, z: torch.Tensor, class_embedding: torch.Tensor) -> torch.Tensor:
+        out = self.net(torch.cat([z, class_embedding], dim=1))
+        return torch.tanh(out).view(-1, 3, self.size, self.size)
+
+    def forward(self, z: torch.Tensor, species_ids: torch.Tensor) -> torch.Tensor:
+        return self.generate(z, self.embedding(species_ids))
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_sample_grids_files_and_deterministic_bytes(tmp_path: Path) -> None:
+    write_sample_grids(TinyGenerator(), SPECIES, tmp_path / "a", seed=3, per_species=5, grid_columns=4)
+    write_sample_grids(TinyGenerator(), SPECIES, tmp_path / "b", seed=3, per_species=5, grid_columns=4)
+    first = _files(tmp_path / "a")
+    assert sorted(first) == [
+        "index.json", "overview.png", "species/blue-jay.png",
+        "species/golden-retriever.png", "species/snowy-owl.png",
+    ]  # fmt: skip
+    assert first == _files(tmp_path / "b")
+    index = json.loads(first["index.json"])
+    assert index["species"]["Blue Jay"] == "species/blue-jay.png"
+    write_sample_grids(TinyGenerator(), SPECIES, tmp_path / "c", seed=4, per_species=5, grid_columns=4)
+    assert _files(tmp_path / "c")["overview.png"] != first["overview.png"]
+
+
+def test_generated_images_do_not_depend_on_batch_size() -> None:
+    ids = torch.tensor([0, 1, 2, 0, 1, 2, 0])
+    whole = generate_images(TinyGenerator(), ids, seed=1, batch_size=64)
+    batched = generate_images(TinyGenerator(), ids, seed=1, batch_size=3)
+    assert whole.dtype == torch.uint8 and whole.shape == (7, 3, IMAGE_SIZE, IMAGE_SIZE)
+    assert torch.equal(whole, batched)
+
+
+def test_mix_alpha_zero_is_pure_species_a_and_one_is_b() -> None:
+    generator = TinyGenerator()
+    pure_a = generate_images(generator, torch.zeros(4, dtype=torch.long), seed=9)
+    pure_c = generate_images(generator, torch.full((4,), 2), seed=9)
+    assert torch.equal(mix_images(generator, 0, 2, alpha=0.0, seed=9, n=4), pure_a)
+    assert torch.equal(mix_images(generator, 0, 2, alpha=1.0, seed=9, n=4), pure_c)
+    assert not torch.equal(mix_images(generator, 0, 2, alpha=0.5, seed=9, n=4), pure_a)
+
+
+def test_species_names_are_case_insensitive_and_unknown_names_suggest() -> None:
+    assert resolve_species("blue jay", SPECIES) == 1
+    with pytest.raises(SpeciesganError, match="Snowy Owl"):
+        resolve_species("snowy owls", SPECIES)
+
+
+def test_interpolation_strip_ends_are_the_pure_species() -> None:
+    generator = TinyGenerator()
+    strip = interpolation_strip(generator, 0, 1, steps=5, seed=2)
+    assert strip.dtype == np.uint8 and strip.shape == (2 + IMAGE_SIZE + 2, 2 + 5 * (IMAGE_SIZE + 2), 3)
+    first_tile = strip[2 : 2 + IMAGE_SIZE, 2 : 2 + IMAGE_SIZE]
+    expected = generate_images(generator, torch.tensor([0]), seed=2)[0].permute(1, 2, 0).numpy()
+    np.testing.assert_array_equal(first_tile, expected)
+
+
+def _results_dir(root: Path) -> Path:
+    """A small results folder following docs/architecture.md."""
+    rng = np.random.default_rng(0)
+    data = root / "data"
+    (data / "shards").mkdir(parents=True)
+    count = 12
+    np.save(data / "shards" / "shard-000.npy", rng.integers(0, 256, (count, IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8))
+    ids = [0, 1, 2] * 4
+    pd.DataFrame(
+        {
+            "dataset": ["dogs" if i == 0 else "birds" for i in ids],
+            "species": [SPECIES[i] for i in ids],
+            "species_id": np.array(ids, dtype=np.int32),
+            "category": ["dogs" if i == 0 else "birds" for i in ids],
+            "split": ["train"] * 9 + ["test"] * 3,
+            "shard": np.int32(0),
+            "index": np.arange(count, dtype=np.int32),
+        }
+    ).to_parquet(data / "manifest.parquet")
+    pd.DataFrame(
+        {"dataset": ["birds"] * 2, "file": ["/x/a.jpg", "/x/b.jpg"], "species": ["Blue Jay"] * 2,
+         "reason": ["unreadable image", "box too small"], "stage": ["crop", "index"]}
+    ).to_parquet(data / "rejects.parquet")  # fmt: skip
+    write_json(root / "classifier" / "metrics.json", {"top1": 0.625, "top5": 1.0, "per_species": {s: 0.5 for s in SPECIES}})
+    (root / "gan").mkdir()
+    pd.DataFrame({"step": [0, 10, 20], "loss_d": [1.4, 1.2, 1.1], "loss_g": [0.7, 0.9, 1.0]}).to_csv(
+        root / "gan" / "training_log.csv", index=False
+    )
+    write_sample_grids(TinyGenerator(), SPECIES, root / "samples", seed=0, per_species=4, grid_columns=4)
+    write_json(
+        root / "eval" / "metrics.json",
+        {
+            "fid": 123.456789, "fid_num_images": {"generated": 30, "real": 9}, "fid_note": "few images",
+            "inception_score": {"mean": 1.2345, "std": 0.0123, "splits": 10},
+            "kid": {"mean": 0.0456, "std": 0.001, "subset_size": 9, "num_subsets": 100},
+            "kid_per_species": {s: {"mean": 0.01, "std": 0.002} for s in SPECIES},
+            "accuracy_per_species": {"Golden Retriever": 0.9, "Blue Jay": 0.4, "Snowy Owl": 0.1},
+            "accuracy_mean": 0.4666, "chance": 1 / 3,
+            "inception_weights": {"weights": "random-init (offline placeholder)", "weights_sha256": "ab" * 32},
+        },
+    )  # fmt: skip
+    return root
+
+
+def test_report_contains_metrics_and_is_deterministic(tmp_path: Path) -> None:
+    results = _results_dir(tmp_path / "run")
+    html_a, json_a = tmp_path / "a.html", tmp_path / "a.json"
+    write_report(results, html_a, json_a, TinyGenerator(), SPECIES)
+    page = html_a.read_text()
+    for text in ("123.4568", "1.2345", "0.0456", "0.6250", "Snowy Owl", "NOT comparable", "→"):
+        assert text in page
+    assert "src=\"http" not in page and str(tmp_path) not in page
+    assert page.count("data:image/png;base64,") >= 1 + 1 + 3 + 3 + 1  # curves, overview, grids, reals, strip
+    summary = json.loads(json_a.read_text())
+    assert sorted(summary) == ["classifier", "dataset", "generation", "inception_weights"]
+    assert summary["generation"]["fid"] == 123.456789
+    assert summary["generation"]["accuracy_per_species"]["Blue Jay"] == 0.4
+    assert summary["dataset"]["species"]["Blue Jay"] == {
+        "species_id": 1, "category": "birds", "dataset": "birds", "train": 3, "test": 1, "rejects": 2,
+    }  # fmt: skip
+    assert summary["inception_weights"]["weights"].startswith("random-init")
+    html_b, json_b = tmp_path / "b.html", tmp_path / "b.json"
+    write_report(results, html_b, json_b, TinyGenerator(), SPECIES)
+    assert html_a.read_bytes() == html_b.read_bytes()
+    assert json_a.read_bytes() == json_b.read_bytes()
+
+
+def test_report_tolerates_a_partial_results_folder(tmp_path: Path) -> None:
+    from speciesgan.report import build_report
+
+    (tmp_path / "run").mkdir()
+    build_report(tmp_path / "run", tmp_path / "r.html", tmp_path / "r.json")
+    assert "not found" in (tmp_path / "r.html").read_text()
+    assert json.loads((tmp_path / "r.json").read_text())["generation"] is None

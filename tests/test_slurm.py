@@ -1,0 +1,217 @@
+"""The project's SLURM profile on a real (one-node) SLURM cluster.
+
+Users run `snakemake --profile slurm` on HPC clusters; what they rely on:
+every rule becomes a SLURM job with its log kept, the training rules land in the
+GPU partition with a GPU, a failing rule ends the run with an error naming its
+log (instead of hanging), and a training job warned by SIGUSR1 before its time
+limit checkpoints, exits 75 and resumes on the retry.
+
+The cluster comes from tests/slurm/cluster.sh (CI starts it before pytest, or
+set SPECIESGAN_SLURM=1 to let the session fixture start it; it needs root).
+Without a running cluster these tests are skipped, saying why.  Accounting is
+off by default, so the profile must poll with squeue; SPECIESGAN_SLURM_ACCOUNTING=1
+starts the cluster with slurmdbd instead.
+
+The time-limit parsing tests at the end need no cluster.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from speciesgan.slurm_time import parse_slurm_timestamp, slurm_job_end_time
+
+REPO = Path(__file__).resolve().parents[1]
+CLUSTER_SCRIPT = REPO / "tests" / "slurm" / "cluster.sh"
+TOY_WORKFLOW = REPO / "tests" / "slurm" / "toy"
+PROFILE = REPO / "slurm"
+RUN_TIMEOUT_SECONDS = 300
+SUBMITTED = re.compile(r"submitted with SLURM jobid (\d+) \(log: (\S+?)\)")
+
+
+def _node_ready() -> bool:
+    """True when sinfo answers and some node can take jobs."""
+    try:
+        done = subprocess.run(
+            ["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=15, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    states = done.stdout.split()
+    return done.returncode == 0 and any(
+        state.startswith(("idle", "mixed", "allocated")) for state in states
+    )
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> None:
+    """A running SLURM cluster, started here only when SPECIESGAN_SLURM=1."""
+    if os.environ.get("SPECIESGAN_SLURM") == "1":
+        args = ["bash", str(CLUSTER_SCRIPT), "start"]
+        if os.environ.get("SPECIESGAN_SLURM_ACCOUNTING") == "1":
+            args.append("--accounting")
+        subprocess.run(args, check=True, timeout=600)
+    if shutil.which("sbatch") is None:
+        pytest.skip("no SLURM client (sbatch) on PATH: run tests/slurm/cluster.sh start as root")
+    if not _node_ready():
+        pytest.skip(
+            "SLURM cluster not running: run `tests/slurm/cluster.sh start` as root "
+            "or set SPECIESGAN_SLURM=1"
+        )
+
+
+def _clean_env() -> dict[str, str]:
+    """This environment minus SLURM job variables (pytest may itself run inside a job)."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SLURM_")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def _toy_copy(tmp_path: Path, train_gan_runtime_minutes: int | None = None) -> Path:
+    """The toy workflow plus the project's profile as ./slurm/, where --profile finds it.
+
+    ``train_gan_runtime_minutes`` shortens that rule's time limit so the profile's
+    --signal=USR1@N fires within the test (everything else is the real profile).
+    """
+    workdir = tmp_path / "toy"
+    shutil.copytree(TOY_WORKFLOW, workdir)
+    shutil.copytree(PROFILE, workdir / "slurm")
+    if train_gan_runtime_minutes is not None:
+        config_path = workdir / "slurm" / "config.yaml"
+        profile = yaml.safe_load(config_path.read_text())
+        profile["set-resources"]["train_gan"]["runtime"] = train_gan_runtime_minutes
+        config_path.write_text(yaml.safe_dump(profile))
+    return workdir
+
+
+def _snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`snakemake --profile slurm ...` under a hard timeout, so a hang fails instead of blocking."""
+    command = [
+        "timeout", "-k", "10", str(RUN_TIMEOUT_SECONDS),
+        sys.executable, "-m", "snakemake", "--profile", "slurm", *args,
+    ]  # fmt: skip
+    return subprocess.run(
+        command,
+        cwd=workdir,
+        env=_clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_SECONDS + 60,
+        check=False,
+    )
+
+
+def _submitted_jobs(output: str) -> dict[str, list[tuple[str, Path]]]:
+    """Rule name -> [(SLURM job id, SLURM log path)] in submission order."""
+    jobs: dict[str, list[tuple[str, Path]]] = {}
+    for job_id, log_path in SUBMITTED.findall(output):
+        rule = Path(log_path).parent.name.removeprefix("rule_")
+        jobs.setdefault(rule, []).append((job_id, Path(log_path)))
+    return jobs
+
+
+def _read_env_file(path: Path) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+
+
+@pytest.mark.slow
+def test_profile_runs_rules_as_slurm_jobs_gpu_partition_and_resumes_after_sigusr1(
+    slurm_cluster: None, tmp_path: Path
+) -> None:
+    workdir = _toy_copy(tmp_path, train_gan_runtime_minutes=2)
+    started = time.monotonic()
+    run = _snakemake(workdir, "all")
+    wall = time.monotonic() - started
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, (
+        f"snakemake failed ({run.returncode}) after {wall:.0f}s:\n{output[-6000:]}"
+    )
+
+    jobs = _submitted_jobs(output)
+    assert set(jobs) == {"prepare", "train_classifier", "train_gan"}, output[-4000:]
+    for rule, submissions in jobs.items():
+        for job_id, log_path in submissions:
+            assert log_path.is_file(), f"SLURM log of {rule} (job {job_id}) not kept: {log_path}"
+            assert log_path.parent == workdir / ".snakemake" / "slurm_logs" / f"rule_{rule}"
+
+    prepare = _read_env_file(workdir / "out" / "prepare.env")
+    assert prepare["SLURM_JOB_ID"] == jobs["prepare"][0][0]
+    assert prepare["SLURM_JOB_PARTITION"] == "cpu"
+
+    gpu_rule = _read_env_file(workdir / "out" / "train_classifier.env")
+    assert gpu_rule["SLURM_JOB_ID"] == jobs["train_classifier"][0][0]
+    assert gpu_rule["SLURM_JOB_PARTITION"] == "gpu"
+    assert gpu_rule["CUDA_VISIBLE_DEVICES"] != "", "GPU rule ran without a GPU assigned"
+
+    # train_gan's first attempt waited for SIGUSR1 (sent by SLURM because of the
+    # profile's --signal=USR1@300 and the 2-minute limit), saved a checkpoint
+    # and exited 75; the retry found that checkpoint.
+    result = (workdir / "out" / "train_gan.txt").read_text()
+    assert "resumed from: SIGUSR1 in job" in result, result
+    signalled_job = re.search(r"SIGUSR1 in job (\d+)", result).group(1)
+    assert signalled_job in {job_id for job_id, _ in jobs["train_gan"]}
+
+
+@pytest.mark.slow
+def test_failing_rule_ends_run_nonzero_naming_its_log(slurm_cluster: None, tmp_path: Path) -> None:
+    workdir = _toy_copy(tmp_path)
+    run = _snakemake(workdir, "out/fail.txt")
+    output = run.stdout + run.stderr
+    assert run.returncode not in (0, 124, 137), f"expected a failure, not a hang:\n{output[-4000:]}"
+    assert "logs/fail.log" in output
+    assert "FAILED" in output
+    jobs = _submitted_jobs(output)
+    assert "fail" in jobs
+    job_id, slurm_log = jobs["fail"][0]
+    assert slurm_log.is_file()
+    assert str(slurm_log) in output, "the failing job's SLURM log path should be named"
+    assert (workdir / "logs" / "fail.log").read_text().strip() == "toy rule failing on purpose"
+
+
+@pytest.mark.slow
+def test_job_end_time_matches_the_time_limit_inside_a_job(
+    slurm_cluster: None, tmp_path: Path
+) -> None:
+    out = tmp_path / "end_time.txt"
+    probe = (
+        "import time; from speciesgan.slurm_time import slurm_job_end_time; "
+        f"end = slurm_job_end_time(); open({str(out)!r}, 'w').write(f'{{end}} {{time.time()}}')"
+    )
+    submit = subprocess.run(
+        ["sbatch", "--parsable", "-t", "7", "-o", str(tmp_path / "probe.log"), "--wrap",
+         f"{sys.executable} -c \"{probe}\""],
+        env=_clean_env(), capture_output=True, text=True, timeout=30, check=True,
+    )  # fmt: skip
+    job_id = submit.stdout.strip().split(";")[0]
+    deadline = time.monotonic() + 120
+    while not out.exists() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert out.exists(), f"probe job {job_id} wrote nothing: {(tmp_path / 'probe.log').read_text()}"
+    end, now = (float(word) for word in out.read_text().split())
+    assert 6 * 60 < end - now <= 7 * 60 + 2
+
+
+def test_timestamps_in_local_time_and_unlimited_jobs() -> None:
+    expected = time.mktime((2026, 11, 23, 14, 5, 0, 0, 0, -1))
+    assert parse_slurm_timestamp("2026-11-23T14:05:00\n") == expected
+    for no_deadline in ("Unknown", "N/A", "NONE", "UNLIMITED", "", "INVALID", "14:05:00"):
+        assert parse_slurm_timestamp(no_deadline) is None
+
+
+def test_no_deadline_outside_a_job_or_without_slurm(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    assert slurm_job_end_time() is None
+    assert slurm_job_end_time("not-a-job") is None
+    # Inside a "job" but with no SLURM tools on PATH: None, not an exception.
+    monkeypatch.setenv("SLURM_JOB_ID", "12345")
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert slurm_job_end_time() is None
