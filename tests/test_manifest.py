@@ -97,14 +97,11 @@ def test_pipeline_output_loads_with_load_split(tmp_path: Path) -> None:
     assert every.images.shape == (12, 3, SIZE, SIZE) and every.images.dtype == torch.uint8
     assert every.species == ["Owl", "Wren"]
     # Each crop shows its species' colour: labels and pixels stayed together.
-    red_minus_blue = every.images[:, 0].float().mean((1, 2)) - every.images[:, 2].float().mean(
-        (1, 2)
-    )
+    channel_means = every.images.float().mean(dim=(2, 3))
+    red_minus_blue = channel_means[:, 0] - channel_means[:, 2]
     assert ((red_minus_blue > 100) == (every.labels == 0)).all()
-    train, test = (
-        load_split(data / "manifest.parquet", "train"),
-        load_split(data / "manifest.parquet", "test"),
-    )
+    manifest_path = data / "manifest.parquet"
+    train, test = load_split(manifest_path, "train"), load_split(manifest_path, "test")
     assert len(train.labels) + len(test.labels) == 12
     assert set(test.labels.tolist()) == {0, 1}  # stratified: both species in test
 

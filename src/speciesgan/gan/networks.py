@@ -80,8 +80,40 @@ class SpeciesEmbedding(nn.Module):
         return self.table(species_ids)
 
 
-def _sn(module: nn.Module, enabled: bool) -> nn.Module:
-    return spectral_norm(module) if enabled else module
+class CrossRankBatchNorm2d(nn.BatchNorm2d):
+    """BatchNorm2d whose batch statistics span all ranks of a distributed run.
+
+    With data parallelism each rank sees a slice of the global batch; ordinary
+    BatchNorm would normalise per slice, so results would depend on the number
+    of processes.  torch's SyncBatchNorm fixes that but only for GPU tensors;
+    this version sums the statistics with a differentiable all-reduce, which
+    works with gloo on CPUs as well.  In a single process it is plain BatchNorm2d.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        import torch.distributed as dist
+
+        if not (self.training and dist.is_available() and dist.is_initialized()
+                and dist.get_world_size() > 1):
+            return super().forward(x)
+        from torch.distributed.nn.functional import all_reduce
+
+        x32 = x.float()
+        count = torch.tensor([float(x.shape[0] * x.shape[2] * x.shape[3])], device=x.device)
+        sums = all_reduce(torch.cat([x32.sum(dim=(0, 2, 3)), (x32 * x32).sum(dim=(0, 2, 3))]))
+        total = all_reduce(count)
+        mean, mean_sq = (sums / total).chunk(2)
+        var = (mean_sq - mean * mean).clamp_min(0)
+        if self.track_running_stats:
+            with torch.no_grad():
+                unbiased = var * (total / (total - 1).clamp_min(1))
+                self.running_mean.lerp_(mean.detach(), self.momentum)
+                self.running_var.lerp_(unbiased.detach(), self.momentum)
+                self.num_batches_tracked.add_(1)
+        out = (x32 - mean[None, :, None, None]) * torch.rsqrt(var[None, :, None, None] + self.eps)
+        if self.affine:
+            out = out * self.weight[None, :, None, None] + self.bias[None, :, None, None]
+        return out.to(x.dtype)
 
 
 def _orthogonal_init(module: nn.Module) -> None:
@@ -113,12 +145,12 @@ class DCGANGenerator(nn.Module):
         self.z_dim = z_dim
         self.embedding = SpeciesEmbedding(num_classes, embed_dim)
         self.stem = nn.Linear(z_dim + embed_dim, widths[0] * BASE_SIZE * BASE_SIZE)
-        self.stem_norm = nn.BatchNorm2d(widths[0])
+        self.stem_norm = CrossRankBatchNorm2d(widths[0])
         self.blocks = nn.ModuleList(
             nn.Sequential(
                 nn.Upsample(scale_factor=2, mode="nearest"),
                 nn.Conv2d(widths[i], widths[i + 1], 3, padding=1, bias=False),
-                nn.BatchNorm2d(widths[i + 1]),
+                CrossRankBatchNorm2d(widths[i + 1]),
                 nn.ReLU(),
             )
             for i in range(blocks)
@@ -174,7 +206,7 @@ class ConditionalBatchNorm(nn.Module):
 
     def __init__(self, channels: int, cond_dim: int) -> None:
         super().__init__()
-        self.norm = nn.BatchNorm2d(channels, affine=False)
+        self.norm = CrossRankBatchNorm2d(channels, affine=False)
         self.gain = spectral_norm(nn.Linear(cond_dim, channels, bias=False))
         self.bias = spectral_norm(nn.Linear(cond_dim, channels, bias=False))
 
@@ -217,7 +249,7 @@ class ResNetGenerator(nn.Module):
             GeneratorBlock(widths[i], widths[i + 1], embed_dim + self.z_chunks[i + 1])
             for i in range(blocks)
         )
-        self.out_norm = nn.BatchNorm2d(widths[-1])
+        self.out_norm = CrossRankBatchNorm2d(widths[-1])
         self.to_rgb = spectral_norm(nn.Conv2d(widths[-1], 3, 3, padding=1))
         self.widths = widths
         _orthogonal_init(self)

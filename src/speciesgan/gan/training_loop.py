@@ -340,8 +340,6 @@ def build_trainer(data: DeviceCrops, classifier: nn.Module | None, cfg: dict[str
     opt_g = torch.optim.Adam(g.parameters(), lr=float(cfg["lr_g"]), betas=betas)
     opt_d = torch.optim.Adam(d.parameters(), lr=float(cfg["lr_d"]), betas=betas)
     if ranks.distributed:
-        if device.type == "cuda":  # SyncBatchNorm needs GPU tensors in this torch
-            g = nn.SyncBatchNorm.convert_sync_batchnorm(g)
         ids = [device.index] if device.type == "cuda" else None
         g = DistributedDataParallel(g, device_ids=ids)
         d = DistributedDataParallel(d, device_ids=ids)
