@@ -30,7 +30,11 @@ from speciesgan.weights import EFFICIENTNET_B0_FILE, cached_weights, file_sha256
 SHAPES = ["disc", "square", "hbar", "vbar"]
 COLOURS = {"disc": (230, 60, 60), "square": (60, 220, 60), "hbar": (70, 90, 240), "vbar": (230, 220, 50)}
 IMAGE_SIZE = 32
-FAST = {"epochs": 6, "batch_size": 16, "lr": 2e-3, "pretrained": "none"}
+# enough steps to learn the shapes (~15 s here); a higher peak LR than the default
+# because this run is ~60 steps, not hundreds
+LEARN = {"epochs": 6, "batch_size": 8, "lr": 5e-3, "pretrained": "none"}
+# reproducibility and resume only need a few steps, spread over more than one epoch
+SHORT = {"epochs": 2, "batch_size": 16, "pretrained": "none"}
 
 
 def _draw(shape: str, rng: np.random.Generator, size: int) -> np.ndarray:
@@ -98,16 +102,15 @@ def manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_tiny_manifest(tmp_path_factory.mktemp("data"))
 
 
-def _train(manifest: Path, out: Path, settings: dict | None = None, **kwargs) -> tuple[Path, Path]:
+def _train(manifest: Path, out: Path, settings: dict, **kwargs) -> tuple[Path, Path]:
     model, metrics = out / "model.pt", out / "metrics.json"
-    train_classifier(manifest, model, metrics, dict(settings or FAST), seed=3, threads=2, **kwargs)
+    train_classifier(manifest, model, metrics, dict(settings), seed=3, threads=1, **kwargs)
     return model, metrics
 
 
 @pytest.fixture(scope="module")
-def trained(manifest: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    os.environ["SPECIESGAN_PROGRESS"] = "0"
-    return _train(manifest, tmp_path_factory.mktemp("run_a"))
+def short_run(manifest: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return _train(manifest, tmp_path_factory.mktemp("short"), SHORT)
 
 
 def _same_weights(path_a: Path, path_b: Path) -> bool:
@@ -198,13 +201,13 @@ def test_augmentation_keeps_shape_and_range_and_follows_the_generator() -> None:
 
 
 def test_training_learns_the_species_and_saves_a_consistent_model(
-    trained: tuple[Path, Path], manifest: Path
+    manifest: Path, tmp_path: Path
 ) -> None:
-    model_path, metrics_path = trained
+    model_path, metrics_path = _train(manifest, tmp_path, LEARN)
     metrics = pd.read_json(metrics_path, typ="series")
     assert metrics["num_classes"] == 4 and metrics["num_train"] == 80 and metrics["num_test"] == 80
-    assert len(metrics["history"]) == FAST["epochs"]
-    assert metrics["top1"] >= 0.75  # chance is 0.25
+    assert len(metrics["history"]) == LEARN["epochs"]
+    assert metrics["top1"] >= 0.6  # chance is 0.25; this seed reaches 0.875
     assert set(metrics["per_species_top1"]) == set(SHAPES)
     assert metrics["top5"] == 1.0  # k = min(5, 4 classes): every label is in the top 4
     assert metrics["init"] == "scratch"
@@ -218,28 +221,28 @@ def test_training_learns_the_species_and_saves_a_consistent_model(
 
 
 def test_same_seed_gives_identical_metrics_and_weights(
-    trained: tuple[Path, Path], manifest: Path, tmp_path: Path
+    short_run: tuple[Path, Path], manifest: Path, tmp_path: Path
 ) -> None:
-    model_b, metrics_b = _train(manifest, tmp_path)
-    model_a, metrics_a = trained
+    model_b, metrics_b = _train(manifest, tmp_path, SHORT)
+    model_a, metrics_a = short_run
     assert metrics_a.read_bytes() == metrics_b.read_bytes()
     assert _same_weights(model_a, model_b)
 
 
 def test_interrupted_then_resumed_training_equals_an_uninterrupted_run(
-    trained: tuple[Path, Path], manifest: Path, tmp_path: Path
+    short_run: tuple[Path, Path], manifest: Path, tmp_path: Path
 ) -> None:
     def stop_mid_epoch(epoch: int, step: int) -> None:
-        if (epoch, step) == (2, 1):
+        if (epoch, step) == (1, 1):
             os.kill(os.getpid(), signal.SIGUSR1)  # what SLURM's --signal warning sends
 
     with pytest.raises(TrainingInterrupted):
-        _train(manifest, tmp_path, on_step=stop_mid_epoch)
+        _train(manifest, tmp_path, SHORT, on_step=stop_mid_epoch)
     assert resume_path(tmp_path / "model.pt").is_file()
     assert not (tmp_path / "model.pt").exists() and not (tmp_path / "metrics.json").exists()
 
-    model_b, metrics_b = _train(manifest, tmp_path)
-    model_a, metrics_a = trained
+    model_b, metrics_b = _train(manifest, tmp_path, SHORT)
+    model_a, metrics_a = short_run
     assert metrics_a.read_bytes() == metrics_b.read_bytes()
     assert _same_weights(model_a, model_b)
     assert not resume_path(model_b).exists()
@@ -248,7 +251,7 @@ def test_interrupted_then_resumed_training_equals_an_uninterrupted_run(
 def test_resume_file_from_other_settings_is_ignored(
     manifest: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    short = {**FAST, "epochs": 2}
+    short = {**SHORT, "epochs": 1}
     monkeypatch.setenv("SPECIESGAN_DEADLINE", "1")  # long past: stop before the first step
     with pytest.raises(TrainingInterrupted):
         _train(manifest, tmp_path / "a", settings={**short, "lr": 1e-3})

@@ -53,6 +53,9 @@ def _write_folder(images: np.ndarray, folder: Path) -> None:
         Image.fromarray(image.transpose(1, 2, 0)).save(folder / f"{i:03d}.png")
 
 
+# FID's 2048x2048 matrix square root (scipy sqrtm, single-threaded) alone takes 20-90 s on
+# this 2-core CI machine, whatever the number of images: the FID tests are marked slow.
+@pytest.mark.slow
 def test_fid_matches_pytorch_fid_cli(inception, tmp_path: Path) -> None:
     first = _blobs(1, IMAGES_PER_FOLDER, 32, smooth=True)
     second = _blobs(2, IMAGES_PER_FOLDER, 32, smooth=False)
@@ -176,6 +179,7 @@ def test_real_features_are_cached(inception, tmp_path: Path) -> None:
     np.testing.assert_array_equal(second.features, first.features)
     assert second.species == first.species == ["Alpha Dog", "Beta Bird"]
 
+
 def test_real_features_key_tracks_every_input(tmp_path: Path) -> None:
     images = _blobs(3, 4, 8, smooth=True)
     manifest = _write_manifest(tmp_path / "a", images, [0, 0, 1, 1])
@@ -203,11 +207,14 @@ def _trained_files(root: Path, species: list[str], size: int) -> tuple[Path, Pat
     return root / "generator.pt", root / "model.pt"
 
 
+@pytest.mark.slow
 def test_evaluate_writes_deterministic_metrics(tmp_path: Path) -> None:
     from speciesgan.metrics.evaluate import evaluate
 
     size = 16
-    manifest = _write_manifest(tmp_path / "data", _blobs(5, 6, size, smooth=True), [0, 0, 0, 1, 1, 1])
+    manifest = _write_manifest(
+        tmp_path / "data", _blobs(5, 6, size, smooth=True), [0, 0, 0, 1, 1, 1]
+    )
     generator, classifier = _trained_files(tmp_path, ["Alpha Dog", "Beta Bird"], size)
     settings = {"images_per_species": 3, "is_splits": 2, "batch_size": 6}
     first, second = tmp_path / "eval" / "metrics.json", tmp_path / "eval" / "again.json"

@@ -46,12 +46,18 @@ class TinyGenerator(nn.Module):
 
 
 def _files(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
 
 
 def test_sample_grids_files_and_deterministic_bytes(tmp_path: Path) -> None:
-    write_sample_grids(TinyGenerator(), SPECIES, tmp_path / "a", seed=3, per_species=5, grid_columns=4)
-    write_sample_grids(TinyGenerator(), SPECIES, tmp_path / "b", seed=3, per_species=5, grid_columns=4)
+    write_sample_grids(
+        TinyGenerator(), SPECIES, tmp_path / "a", seed=3, per_species=5, grid_columns=4
+    )
+    write_sample_grids(
+        TinyGenerator(), SPECIES, tmp_path / "b", seed=3, per_species=5, grid_columns=4
+    )
     first = _files(tmp_path / "a")
     assert sorted(first) == [
         "index.json", "overview.png", "species/blue-jay.png",
@@ -60,7 +66,9 @@ def test_sample_grids_files_and_deterministic_bytes(tmp_path: Path) -> None:
     assert first == _files(tmp_path / "b")
     index = json.loads(first["index.json"])
     assert index["species"]["Blue Jay"] == "species/blue-jay.png"
-    write_sample_grids(TinyGenerator(), SPECIES, tmp_path / "c", seed=4, per_species=5, grid_columns=4)
+    write_sample_grids(
+        TinyGenerator(), SPECIES, tmp_path / "c", seed=4, per_species=5, grid_columns=4
+    )
     assert _files(tmp_path / "c")["overview.png"] != first["overview.png"]
 
 
@@ -90,7 +98,11 @@ def test_species_names_are_case_insensitive_and_unknown_names_suggest() -> None:
 def test_interpolation_strip_ends_are_the_pure_species() -> None:
     generator = TinyGenerator()
     strip = interpolation_strip(generator, 0, 1, steps=5, seed=2)
-    assert strip.dtype == np.uint8 and strip.shape == (2 + IMAGE_SIZE + 2, 2 + 5 * (IMAGE_SIZE + 2), 3)
+    assert strip.dtype == np.uint8 and strip.shape == (
+        2 + IMAGE_SIZE + 2,
+        2 + 5 * (IMAGE_SIZE + 2),
+        3,
+    )
     first_tile = strip[2 : 2 + IMAGE_SIZE, 2 : 2 + IMAGE_SIZE]
     expected = generate_images(generator, torch.tensor([0]), seed=2)[0].permute(1, 2, 0).numpy()
     np.testing.assert_array_equal(first_tile, expected)
@@ -102,7 +114,10 @@ def _results_dir(root: Path) -> Path:
     data = root / "data"
     (data / "shards").mkdir(parents=True)
     count = 12
-    np.save(data / "shards" / "shard-000.npy", rng.integers(0, 256, (count, IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8))
+    np.save(
+        data / "shards" / "shard-000.npy",
+        rng.integers(0, 256, (count, IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8),
+    )
     ids = [0, 1, 2] * 4
     pd.DataFrame(
         {
@@ -119,12 +134,17 @@ def _results_dir(root: Path) -> Path:
         {"dataset": ["birds"] * 2, "file": ["/x/a.jpg", "/x/b.jpg"], "species": ["Blue Jay"] * 2,
          "reason": ["unreadable image", "box too small"], "stage": ["crop", "index"]}
     ).to_parquet(data / "rejects.parquet")  # fmt: skip
-    write_json(root / "classifier" / "metrics.json", {"top1": 0.625, "top5": 1.0, "per_species": {s: 0.5 for s in SPECIES}})
-    (root / "gan").mkdir()
-    pd.DataFrame({"step": [0, 10, 20], "loss_d": [1.4, 1.2, 1.1], "loss_g": [0.7, 0.9, 1.0]}).to_csv(
-        root / "gan" / "training_log.csv", index=False
+    write_json(
+        root / "classifier" / "metrics.json",
+        {"top1": 0.625, "top5": 1.0, "per_species": {s: 0.5 for s in SPECIES}},
     )
-    write_sample_grids(TinyGenerator(), SPECIES, root / "samples", seed=0, per_species=4, grid_columns=4)
+    (root / "gan").mkdir()
+    pd.DataFrame(
+        {"step": [0, 10, 20], "loss_d": [1.4, 1.2, 1.1], "loss_g": [0.7, 0.9, 1.0]}
+    ).to_csv(root / "gan" / "training_log.csv", index=False)
+    write_sample_grids(
+        TinyGenerator(), SPECIES, root / "samples", seed=0, per_species=4, grid_columns=4
+    )
     write_json(
         root / "eval" / "metrics.json",
         {
@@ -147,8 +167,9 @@ def test_report_contains_metrics_and_is_deterministic(tmp_path: Path) -> None:
     page = html_a.read_text()
     for text in ("123.4568", "1.2345", "0.0456", "0.6250", "Snowy Owl", "NOT comparable", "→"):
         assert text in page
-    assert "src=\"http" not in page and str(tmp_path) not in page
-    assert page.count("data:image/png;base64,") >= 1 + 1 + 3 + 3 + 1  # curves, overview, grids, reals, strip
+    assert 'src="http' not in page and str(tmp_path) not in page
+    # loss curves, overview, 3 species grids, 3 real-crop tiles, interpolation strip
+    assert page.count("data:image/png;base64,") >= 1 + 1 + 3 + 3 + 1
     summary = json.loads(json_a.read_text())
     assert sorted(summary) == ["classifier", "dataset", "generation", "inception_weights"]
     assert summary["generation"]["fid"] == 123.456789
@@ -170,3 +191,39 @@ def test_report_tolerates_a_partial_results_folder(tmp_path: Path) -> None:
     build_report(tmp_path / "run", tmp_path / "r.html", tmp_path / "r.json")
     assert "not found" in (tmp_path / "r.html").read_text()
     assert json.loads((tmp_path / "r.json").read_text())["generation"] is None
+
+
+def _real_generator_file(path: Path) -> Path:
+    """A generator.pt written by the GAN stage's own code (random weights, tiny DCGAN)."""
+    from speciesgan.gan.networks import build_networks, save_generator
+
+    settings = {"model": "dcgan", "z_dim": 8, "embed_dim": 4, "g_channels": 4, "d_channels": 4}
+    generator, _ = build_networks(settings, len(SPECIES), 16, seed=0)
+    save_generator(path, generator, settings, SPECIES, 16)
+    return path
+
+
+def test_cli_sample_grids_and_mix_from_generator_file(tmp_path: Path) -> None:
+    from speciesgan.cli import main
+
+    generator = _real_generator_file(tmp_path / "generator.pt")
+    settings = '{"per_species": 3, "grid_columns": 3}'
+    argv = ["sample", "--generator", str(generator), "--seed", "2", "--settings", settings]
+    assert main([*argv, "--out-dir", str(tmp_path / "s1")]) == 0
+    assert main([*argv, "--out-dir", str(tmp_path / "s2")]) == 0
+    assert _files(tmp_path / "s1") == _files(tmp_path / "s2")
+    assert "species/snowy-owl.png" in _files(tmp_path / "s1")
+    mix = ["sample", "--generator", str(generator), "--mix", "golden retriever", "BLUE JAY"]
+    assert main([*mix, "--alpha", "0.25", "--out", str(tmp_path / "mix.png")]) == 0
+    assert (tmp_path / "mix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main([*mix[:-1], "Blue Jays", "--out", str(tmp_path / "bad.png")]) == 1
+    assert not (tmp_path / "bad.png").exists()
+
+
+def test_build_report_draws_the_strip_from_generator_file(tmp_path: Path) -> None:
+    from speciesgan.report import build_report
+
+    results = _results_dir(tmp_path / "run")
+    _real_generator_file(results / "gan" / "generator.pt")
+    build_report(results, results / "report.html", results / "metrics.json")
+    assert "Golden Retriever → Blue Jay" in (results / "report.html").read_text()

@@ -76,19 +76,26 @@ def _clean_env() -> dict[str, str]:
     return env
 
 
-def _toy_copy(tmp_path: Path, train_gan_runtime_minutes: int | None = None) -> Path:
+def _toy_copy(tmp_path: Path, short_train_gan: bool = False) -> Path:
     """The toy workflow plus the project's profile as ./slurm/, where --profile finds it.
 
-    ``train_gan_runtime_minutes`` shortens that rule's time limit so the profile's
-    --signal=USR1@N fires within the test (everything else is the real profile).
+    ``short_train_gan`` gives that rule a 2-minute limit and a warning 50 s before
+    it, so SLURM sends the profile's SIGUSR1 within the test.  The profile's 300 s
+    would exceed the limit, and SLURM then signals at once, before Snakemake in
+    the job has even read the Snakefile; SLURM may signal up to a minute early
+    (seen: 20 s), so the due time 70 s into the job keeps it after the start-up
+    and well before the limit.  Everything else is the real profile.
     """
     workdir = tmp_path / "toy"
     shutil.copytree(TOY_WORKFLOW, workdir)
     shutil.copytree(PROFILE, workdir / "slurm")
-    if train_gan_runtime_minutes is not None:
+    if short_train_gan:
         config_path = workdir / "slurm" / "config.yaml"
         profile = yaml.safe_load(config_path.read_text())
-        profile["set-resources"]["train_gan"]["runtime"] = train_gan_runtime_minutes
+        train_gan = profile["set-resources"]["train_gan"]
+        assert "--signal=USR1@" in train_gan["slurm_extra"]
+        train_gan["runtime"] = 2
+        train_gan["slurm_extra"] = re.sub(r"USR1@\d+", "USR1@50", train_gan["slurm_extra"])
         config_path.write_text(yaml.safe_dump(profile))
     return workdir
 
@@ -127,7 +134,7 @@ def _read_env_file(path: Path) -> dict[str, str]:
 def test_profile_runs_rules_as_slurm_jobs_gpu_partition_and_resumes_after_sigusr1(
     slurm_cluster: None, tmp_path: Path
 ) -> None:
-    workdir = _toy_copy(tmp_path, train_gan_runtime_minutes=2)
+    workdir = _toy_copy(tmp_path, short_train_gan=True)
     started = time.monotonic()
     run = _snakemake(workdir, "all")
     wall = time.monotonic() - started
@@ -153,7 +160,7 @@ def test_profile_runs_rules_as_slurm_jobs_gpu_partition_and_resumes_after_sigusr
     assert gpu_rule["CUDA_VISIBLE_DEVICES"] != "", "GPU rule ran without a GPU assigned"
 
     # train_gan's first attempt waited for SIGUSR1 (sent by SLURM because of the
-    # profile's --signal=USR1@300 and the 2-minute limit), saved a checkpoint
+    # profile's --signal=USR1@N and the short limit), saved a checkpoint
     # and exited 75; the retry found that checkpoint.
     result = (workdir / "out" / "train_gan.txt").read_text()
     assert "resumed from: SIGUSR1 in job" in result, result

@@ -224,17 +224,33 @@ class RestoreResult:
     timings: Timings
 
 
+IGNORED_CHANGES = frozenset({"changed command"})
+"""A stage's ``cmd`` names the config *files* (``--configfile a.yaml b.yaml``), so
+restoring under an extra or renamed config file changes every stage's command.
+That alone makes nothing stale: what the config *says* is compared through the
+params file, and the outputs a command builds are compared as ``outs``."""
+
+
 def stale_stages(workdir: Path) -> dict[str, list[str]]:
     """Stage -> what ``dvc status`` says changed (deps, params, outs, missing lock entry)."""
     result = _run(workdir, ["dvc", "status", "--json"], "dvc status")
     text = result.stdout.strip()
-    status = json.loads(text) if text else {}
+    try:
+        status = json.loads(text) if text else {}
+    except json.JSONDecodeError:
+        raise SpeciesganError(
+            f"`dvc status --json` in {workdir} printed no JSON:\n{text[-2000:]}"
+        ) from None
     stale: dict[str, list[str]] = {}
     for key, changes in status.items():
         name = key.split(":", 1)[1] if ":" in key else key  # "dvc.yaml:stage" in some versions
-        stale[name] = [
-            json.dumps(c, sort_keys=True) if not isinstance(c, str) else c for c in changes
+        reasons = [
+            json.dumps(c, sort_keys=True) if not isinstance(c, str) else c
+            for c in changes
+            if not (isinstance(c, str) and c in IGNORED_CHANGES)
         ]
+        if reasons:
+            stale[name] = reasons
     return stale
 
 

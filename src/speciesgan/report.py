@@ -94,7 +94,9 @@ def dataset_summary(manifest: pd.DataFrame, rejects: pd.DataFrame | None) -> dic
     """Per-species train/test/reject counts and reject reasons."""
     table = manifest.drop_duplicates("species_id").sort_values("species_id")
     counts = manifest.groupby(["species", "split"]).size()
-    reject_counts = rejects.groupby("species").size() if rejects is not None else pd.Series(dtype=int)
+    reject_counts = (
+        rejects.groupby("species").size() if rejects is not None else pd.Series(dtype=int)
+    )
     species = {}
     for row in table.itertuples():
         species[row.species] = {
@@ -130,7 +132,9 @@ def _dataset_section(summary: dict[str, Any]) -> str:
     )
 
 
-def real_crops(manifest_path: Path, manifest: pd.DataFrame, species_id: int, count: int) -> np.ndarray:
+def real_crops(
+    manifest_path: Path, manifest: pd.DataFrame, species_id: int, count: int
+) -> np.ndarray:
     """The first ``count`` stored crops of a species, uint8 [n, 3, S, S] (memory-mapped read)."""
     rows = manifest[manifest["species_id"] == species_id].head(count)
     crops = [
@@ -188,7 +192,10 @@ def _generation_section(generation: dict[str, Any]) -> str:
         ["metric", "value"],
         [
             ["FID", generation.get("fid")],
-            ["Inception Score (mean ± std)", f"{_fmt(inception.get('mean'))} ± {_fmt(inception.get('std'))}"],
+            [
+                "Inception Score (mean ± std)",
+                f"{_fmt(inception.get('mean'))} ± {_fmt(inception.get('std'))}",
+            ],
             ["KID (mean ± std)", f"{_fmt(kid.get('mean'))} ± {_fmt(kid.get('std'))}"],
             ["classifier top-1 on generated images (mean)", generation.get("accuracy_mean")],
             ["chance", generation.get("chance")],
@@ -223,7 +230,9 @@ def _samples_section(samples_dir: Path, manifest_path: Path, manifest: pd.DataFr
     parts = []
     overview = samples_dir / index.get("overview", "overview.png")
     if overview.is_file():
-        parts.append("<h3>Overview (one row per species)</h3>" + _img(_file_uri(overview), "overview"))
+        parts.append(
+            "<h3>Overview (one row per species)</h3>" + _img(_file_uri(overview), "overview")
+        )
     parts.append("<h3>Real crops (left) and generated samples (right)</h3>")
     species_ids = {}
     if manifest is not None:

@@ -38,7 +38,9 @@ def parse_policy(policy: str) -> tuple[str, ...]:
 
 def _uniform(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """One U(0, 1) per image, shaped to broadcast over C, H, W."""
-    return torch.rand(x.shape[0], 1, 1, 1, generator=generator, device=x.device, dtype=torch.float32).to(x.dtype)
+    return torch.rand(
+        x.shape[0], 1, 1, 1, generator=generator, device=x.device, dtype=torch.float32
+    ).to(x.dtype)
 
 
 def color(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -68,8 +70,12 @@ def cutout(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     batch, _, height, width = x.shape
     size_y = int(height * CUTOUT_RATIO + 0.5)
     size_x = int(width * CUTOUT_RATIO + 0.5)
-    centre_y = torch.randint(0, height + (1 - size_y % 2), (batch,), generator=generator, device=x.device)
-    centre_x = torch.randint(0, width + (1 - size_x % 2), (batch,), generator=generator, device=x.device)
+    centre_y = torch.randint(
+        0, height + (1 - size_y % 2), (batch,), generator=generator, device=x.device
+    )
+    centre_x = torch.randint(
+        0, width + (1 - size_x % 2), (batch,), generator=generator, device=x.device
+    )
     top = centre_y - size_y // 2
     left = centre_x - size_x // 2
     ys = torch.arange(height, device=x.device)[None, :]
@@ -83,7 +89,9 @@ def cutout(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 OPS = {"color": color, "translation": translation, "cutout": cutout}
 
 
-def diff_augment(x: torch.Tensor, policy: str | tuple[str, ...], generator: torch.Generator) -> torch.Tensor:
+def diff_augment(
+    x: torch.Tensor, policy: str | tuple[str, ...], generator: torch.Generator
+) -> torch.Tensor:
     """Apply the policy's transforms to a batch in [-1, 1] (roughly; colour may leave it)."""
     names = parse_policy(policy) if isinstance(policy, str) else policy
     for name in names:

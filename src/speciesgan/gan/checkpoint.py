@@ -33,7 +33,9 @@ log = logging.getLogger(__name__)
 CHECKPOINT_NAME = "last.pt"
 FORMAT_VERSION = 1
 
-SETTINGS_NOT_IN_IDENTITY = frozenset({"steps", "checkpoint_every", "log_every", "stop_margin_seconds"})
+SETTINGS_NOT_IN_IDENTITY = frozenset(
+    {"steps", "checkpoint_every", "log_every", "stop_margin_seconds"}
+)
 """Settings that do not change what step k computes: a run may extend ``steps`` or
 checkpoint more often and still continue an earlier run's state."""
 
@@ -42,8 +44,9 @@ def checkpoint_path(checkpoint_dir: str | Path) -> Path:
     return Path(checkpoint_dir) / CHECKPOINT_NAME
 
 
-def run_identity(settings: Mapping[str, Any], seed: int, manifest: str | Path,
-                 classifier: str | Path | None) -> str:
+def run_identity(
+    settings: Mapping[str, Any], seed: int, manifest: str | Path, classifier: str | Path | None
+) -> str:
     """Hash naming the training trajectory a checkpoint belongs to."""
     relevant = {k: v for k, v in settings.items() if k not in SETTINGS_NOT_IN_IDENTITY}
     description = {
@@ -66,7 +69,9 @@ def rng_states(generators: Mapping[str, torch.Generator]) -> dict[str, Any]:
     }
 
 
-def restore_rng_states(states: Mapping[str, Any], generators: Mapping[str, torch.Generator]) -> None:
+def restore_rng_states(
+    states: Mapping[str, Any], generators: Mapping[str, torch.Generator]
+) -> None:
     torch.set_rng_state(states["torch_cpu"])
     if states["torch_cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["torch_cuda"])
@@ -79,9 +84,15 @@ def _cpu_state_dict(module: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
 
 
-def save_checkpoint(checkpoint_dir: str | Path, identity: str, step: int,
-                    networks: Mapping[str, nn.Module], optimizers: Mapping[str, torch.optim.Optimizer],
-                    generators: Mapping[str, torch.Generator], log_rows: list[list[float]]) -> Path:
+def save_checkpoint(
+    checkpoint_dir: str | Path,
+    identity: str,
+    step: int,
+    networks: Mapping[str, nn.Module],
+    optimizers: Mapping[str, torch.optim.Optimizer],
+    generators: Mapping[str, torch.Generator],
+    log_rows: list[list[float]],
+) -> Path:
     """Write ``last.pt`` atomically.  Reads state only: training continues unperturbed."""
     payload = {
         "format": FORMAT_VERSION,
@@ -119,9 +130,12 @@ def load_checkpoint(checkpoint_dir: str | Path, identity: str) -> dict[str, Any]
     return payload
 
 
-def restore_checkpoint(payload: Mapping[str, Any], networks: Mapping[str, nn.Module],
-                       optimizers: Mapping[str, torch.optim.Optimizer],
-                       generators: Mapping[str, torch.Generator]) -> tuple[int, list[list[float]]]:
+def restore_checkpoint(
+    payload: Mapping[str, Any],
+    networks: Mapping[str, nn.Module],
+    optimizers: Mapping[str, torch.optim.Optimizer],
+    generators: Mapping[str, torch.Generator],
+) -> tuple[int, list[list[float]]]:
     """Load a payload into live objects; returns ``(step, log_rows)``."""
     for name, net in networks.items():
         net.load_state_dict(payload["networks"][name])

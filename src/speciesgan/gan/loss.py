@@ -32,7 +32,9 @@ def check_loss_kind(kind: str) -> str:
     return kind
 
 
-def discriminator_loss(kind: str, real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+def discriminator_loss(
+    kind: str, real_scores: torch.Tensor, fake_scores: torch.Tensor
+) -> torch.Tensor:
     """D's loss (to minimise) from its scores on real and generated images."""
     real_scores = real_scores.float()
     fake_scores = fake_scores.float()
@@ -55,24 +57,31 @@ def generator_loss(kind: str, fake_scores: torch.Tensor) -> torch.Tensor:
     raise SpeciesganError(f"gan.loss must be one of {list(LOSS_KINDS)}, got {kind!r}")
 
 
-def gradient_penalty(discriminator: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-                     real: torch.Tensor, fake: torch.Tensor, species_ids: torch.Tensor,
-                     generator: torch.Generator) -> torch.Tensor:
+def gradient_penalty(
+    discriminator: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    species_ids: torch.Tensor,
+    generator: torch.Generator,
+) -> torch.Tensor:
     """``GP_WEIGHT * E[(||grad_x D(x)|| - 1)^2]`` at random real/fake interpolations.
 
     The mixing weights come from ``generator`` so that a resumed run draws the
     same ones as an uninterrupted run.
     """
     alpha = torch.rand(real.shape[0], 1, 1, 1, generator=generator, device=real.device)
-    mixed = (alpha * real.detach().float() + (1 - alpha) * fake.detach().float()).requires_grad_(True)
+    mixed = (alpha * real.detach().float() + (1 - alpha) * fake.detach().float()).requires_grad_(
+        True
+    )
     scores = discriminator(mixed, species_ids)
     (grad,) = torch.autograd.grad(scores.float().sum(), mixed, create_graph=True)
     norms = grad.flatten(1).norm(2, dim=1)
     return GP_WEIGHT * ((norms - 1) ** 2).mean()
 
 
-def classifier_guidance_loss(classifier: nn.Module, fake: torch.Tensor,
-                             species_ids: torch.Tensor) -> torch.Tensor:
+def classifier_guidance_loss(
+    classifier: nn.Module, fake: torch.Tensor, species_ids: torch.Tensor
+) -> torch.Tensor:
     """Cross-entropy of the requested species under a frozen classifier.
 
     Pushes G towards images an independent species classifier recognises as the

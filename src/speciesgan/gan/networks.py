@@ -64,7 +64,9 @@ def block_widths(base: int, blocks: int) -> list[int]:
 def split_sizes(total: int, parts: int) -> list[int]:
     """Split ``total`` noise dimensions into ``parts`` near-equal chunks (first ones larger)."""
     if total < parts:
-        raise SpeciesganError(f"gan.z_dim must be at least {parts} for this model and size, got {total}")
+        raise SpeciesganError(
+            f"gan.z_dim must be at least {parts} for this model and size, got {total}"
+        )
     base, extra = divmod(total, parts)
     return [base + (1 if i < extra else 0) for i in range(parts)]
 
@@ -80,6 +82,17 @@ class SpeciesEmbedding(nn.Module):
         return self.table(species_ids)
 
 
+def _sum_over_ranks(x: torch.Tensor) -> torch.Tensor:
+    """Differentiable all-reduce (sum): gradients flow back to every rank's inputs."""
+    import warnings
+
+    from torch.distributed.nn.functional import all_reduce
+
+    with warnings.catch_warnings():  # deprecated, but its replacement has no autograd yet
+        warnings.simplefilter("ignore", FutureWarning)
+        return all_reduce(x)
+
+
 class CrossRankBatchNorm2d(nn.BatchNorm2d):
     """BatchNorm2d whose batch statistics span all ranks of a distributed run.
 
@@ -93,24 +106,26 @@ class CrossRankBatchNorm2d(nn.BatchNorm2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         import torch.distributed as dist
 
-        if not (self.training and dist.is_available() and dist.is_initialized()
-                and dist.get_world_size() > 1):
+        if not (
+            self.training
+            and dist.is_available()
+            and dist.is_initialized()
+            and dist.get_world_size() > 1
+        ):
             return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce
-
         x32 = x.float()
         count = torch.tensor([float(x.shape[0] * x.shape[2] * x.shape[3])], device=x.device)
-        sums = all_reduce(torch.cat([x32.sum(dim=(0, 2, 3)), (x32 * x32).sum(dim=(0, 2, 3))]))
-        total = all_reduce(count)
-        mean, mean_sq = (sums / total).chunk(2)
-        var = (mean_sq - mean * mean).clamp_min(0)
+        total = _sum_over_ranks(count)
+        mean = _sum_over_ranks(x32.sum(dim=(0, 2, 3))) / total
+        centred = x32 - mean[None, :, None, None]  # two passes: exact-ish, unlike E[x^2] - E[x]^2
+        var = _sum_over_ranks((centred * centred).sum(dim=(0, 2, 3))) / total
         if self.track_running_stats:
             with torch.no_grad():
                 unbiased = var * (total / (total - 1).clamp_min(1))
                 self.running_mean.lerp_(mean.detach(), self.momentum)
                 self.running_var.lerp_(unbiased.detach(), self.momentum)
                 self.num_batches_tracked.add_(1)
-        out = (x32 - mean[None, :, None, None]) * torch.rsqrt(var[None, :, None, None] + self.eps)
+        out = centred * torch.rsqrt(var[None, :, None, None] + self.eps)
         if self.affine:
             out = out * self.weight[None, :, None, None] + self.bias[None, :, None, None]
         return out.to(x.dtype)
@@ -137,8 +152,14 @@ def _up(x: torch.Tensor) -> torch.Tensor:
 class DCGANGenerator(nn.Module):
     """Noise + species embedding -> 4x4 map -> (upsample, 3x3 conv, BN, ReLU) blocks -> tanh."""
 
-    def __init__(self, num_classes: int, image_size: int, z_dim: int = 64, embed_dim: int = 64,
-                 channels: int = 64) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        image_size: int,
+        z_dim: int = 64,
+        embed_dim: int = 64,
+        channels: int = 64,
+    ) -> None:
         super().__init__()
         blocks = num_blocks(image_size)
         widths = block_widths(channels, blocks)
@@ -183,7 +204,9 @@ class DCGANDiscriminator(nn.Module):
         widths = block_widths(channels, blocks)[::-1]  # full size -> 4x4
         self.from_rgb = nn.Conv2d(3, widths[0], 3, padding=1)
         self.blocks = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(widths[i], widths[i + 1], 4, stride=2, padding=1), nn.LeakyReLU(0.2))
+            nn.Sequential(
+                nn.Conv2d(widths[i], widths[i + 1], 4, stride=2, padding=1), nn.LeakyReLU(0.2)
+            )
             for i in range(blocks)
         )
         self.score = nn.Linear(widths[-1], 1)
@@ -236,8 +259,14 @@ class GeneratorBlock(nn.Module):
 class ResNetGenerator(nn.Module):
     """Hierarchical-z generator: one noise chunk + the shared embedding per block."""
 
-    def __init__(self, num_classes: int, image_size: int, z_dim: int = 64, embed_dim: int = 64,
-                 channels: int = 64) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        image_size: int,
+        z_dim: int = 64,
+        embed_dim: int = 64,
+        channels: int = 64,
+    ) -> None:
         super().__init__()
         blocks = num_blocks(image_size)
         widths = block_widths(channels, blocks)
@@ -324,10 +353,15 @@ class ResNetDiscriminator(nn.Module):
 # ---------------------------------------------------------------- construction and files
 
 GENERATORS: dict[str, type[nn.Module]] = {"dcgan": DCGANGenerator, "resnet": ResNetGenerator}
-DISCRIMINATORS: dict[str, type[nn.Module]] = {"dcgan": DCGANDiscriminator, "resnet": ResNetDiscriminator}
+DISCRIMINATORS: dict[str, type[nn.Module]] = {
+    "dcgan": DCGANDiscriminator,
+    "resnet": ResNetDiscriminator,
+}
 
 
-def generator_kwargs(settings: Mapping[str, Any], num_classes: int, image_size: int) -> dict[str, int]:
+def generator_kwargs(
+    settings: Mapping[str, Any], num_classes: int, image_size: int
+) -> dict[str, int]:
     """Constructor arguments of the generator, as plain ints (they go into generator.pt)."""
     return {
         "num_classes": int(num_classes),
@@ -345,8 +379,9 @@ def model_name(settings: Mapping[str, Any]) -> str:
     return name
 
 
-def build_networks(settings: Mapping[str, Any], num_classes: int, image_size: int,
-                   seed: int = 0) -> tuple[nn.Module, nn.Module]:
+def build_networks(
+    settings: Mapping[str, Any], num_classes: int, image_size: int, seed: int = 0
+) -> tuple[nn.Module, nn.Module]:
     """Create (G, D) for the configured model, initialised from ``seed`` only.
 
     Initialisation (and spectral norm's random start vectors) uses torch's global
@@ -358,19 +393,28 @@ def build_networks(settings: Mapping[str, Any], num_classes: int, image_size: in
         torch.manual_seed(seed)
         generator = GENERATORS[name](**generator_kwargs(settings, num_classes, image_size))
         discriminator = DISCRIMINATORS[name](
-            num_classes=num_classes, image_size=image_size, channels=int(settings.get("d_channels", 64))
+            num_classes=num_classes,
+            image_size=image_size,
+            channels=int(settings.get("d_channels", 64)),
         )
     return generator, discriminator
 
 
-def save_generator(path: str | Path, generator: nn.Module, settings: Mapping[str, Any],
-                   species: list[str], image_size: int) -> None:
+def save_generator(
+    path: str | Path,
+    generator: nn.Module,
+    settings: Mapping[str, Any],
+    species: list[str],
+    image_size: int,
+) -> None:
     """Write ``generator.pt`` (see docs/architecture.md): weights + constructor kwargs, plain data."""
     kwargs = generator_kwargs(settings, len(species), image_size)
     payload = {
         "model": model_name(settings),
         "kwargs": kwargs,
-        "state_dict": {k: v.detach().to("cpu", copy=True) for k, v in generator.state_dict().items()},
+        "state_dict": {
+            k: v.detach().to("cpu", copy=True) for k, v in generator.state_dict().items()
+        },
         "species": list(species),
         "image_size": int(image_size),
         "z_dim": kwargs["z_dim"],
@@ -381,7 +425,9 @@ def save_generator(path: str | Path, generator: nn.Module, settings: Mapping[str
         torch.save(payload, fh)
 
 
-def load_generator(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+def load_generator(
+    path: str | Path, device: str | torch.device = "cpu"
+) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild an eval-mode generator from ``generator.pt``; returns ``(generator, meta)``.
 
     ``weights_only=True``: a checkpoint is data, so loading one can never run code.
@@ -398,7 +444,9 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu") -> tupl
         generator = cls(**payload["kwargs"])
         generator.load_state_dict(payload["state_dict"])
     except (KeyError, TypeError, RuntimeError) as exc:
-        raise SpeciesganError(f"{path}: generator checkpoint does not match the code ({exc})") from exc
+        raise SpeciesganError(
+            f"{path}: generator checkpoint does not match the code ({exc})"
+        ) from exc
     generator.to(device).eval()
     meta = {key: payload[key] for key in ("model", "species", "image_size", "z_dim", "kwargs")}
     return generator, meta

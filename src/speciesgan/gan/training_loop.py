@@ -88,12 +88,16 @@ def resolve_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
     """Settings with defaults filled in; unknown keys and bad values are user errors."""
     unknown = sorted(set(settings) - set(DEFAULTS))
     if unknown:
-        raise SpeciesganError(f"unknown gan setting(s): {', '.join(unknown)} (known: {', '.join(DEFAULTS)})")
+        raise SpeciesganError(
+            f"unknown gan setting(s): {', '.join(unknown)} (known: {', '.join(DEFAULTS)})"
+        )
     resolved = {**DEFAULTS, **settings}
     check_loss_kind(resolved["loss"])
     parse_policy(resolved["diffaugment"])
     if resolved["precision"] not in ("fp32", "bf16"):
-        raise SpeciesganError(f"gan.precision must be 'fp32' or 'bf16', got {resolved['precision']!r}")
+        raise SpeciesganError(
+            f"gan.precision must be 'fp32' or 'bf16', got {resolved['precision']!r}"
+        )
     for key in ("steps", "batch_size", "d_steps", "checkpoint_every", "log_every"):
         if int(resolved[key]) < 1:
             raise SpeciesganError(f"gan.{key} must be at least 1, got {resolved[key]}")
@@ -130,7 +134,9 @@ def _env_int(*names: str) -> int | None:
 
 def init_ranks() -> Ranks:
     """Join the process group when launched by torchrun (or srun with MASTER_ADDR set)."""
-    world = _env_int("WORLD_SIZE") or (_env_int("SLURM_NTASKS") if os.environ.get("MASTER_ADDR") else None)
+    world = _env_int("WORLD_SIZE") or (
+        _env_int("SLURM_NTASKS") if os.environ.get("MASTER_ADDR") else None
+    )
     if not world or world <= 1:
         return Ranks()
     rank = _env_int("RANK", "SLURM_PROCID") or 0
@@ -143,8 +149,12 @@ def init_ranks() -> Ranks:
             torch.cuda.set_device(local_rank)
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
         owns = True
-    return Ranks(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local_rank,
-                 owns_group=owns)
+    return Ranks(
+        rank=dist.get_rank(),
+        world_size=dist.get_world_size(),
+        local_rank=local_rank,
+        owns_group=owns,
+    )
 
 
 def _all_ranks_agree(flag: bool, ranks: Ranks, device: torch.device) -> bool:
@@ -162,8 +172,9 @@ def _all_ranks_agree(flag: bool, ranks: Ranks, device: torch.device) -> bool:
 class DeviceCrops:
     """The train split as uint8 on the device, sampled without touching files."""
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, species: list[str],
-                 device: torch.device) -> None:
+    def __init__(
+        self, images: torch.Tensor, labels: torch.Tensor, species: list[str], device: torch.device
+    ) -> None:
         self.images = images.to(device)  # uint8 [N, 3, S, S]
         self.labels = labels.to(device)
         self.species = list(species)
@@ -178,7 +189,9 @@ class DeviceCrops:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
-    def real_batch(self, size: int, part: slice, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def real_batch(
+        self, size: int, part: slice, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Images in [-1, 1] (randomly mirrored) and species ids for slice ``part`` of a global batch."""
         index = torch.randint(len(self), (size,), generator=generator)[part].to(self.device)
         mirror = (torch.rand(size, generator=generator) < 0.5)[part].to(self.device)
@@ -214,23 +227,37 @@ class Trainer:
 
     @property
     def raw_g(self) -> nn.Module:
-        return self.generator.module if isinstance(self.generator, DistributedDataParallel) else self.generator
+        return (
+            self.generator.module
+            if isinstance(self.generator, DistributedDataParallel)
+            else self.generator
+        )
 
     @property
     def raw_d(self) -> nn.Module:
-        return self.discriminator.module if isinstance(self.discriminator, DistributedDataParallel) else self.discriminator
+        return (
+            self.discriminator.module
+            if isinstance(self.discriminator, DistributedDataParallel)
+            else self.discriminator
+        )
 
     def _part(self) -> slice:
         local = self.cfg["batch_size"] // self.ranks.world_size
         return slice(self.ranks.rank * local, (self.ranks.rank + 1) * local)
 
     def _noise(self, part: slice) -> torch.Tensor:
-        z = torch.randn(self.cfg["batch_size"], self.cfg["z_dim"], generator=self.rngs["noise"],
-                        device=self.device)
+        z = torch.randn(
+            self.cfg["batch_size"],
+            self.cfg["z_dim"],
+            generator=self.rngs["noise"],
+            device=self.device,
+        )
         return z[part]
 
     def _autocast(self) -> torch.autocast:
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg["precision"] == "bf16")
+        return torch.autocast(
+            self.device.type, dtype=torch.bfloat16, enabled=self.cfg["precision"] == "bf16"
+        )
 
     def _augment(self, images: torch.Tensor) -> torch.Tensor:
         return diff_augment(images, self.policy, self.rngs["augment"])
@@ -253,11 +280,15 @@ class Trainer:
             with torch.no_grad():
                 fake = self.generator(z, species)
             real_aug, fake_aug = self._augment(real), self._augment(fake.to(real.dtype))
-            scores = self.discriminator(torch.cat([real_aug, fake_aug]), torch.cat([species, species]))
+            scores = self.discriminator(
+                torch.cat([real_aug, fake_aug]), torch.cat([species, species])
+            )
             real_scores, fake_scores = scores.float().chunk(2)
             loss = discriminator_loss(self.cfg["loss"], real_scores, fake_scores)
         if self.cfg["loss"] == "wgan-gp":
-            loss = loss + gradient_penalty(self.raw_d, real_aug, fake_aug, species, self.rngs["noise"])
+            loss = loss + gradient_penalty(
+                self.raw_d, real_aug, fake_aug, species, self.rngs["noise"]
+            )
         self.opt_d.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_d.step()
@@ -288,7 +319,9 @@ class Trainer:
         decay = min(float(self.cfg["ema_decay"]), (1 + step) / (EMA_WARMUP + step))
         ema_params = list(self.generator_ema.parameters())
         torch._foreach_lerp_(ema_params, list(self.raw_g.parameters()), 1.0 - decay)
-        for ema_buffer, buffer in zip(self.generator_ema.buffers(), self.raw_g.buffers(), strict=True):
+        for ema_buffer, buffer in zip(
+            self.generator_ema.buffers(), self.raw_g.buffers(), strict=True
+        ):
             ema_buffer.copy_(buffer)
 
     def step(self, step: int) -> torch.Tensor:
@@ -318,15 +351,23 @@ def _load_frozen_classifier(path: Path, device: torch.device) -> nn.Module:
     return model
 
 
-def build_trainer(data: DeviceCrops, classifier: nn.Module | None, cfg: dict[str, Any], seed: int,
-                  ranks: Ranks, device: torch.device, channels_last: bool | None = None) -> Trainer:
+def build_trainer(
+    data: DeviceCrops,
+    classifier: nn.Module | None,
+    cfg: dict[str, Any],
+    seed: int,
+    ranks: Ranks,
+    device: torch.device,
+    channels_last: bool | None = None,
+) -> Trainer:
     """All live objects of a run, freshly initialised from ``seed`` (the benchmark uses this too).
 
-    ``channels_last`` (default: on CUDA only) stores images and weights NHWC, which
-    tensor cores want; see benchmarks/train_step.py for what it does on a CPU.
+    ``channels_last`` stores images and weights NHWC.  Default: on CUDA (tensor
+    cores want it) and with bf16 on a CPU, where oneDNN's bf16 kernels are about
+    twice as fast with it (benchmarks/train_step.py); fp32 on a CPU stays NCHW.
     """
     if channels_last is None:
-        channels_last = device.type == "cuda"
+        channels_last = device.type == "cuda" or cfg["precision"] == "bf16"
     if cfg["batch_size"] % ranks.world_size:
         raise SpeciesganError(
             f"gan.batch_size ({cfg['batch_size']}) must be divisible by the number of processes ({ranks.world_size})"
@@ -343,12 +384,27 @@ def build_trainer(data: DeviceCrops, classifier: nn.Module | None, cfg: dict[str
         ids = [device.index] if device.type == "cuda" else None
         g = DistributedDataParallel(g, device_ids=ids)
         d = DistributedDataParallel(d, device_ids=ids)
-    rngs = {"data": torch.Generator("cpu"), "noise": torch.Generator(device), "augment": torch.Generator(device)}
+    rngs = {
+        "data": torch.Generator("cpu"),
+        "noise": torch.Generator(device),
+        "augment": torch.Generator(device),
+    }
     for offset, gen in enumerate(rngs.values(), start=1):
         gen.manual_seed(seed * 1000 + offset)
-    return Trainer(cfg=cfg, data=data, generator=g, discriminator=d, generator_ema=g_ema, opt_g=opt_g,
-                   opt_d=opt_d, rngs=rngs, classifier=classifier, ranks=ranks, device=device,
-                   channels_last=channels_last)
+    return Trainer(
+        cfg=cfg,
+        data=data,
+        generator=g,
+        discriminator=d,
+        generator_ema=g_ema,
+        opt_g=opt_g,
+        opt_d=opt_d,
+        rngs=rngs,
+        classifier=classifier,
+        ranks=ranks,
+        device=device,
+        channels_last=channels_last,
+    )
 
 
 def write_log(path: str | Path, rows: list[list[float]]) -> None:
@@ -359,9 +415,16 @@ def write_log(path: str | Path, rows: list[list[float]]) -> None:
             fh.write(",".join([str(int(row[0])), *(f"{value:.6g}" for value in row[1:])]) + "\n")
 
 
-def train_gan(manifest: str | Path, classifier: str | Path | None, out_generator: str | Path,
-              out_log: str | Path, checkpoint_dir: str | Path, settings: Mapping[str, Any],
-              seed: int, threads: int) -> None:
+def train_gan(
+    manifest: str | Path,
+    classifier: str | Path | None,
+    out_generator: str | Path,
+    out_log: str | Path,
+    checkpoint_dir: str | Path,
+    settings: Mapping[str, Any],
+    seed: int,
+    threads: int,
+) -> None:
     """Train (or resume training of) the conditional GAN; write the EMA generator and the log."""
     manifest = Path(manifest)
     if not manifest.is_file():
@@ -383,24 +446,43 @@ def train_gan(manifest: str | Path, classifier: str | Path | None, out_generator
         start, rows = 0, []
         payload = ckpt.load_checkpoint(checkpoint_dir, identity)
         if payload is not None and int(payload["step"]) > cfg["steps"]:
-            log.info("checkpoint is at step %d, past gan.steps=%d; starting fresh", payload["step"], cfg["steps"])
+            log.info(
+                "checkpoint is at step %d, past gan.steps=%d; starting fresh",
+                payload["step"],
+                cfg["steps"],
+            )
             payload = None
         if payload is not None:
             start, rows = ckpt.restore_checkpoint(payload, networks, optimizers, trainer.rngs)
-            log.info("resuming GAN training at step %d from %s", start, ckpt.checkpoint_path(checkpoint_dir))
+            log.info(
+                "resuming GAN training at step %d from %s",
+                start,
+                ckpt.checkpoint_path(checkpoint_dir),
+            )
         _run_steps(trainer, start, rows, stop, identity, Path(checkpoint_dir))
         if ranks.is_main:
             write_log(out_log, rows)
-            save_generator(out_generator, trainer.generator_ema, cfg, trainer.data.species,
-                           trainer.data.image_size)
+            save_generator(
+                out_generator,
+                trainer.generator_ema,
+                cfg,
+                trainer.data.species,
+                trainer.data.image_size,
+            )
     finally:
         stop.restore()
         if ranks.owns_group:
             dist.destroy_process_group()
 
 
-def _run_steps(trainer: Trainer, start: int, rows: list[list[float]], stop: StopRequest,
-               identity: str, checkpoint_dir: Path) -> None:
+def _run_steps(
+    trainer: Trainer,
+    start: int,
+    rows: list[list[float]],
+    stop: StopRequest,
+    identity: str,
+    checkpoint_dir: Path,
+) -> None:
     """Steps ``start + 1 .. steps``, with periodic checkpoints and preemption checks."""
     cfg, ranks = trainer.cfg, trainer.ranks
     networks, optimizers = trainer.checkpoint_parts()
@@ -409,7 +491,9 @@ def _run_steps(trainer: Trainer, start: int, rows: list[list[float]], stop: Stop
 
     def save(step: int) -> None:
         if ranks.is_main:
-            ckpt.save_checkpoint(checkpoint_dir, identity, step, networks, optimizers, trainer.rngs, rows)
+            ckpt.save_checkpoint(
+                checkpoint_dir, identity, step, networks, optimizers, trainer.rngs, rows
+            )
         if ranks.distributed:
             dist.barrier()
 
@@ -422,8 +506,12 @@ def _run_steps(trainer: Trainer, start: int, rows: list[list[float]], stop: Stop
             if _all_ranks_agree(stop.requested(), ranks, trainer.device):
                 if saved_at != step:
                     save(step)
-                log.warning("stopping at step %d (%s); checkpoint saved, rerun to resume", step, stop.reason)
-                raise TrainingInterrupted(f"stopped at step {step}: {stop.reason or 'another rank stopped'}")
+                log.warning(
+                    "stopping at step %d (%s); checkpoint saved, rerun to resume", step, stop.reason
+                )
+                raise TrainingInterrupted(
+                    f"stopped at step {step}: {stop.reason or 'another rank stopped'}"
+                )
             values = trainer.step(step)
             step += 1
             bar.update(1)

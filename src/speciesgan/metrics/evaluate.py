@@ -111,9 +111,7 @@ def evaluate_generator(
     images = generate_images(generator, labels, seed, batch_size)
     features, logits = inception_outputs(net, images, batch_size, desc="generated")
     correct = classifier_accuracy(classifier, images, labels, batch_size)
-    accuracy = {
-        name: float(correct[labels.numpy() == k].mean()) for k, name in enumerate(species)
-    }
+    accuracy = {name: float(correct[labels.numpy() == k].mean()) for k, name in enumerate(species)}
     is_mean, is_std = inception_score(logits, int(options["is_splits"]))
     result: dict[str, Any] = {
         "fid": fid_from_features(features, real.features),

@@ -79,8 +79,14 @@ def _manifest_image_size(manifest: Path) -> int | None:
     return int(value) if value is not None else None
 
 
-def real_features_key(manifest: Path, split: str, weights_sha256: str) -> str:
-    """Cache key: SHA-256 of (manifest content, split, crop size, Inception weights)."""
+def real_features_key(
+    manifest: Path, split: str, weights_sha256: str, device_type: str = "cpu"
+) -> str:
+    """Cache key: SHA-256 of (manifest content, split, crop size, Inception weights, device).
+
+    The device type is part of it because GPU and CPU convolutions differ in the last
+    bits: a cache filled on a GPU node must not break byte-identical CPU reruns.
+    """
     try:
         manifest_sha = file_sha256(manifest)
         image_size = _manifest_image_size(manifest)
@@ -91,6 +97,7 @@ def real_features_key(manifest: Path, split: str, weights_sha256: str) -> str:
         "split": split,
         "image_size": image_size,
         "inception_weights_sha256": weights_sha256,
+        "device": device_type,
     }
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
@@ -100,7 +107,7 @@ def real_features(
 ) -> RealFeatures:
     """Inception features of the real ``split``, loaded from ``cache_dir`` when present."""
     manifest = Path(manifest)
-    key = real_features_key(manifest, split, net.info["weights_sha256"])
+    key = real_features_key(manifest, split, net.info["weights_sha256"], net.device.type)
     cache_file = Path(cache_dir) / f"real-{key[:32]}.npz"
     if cache_file.is_file():
         try:

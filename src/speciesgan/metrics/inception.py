@@ -120,11 +120,15 @@ def _weights_state(mode: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
             return state, {"weights": WEIGHTS_RANDOM, "weights_sha256": _state_sha256(state)}
         path = cached_weights(FID_INCEPTION_FILE)
         if path is None:
-            raise SpeciesganError(f"download did not produce {checkpoints_dir() / FID_INCEPTION_FILE}")
+            raise SpeciesganError(
+                f"download did not produce {checkpoints_dir() / FID_INCEPTION_FILE}"
+            )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - a truncated or foreign file
-        raise SpeciesganError(f"{path}: cannot read the Inception weights ({exc}); delete it") from exc
+        raise SpeciesganError(
+            f"{path}: cannot read the Inception weights ({exc}); delete it"
+        ) from exc
     sha256 = file_sha256(path)
     kind = WEIGHTS_PUBLISHED if sha256.startswith(PUBLISHED_SHA256_PREFIX) else WEIGHTS_UNRECOGNISED
     if kind != WEIGHTS_PUBLISHED:
@@ -167,7 +171,9 @@ def inception_outputs(
     PNG (what ``python -m pytorch_fid`` reads) give identical features.
     """
     if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
-        raise ValueError(f"expected uint8 images [N, 3, H, W], got {images.dtype} {tuple(images.shape)}")
+        raise ValueError(
+            f"expected uint8 images [N, 3, H, W], got {images.dtype} {tuple(images.shape)}"
+        )
     count = images.shape[0]
     features = np.empty((count, FEATURE_DIM), dtype=np.float64)
     logits = np.empty((count, NUM_LOGITS), dtype=np.float64)

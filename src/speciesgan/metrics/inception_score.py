@@ -36,7 +36,9 @@ def inception_score(logits: np.ndarray, splits: int = 10) -> tuple[float, float]
     if count < 1:
         raise SpeciesganError("Inception Score needs at least one image")
     if splits > count:
-        log.warning("Inception Score: %d images, reducing splits from %d to %d", count, splits, count)
+        log.warning(
+            "Inception Score: %d images, reducing splits from %d to %d", count, splits, count
+        )
         splits = count
     log_probs = log_softmax(logits, axis=1)
     part = count // splits

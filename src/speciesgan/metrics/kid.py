@@ -45,7 +45,9 @@ def kernel_inception_distance(
     b = np.asarray(features_b, dtype=np.float64)
     size = min(subset_size, a.shape[0], b.shape[0])
     if size < 2:
-        raise SpeciesganError(f"KID needs at least 2 images per set, got {a.shape[0]} and {b.shape[0]}")
+        raise SpeciesganError(
+            f"KID needs at least 2 images per set, got {a.shape[0]} and {b.shape[0]}"
+        )
     rng = np.random.default_rng(seed)
     estimates = np.array(
         [
