@@ -18,7 +18,7 @@ import io
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +39,6 @@ class Job:
     params: dict[str, Any]
     shell: str | None
     rule_file: str
-    upstream: frozenset[int] = field(default_factory=frozenset)
-    """Indices (into the returned list) of the jobs whose outputs this job reads."""
 
 
 def _plain(value: Any) -> Any:
@@ -128,10 +126,6 @@ def read_jobs(
 
 
 def _convert(dag_jobs: list[Any], workdir: Path) -> list[Job]:
-    producer: dict[str, int] = {}
-    for index, job in enumerate(dag_jobs):
-        for out in job.output:
-            producer[_relative(str(out), workdir)] = index
     jobs = []
     for job in dag_jobs:
         inputs = tuple(_relative(str(f), workdir) for f in job.input)
@@ -150,7 +144,6 @@ def _convert(dag_jobs: list[Any], workdir: Path) -> list[Job]:
                 params={str(k): _plain(v) for k, v in job.params.items()},
                 shell=job.rule.shellcmd,
                 rule_file=_relative(str(job.rule.snakefile), workdir),
-                upstream=frozenset(producer[f] for f in inputs if f in producer),
             )
         )
     return jobs
