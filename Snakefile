@@ -6,9 +6,18 @@
 # config.yaml holds the full-scale settings; a --configfile is layered over it.
 # The configuration is validated against src/speciesgan/config.schema.yaml before
 # any job runs.  Every rule calls the `speciesgan` command; logic lives in the package.
+import signal
+
 from snakemake.utils import min_version
 
 min_version("9.0")
+
+# On SLURM, the time-limit warning (--signal=USR1@N, see slurm/config.yaml)
+# reaches every process of the job step, this Snakemake included.  Its default
+# action would kill Snakemake before the training process has written its
+# checkpoint; ignored here (and so in the rule's shell), it is handled only by
+# training, which installs its own handler, checkpoints and exits 75.
+signal.signal(signal.SIGUSR1, signal.SIG_IGN)
 
 
 configfile: "config.yaml"
