@@ -28,7 +28,12 @@ from speciesgan.preemption import TrainingInterrupted
 from speciesgan.weights import EFFICIENTNET_B0_FILE, cached_weights, file_sha256
 
 SHAPES = ["disc", "square", "hbar", "vbar"]
-COLOURS = {"disc": (230, 60, 60), "square": (60, 220, 60), "hbar": (70, 90, 240), "vbar": (230, 220, 50)}
+COLOURS = {
+    "disc": (230, 60, 60),
+    "square": (60, 220, 60),
+    "hbar": (70, 90, 240),
+    "vbar": (230, 220, 50),
+}
 IMAGE_SIZE = 32
 # enough steps to learn the shapes (~15 s here); a higher peak LR than the default
 # because this run is ~60 steps, not hundreds
