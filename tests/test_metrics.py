@@ -251,3 +251,20 @@ def test_evaluate_writes_deterministic_metrics(tmp_path: Path) -> None:
     assert all(acc in (0.0, 1 / 3, 2 / 3, 1.0) for acc in result["accuracy_per_species"].values())
     assert result["chance"] == 0.5
     assert result["inception_weights"]["weights"] != "pytorch-fid"
+
+
+@pytest.mark.parametrize(("num", "dims"), [(300, 64), (40, 64), (120, 256)])
+def test_frechet_distance_matches_pytorch_fid_reference(num: int, dims: int) -> None:
+    """Our eigenvalue form equals pytorch-fid's sqrtm form, full-rank and rank-deficient."""
+    from pytorch_fid.fid_score import calculate_frechet_distance
+
+    from speciesgan.metrics.fid import feature_statistics, frechet_distance
+
+    rng = np.random.default_rng(num + dims)
+    a = rng.normal(size=(num, dims))
+    b = rng.normal(size=(num, dims)) @ rng.normal(size=(dims, dims)) * 0.3 + 0.5
+    stats = (*feature_statistics(a), *feature_statistics(b))
+    ours = frechet_distance(*stats)
+    reference = float(calculate_frechet_distance(*stats))
+    assert ours == pytest.approx(reference, rel=1e-6, abs=1e-4)
+    assert frechet_distance(*feature_statistics(a), *feature_statistics(a)) == pytest.approx(0, abs=1e-6)

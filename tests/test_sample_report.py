@@ -134,10 +134,11 @@ def _results_dir(root: Path) -> Path:
         {"dataset": ["birds"] * 2, "file": ["/x/a.jpg", "/x/b.jpg"], "species": ["Blue Jay"] * 2,
          "reason": ["unreadable image", "box too small"], "stage": ["crop", "index"]}
     ).to_parquet(data / "rejects.parquet")  # fmt: skip
-    write_json(
-        root / "classifier" / "metrics.json",
-        {"top1": 0.625, "top5": 1.0, "per_species": {s: 0.5 for s in SPECIES}},
-    )
+    for role, top1 in (("guide", 0.625), ("eval", 0.875)):
+        write_json(
+            root / "classifier" / role / "metrics.json",
+            {"top1": top1, "top5": 1.0, "per_species": {s: 0.5 for s in SPECIES}},
+        )
     (root / "gan").mkdir()
     pd.DataFrame(
         {"step": [0, 10, 20], "loss_d": [1.4, 1.2, 1.1], "loss_g": [0.7, 0.9, 1.0]}
@@ -165,7 +166,7 @@ def test_report_contains_metrics_and_is_deterministic(tmp_path: Path) -> None:
     html_a, json_a = tmp_path / "a.html", tmp_path / "a.json"
     write_report(results, html_a, json_a, TinyGenerator(), SPECIES)
     page = html_a.read_text()
-    for text in ("123.4568", "1.2345", "0.0456", "0.6250", "Snowy Owl", "NOT comparable", "→"):
+    for text in ("123.4568", "1.2345", "0.0456", "0.6250", "0.8750", "Snowy Owl", "NOT comparable", "→"):
         assert text in page
     assert 'src="http' not in page and str(tmp_path) not in page
     # loss curves, overview, 3 species grids, 3 real-crop tiles, interpolation strip
@@ -173,6 +174,7 @@ def test_report_contains_metrics_and_is_deterministic(tmp_path: Path) -> None:
     summary = json.loads(json_a.read_text())
     assert sorted(summary) == ["classifier", "dataset", "generation", "inception_weights"]
     assert summary["generation"]["fid"] == 123.456789
+    assert summary["classifier"]["eval"]["top1"] == 0.875
     assert summary["generation"]["accuracy_per_species"]["Blue Jay"] == 0.4
     assert summary["dataset"]["species"]["Blue Jay"] == {
         "species_id": 1, "category": "birds", "dataset": "birds", "train": 3, "test": 1, "rejects": 2,

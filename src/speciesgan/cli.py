@@ -194,8 +194,10 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901 - a flat dispatch table
         if args.mix:
             if args.out is None:
                 raise SpeciesganError("--mix needs --out FILE.png")
+            # the sample section's grid settings do not apply to a mix; only its size does
+            count = {"n": int(args.settings["n"])} if "n" in args.settings else {}
             sample.sample_mix(args.generator, args.mix[0], args.mix[1], args.alpha, args.out,
-                              seed=args.seed, **args.settings)
+                              seed=args.seed, **count)
         else:
             if args.out_dir is None:
                 raise SpeciesganError("sample needs --out-dir (or --mix A B --out FILE.png)")

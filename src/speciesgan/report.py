@@ -145,6 +145,12 @@ def real_crops(
 
 
 # ---------------------------------------------------------------- classifier, training
+CLASSIFIER_ROLES = {
+    "guide": "frozen classifier in the GAN's loss",
+    "eval": "independent classifier (another seed) that scores generated images",
+}
+
+
 def _classifier_section(metrics: dict[str, Any]) -> str:
     scalars = [[k, v] for k, v in sorted(metrics.items()) if not isinstance(v, (dict, list))]
     parts = [_table(["metric", "value"], scalars)] if scalars else []
@@ -275,7 +281,12 @@ def write_report(
     manifest = pd.read_parquet(manifest_path) if manifest_path.is_file() else None
     rejects = pd.read_parquet(rejects_path) if rejects_path.is_file() else None
     dataset = dataset_summary(manifest, rejects) if manifest is not None else None
-    classifier = _read_json(results_dir / "classifier" / "metrics.json")
+    # "guide" shaped the GAN's loss; "eval" (another seed) scores generated images
+    classifier = {
+        role: metrics
+        for role in CLASSIFIER_ROLES
+        if (metrics := _read_json(results_dir / "classifier" / role / "metrics.json")) is not None
+    }
     evaluation = _read_json(results_dir / "eval" / "metrics.json")
     generation = generation_summary(evaluation) if evaluation is not None else None
     weights = evaluation.get("inception_weights") if evaluation is not None else None
@@ -283,7 +294,7 @@ def write_report(
 
     sections = [
         ("Dataset", _dataset_section(dataset) if dataset else _missing("data/manifest.parquet")),
-        ("Species classifier", _classifier_section(classifier) if classifier else _missing("classifier/metrics.json")),
+        ("Species classifiers", "".join(f"<h3>{role}: {html.escape(CLASSIFIER_ROLES[role])}</h3>{_classifier_section(metrics)}" for role, metrics in classifier.items()) or _missing("classifier/*/metrics.json")),
         ("GAN training", _img(_png_uri(loss_curves_png(pd.read_csv(log_path))), "loss curves") if log_path.is_file() else _missing("gan/training_log.csv")),
         ("Samples", _samples_section(results_dir / "samples", manifest_path, manifest)),
         ("Species interpolation", _strip_section(generator, generator_species)),

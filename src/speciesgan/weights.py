@@ -45,21 +45,41 @@ def file_sha256(path: Path) -> str:
 
 
 def random_fid_inception_state(seed: int = 0) -> dict[str, torch.Tensor]:
-    """A state dict for pytorch-fid's FIDInceptionA/C/E network with random weights."""
-    from pytorch_fid.inception import fid_inception_v3
+    """A state dict for pytorch-fid's FID Inception network with random weights.
+
+    Random convolutions alone make activations vanish through 90-odd layers
+    (eval-mode BatchNorm with unit statistics normalises nothing), so every
+    feature would be ~0 and every FID ~0.  The BatchNorm running statistics are
+    therefore calibrated on seeded noise images, which keeps features at a
+    useful scale: FIDs are then meaningful for comparing runs with each other,
+    never with published numbers.
+    """
+    import pytorch_fid.inception as fid_inception
 
     torch.manual_seed(seed)
-    # fid_inception_v3 would download the real weights: build the same graph without them
-    import pytorch_fid.inception as fid_inc
-
-    original = fid_inc.load_state_dict_from_url
-    fid_inc.load_state_dict_from_url = lambda *a, **k: fid_inc._inception_v3(
-        num_classes=1008, aux_logits=False, weights=None
+    # fid_inception_v3() would download the real weights: let it load a fresh state instead
+    original = fid_inception.load_state_dict_from_url
+    fid_inception.load_state_dict_from_url = lambda *a, **k: fid_inception._inception_v3(
+        num_classes=1008, aux_logits=False, weights=None, init_weights=True
     ).state_dict()
     try:
-        model = fid_inception_v3()
+        model = fid_inception.fid_inception_v3()
     finally:
-        fid_inc.load_state_dict_from_url = original
+        fid_inception.load_state_dict_from_url = original
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # cumulative average over the calibration batches
+    generator = torch.Generator().manual_seed(seed)
+    model.train()
+    with torch.no_grad():
+        for _ in range(2):
+            coarse = torch.rand(8, 3, 19, 19, generator=generator) * 2 - 1
+            images = torch.nn.functional.interpolate(coarse, size=(299, 299), mode="bilinear")
+            model(images + 0.1 * torch.randn(images.shape, generator=generator))
+    for norm in norms:
+        norm.momentum = 0.1
+    model.eval()
     return model.state_dict()
 
 

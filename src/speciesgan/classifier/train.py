@@ -351,6 +351,8 @@ def train_classifier(
     device = pick_device()
 
     # data: both splits once, uint8, on the device
+    if not manifest.is_file():
+        raise SpeciesganError(f"{manifest}: manifest not found (run the manifest rule first)")
     train, test = load_split(manifest, "train"), load_split(manifest, "test")
     image_size = int(train.images.shape[-1])
     train_images, train_labels = train.images.to(device), train.labels.to(device)

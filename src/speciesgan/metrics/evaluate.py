@@ -38,6 +38,7 @@ DEFAULTS: dict[str, Any] = {
     "is_splits": 10,
     "batch_size": 50,
     "inception_weights": "pretrained",
+    "real_images_per_species": None,
 }
 KID_SUBSETS = 100
 KID_SUBSET_SIZE = 1000
@@ -101,7 +102,15 @@ def evaluate_generator(
     options = {**DEFAULTS, **settings}
     per_species = int(options["images_per_species"])
     batch_size = int(options["batch_size"])
-    real = real_features(manifest, options["real_split"], net, cache_dir, batch_size)
+    real_limit = options["real_images_per_species"]
+    real = real_features(
+        manifest,
+        options["real_split"],
+        net,
+        cache_dir,
+        batch_size,
+        per_species=None if real_limit is None else int(real_limit),
+    )
     if real.species != species:
         raise SpeciesganError(
             f"{manifest}: its species ({len(real.species)}) differ from the generator's "
