@@ -222,3 +222,83 @@ def test_no_deadline_outside_a_job_or_without_slurm(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("SLURM_JOB_ID", "12345")
     monkeypatch.setenv("PATH", "/nonexistent")
     assert slurm_job_end_time() is None
+
+
+# ---------------------------------------------------------------- the real pipeline
+def _pipeline_copy(tmp_path: Path, name: str) -> Path:
+    from tests.workflow import copy_workflow
+
+    workdir = copy_workflow(tmp_path / name)
+    # long enough to be caught mid-run, small enough for CI (tiny DCGAN at 32 px)
+    (workdir / "longer.yaml").write_text("gan:\n  steps: 400\n  checkpoint_every: 20\n")
+    return workdir
+
+
+PIPELINE_ARGS = ("all", "--configfile", "configs/smoke.yaml", "longer.yaml")
+
+
+def _job_partition(job_id: str) -> str:
+    """Partition of a (finished) job; slurmctld keeps it for MinJobAge seconds."""
+    shown = subprocess.run(
+        ["scontrol", "show", "job", job_id], capture_output=True, text=True, timeout=30, check=True
+    ).stdout
+    return re.search(r"Partition=(\S+)", shown).group(1)
+
+
+@pytest.mark.slow
+def test_pipeline_on_slurm_resumes_training_after_warning_signal(
+    slurm_cluster: None, tmp_path: Path
+) -> None:
+    """The real workflow with `snakemake --profile slurm`: every rule a SLURM job, the
+    training rules in the gpu partition, and GAN training signalled mid-run (as SLURM
+    does before the time limit) checkpoints, exits 75, is retried and resumes; its
+    final checkpoint equals that of an uninterrupted local run byte for byte."""
+    from tests.workflow import snakemake as run_local
+
+    reference = _pipeline_copy(tmp_path, "local")
+    local = run_local(reference, *PIPELINE_ARGS, "--cores", "2")
+    assert local.returncode == 0, local.stderr[-4000:]
+
+    workdir = _pipeline_copy(tmp_path, "cluster")
+    shutil.copytree(PROFILE, workdir / "slurm")
+    command = [
+        "timeout", "-k", "10", "900", sys.executable, "-m", "snakemake", "--profile", "slurm",
+        *PIPELINE_ARGS,
+    ]  # fmt: skip
+    log_path = tmp_path / "snakemake.out"
+    with open(log_path, "w") as log_file:
+        run = subprocess.Popen(
+            command, cwd=workdir, env=_clean_env(), stdout=log_file, stderr=subprocess.STDOUT
+        )
+        checkpoint = workdir / "results/smoke/gan/checkpoints/last.pt"
+        signalled = None
+        deadline = time.monotonic() + 600
+        while run.poll() is None and time.monotonic() < deadline:
+            jobs = _submitted_jobs(log_path.read_text()).get("train_gan")
+            if signalled is None and jobs and checkpoint.exists():
+                signalled = jobs[0][0]
+                subprocess.run(["scancel", "--signal=USR1", signalled], check=True, timeout=30)
+            time.sleep(0.5)
+        run.wait(timeout=600)
+    output = log_path.read_text()
+    assert run.returncode == 0, output[-6000:]
+    assert signalled is not None, "train_gan finished before it could be signalled"
+
+    jobs = _submitted_jobs(output)
+    expected_rules = {
+        "demo_stanford_dogs", "demo_cub", "download", "extract", "index", "crop_shard",
+        "manifest", "train_classifier", "train_gan", "sample", "evaluate", "report",
+    }  # fmt: skip
+    assert set(jobs) == expected_rules, sorted(jobs)
+    for rule, submissions in jobs.items():
+        partition = "gpu" if rule.startswith("train_") else "cpu"
+        for job_id, slurm_log in submissions:
+            assert slurm_log.is_file()
+            assert _job_partition(job_id) == partition, (rule, job_id)
+
+    training_log = (workdir / "results/smoke/logs/train_gan.log").read_text()
+    assert "received SIGUSR1" in training_log, training_log[-3000:]
+    assert "resum" in training_log.lower()
+    for rel in ("gan/checkpoints/last.pt", "gan/generator.pt", "gan/training_log.csv"):
+        produced = (workdir / "results/smoke" / rel).read_bytes()
+        assert produced == (reference / "results/smoke" / rel).read_bytes(), rel

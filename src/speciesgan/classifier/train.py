@@ -153,6 +153,11 @@ def predict_logits(
     return torch.cat(outputs)
 
 
+CALIBRATION_IMAGES = 512
+"""Images for the per-epoch batch-norm re-estimate: evenly spaced over the train
+split, enough for stable statistics at a fraction of a full pass."""
+
+
 def recalibrate_batchnorm(
     model: nn.Module, images: torch.Tensor, device: torch.device, batch_size: int = EVAL_BATCH_SIZE
 ) -> None:
@@ -356,6 +361,9 @@ def train_classifier(
     train, test = load_split(manifest, "train"), load_split(manifest, "test")
     image_size = int(train.images.shape[-1])
     train_images, train_labels = train.images.to(device), train.labels.to(device)
+    calibration_subset = torch.linspace(
+        0, len(train_images) - 1, min(CALIBRATION_IMAGES, len(train_images)), device=device
+    ).long()
     num_train = len(train_labels)
     if num_train < 2:
         raise SpeciesganError(f"{manifest}: need at least 2 training images, found {num_train}")
@@ -436,7 +444,7 @@ def train_classifier(
             bar.close()
 
             # eval
-            recalibrate_batchnorm(model, train_images, device)
+            recalibrate_batchnorm(model, train_images[calibration_subset], device)
             test_logits = predict_logits(model, test.images, device)
             entry = {
                 "epoch": epoch + 1,
