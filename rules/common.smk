@@ -5,7 +5,12 @@ import json
 import os
 
 from speciesgan.config import validate_config
-from speciesgan.data.sources import FILES_BY_FORMAT, LOCAL_FORMATS, OFFICIAL_URLS, base_format
+from speciesgan.data.sources import (
+    FILES_BY_FORMAT,
+    LOCAL_FORMATS,
+    OFFICIAL_URLS,
+    base_format,
+)
 from speciesgan.errors import SpeciesganError
 
 try:
@@ -80,7 +85,14 @@ def shard_arrays():
     return expand(f"{RESULTS}/data/shards/shard-{{shard}}.npy", shard=SHARDS)
 
 
+def classifier_term_on():
+    return config["gan"].get("classifier_loss_weight", 0.1) > 0
+
+
 def guide_classifier(wildcards):
-    if config["gan"].get("classifier_loss_weight", 0) > 0:
-        return f"{RESULTS}/classifier/guide/model.pt"
-    return []
+    """The GAN needs the guide classifier only while its loss term is on."""
+    return [f"{RESULTS}/classifier/guide/model.pt"] if classifier_term_on() else []
+
+
+def classifier_roles():
+    return ["guide", "eval"] if classifier_term_on() else ["eval"]
