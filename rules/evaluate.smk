@@ -30,7 +30,7 @@ rule report:
     input:
         rejects=f"{RESULTS}/data/rejects.parquet",
         classifiers=expand(
-            f"{RESULTS}/classifier/{{role}}/metrics.json", role=["guide", "eval"]
+            f"{RESULTS}/classifier/{{role}}/metrics.json", role=classifier_roles()
         ),
         training_log=f"{RESULTS}/gan/training_log.csv",
         samples=f"{RESULTS}/samples",

@@ -20,7 +20,12 @@ rule train_gan:
         "../envs/torch.yaml"
     threads: THREADS
     params:
-        settings=as_json(config["gan"]),
+        settings=as_json({k: v for k, v in config["gan"].items() if k != "gpus"}),
+        launch=(
+            f"torchrun --standalone --nproc-per-node {config['gan']['gpus']} -m speciesgan"
+            if config["gan"]["gpus"] > 1
+            else "speciesgan"
+        ),
         classifier=lambda w, input: (
             f"--classifier {input.classifier}" if input.classifier else ""
         ),
@@ -28,7 +33,7 @@ rule train_gan:
         seed=config["seed"],
         threads=THREADS,
     shell:
-        "speciesgan train-gan --manifest {input.manifest} {params.classifier}"
+        "{params.launch} train-gan --manifest {input.manifest} {params.classifier}"
         " --out-generator {output.generator} --out-log {output.log}"
         " --checkpoint-dir {params.checkpoints} --seed {params.seed} --threads {params.threads}"
         " --settings {params.settings:q} >> {log} 2>&1"
