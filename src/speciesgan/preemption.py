@@ -10,6 +10,7 @@ again and training resumes from that checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -54,10 +55,9 @@ class StopRequest:
         self._deadline = job_deadline()
         self._previous: dict[int, object] = {}
         for sig in signals:
-            try:
+            # ValueError: not the main thread (e.g. inside a test runner thread)
+            with contextlib.suppress(ValueError):
                 self._previous[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread (e.g. inside a test runner thread)
-                pass
         if self._deadline is not None:
             log.info("job ends at %s; will checkpoint and stop %.0f s before",
                      time.strftime("%H:%M:%S", time.localtime(self._deadline)), margin_seconds)
@@ -66,9 +66,9 @@ class StopRequest:
         self.reason = f"received {signal.Signals(signum).name}"
 
     def requested(self) -> bool:
-        if self.reason is None and self._deadline is not None:
-            if time.time() > self._deadline - self.margin_seconds:
-                self.reason = "job time limit is near"
+        deadline = self._deadline
+        if self.reason is None and deadline is not None and time.time() > deadline - self.margin_seconds:
+            self.reason = "job time limit is near"
         return self.reason is not None
 
     def restore(self) -> None:

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 import pyarrow.parquet as pq
+import torch
 
 from speciesgan.atomic import atomic_path
 from speciesgan.data.dataset import load_split
