@@ -259,8 +259,8 @@ def test_pipeline_on_slurm_resumes_training_after_warning_signal(
     local = run_local(reference, *PIPELINE_ARGS, "--cores", "2")
     assert local.returncode == 0, local.stderr[-4000:]
 
-    workdir = _pipeline_copy(tmp_path, "cluster")
-    shutil.copytree(PROFILE, workdir / "slurm")
+    workdir = _pipeline_copy(tmp_path, "cluster")  # includes the profile as ./slurm/
+    assert (workdir / "slurm" / "config.yaml").is_file()
     command = [
         "timeout", "-k", "10", "900", sys.executable, "-m", "snakemake", "--profile", "slurm",
         *PIPELINE_ARGS,

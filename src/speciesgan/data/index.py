@@ -13,6 +13,7 @@ whole frame as their box.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -358,6 +359,19 @@ def index_records(
     write_rejects(rejects, out_rejects)
 
 
+def portable_path(path: str) -> str:
+    """``path`` relative to the working directory (the workflow root) when it lies inside it.
+
+    Sources report absolute paths; stored as such, the manifest of the same data would
+    differ between two clones of the project (and never be byte-identical), so paths
+    inside the project are kept relative.  Paths elsewhere (a local collection given by
+    absolute path) stay absolute.
+    """
+    absolute = os.path.abspath(path)
+    root = os.getcwd()
+    return os.path.relpath(absolute, root) if absolute.startswith(root + os.sep) else absolute
+
+
 def build_index(
     sources: Sequence[SourceArg],
     out: Path,
@@ -377,8 +391,8 @@ def build_index(
             raise SpeciesganError(f"dataset {name}: source {root} does not exist")
         found, dropped = read(Path(root), name, category)
         log.info("%s: %d photos, %d rejected by the source", name, len(found), len(dropped))
-        records += found
-        rejects += dropped
+        records += [dataclasses.replace(r, image_path=portable_path(r.image_path)) for r in found]
+        rejects += [dataclasses.replace(r, image_path=portable_path(r.image_path)) for r in dropped]
     if not records:
         raise SpeciesganError(f"no usable photos in any source: {[str(s[3]) for s in sources]}")
     index_records(records, rejects, Path(out), Path(out_rejects), settings, seed)
