@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from speciesgan.atomic import atomic_path
+from speciesgan.atomic import save_torch
 
 FID_INCEPTION_FILE = "pt_inception-2015-12-05-6726825d.pth"
 """pytorch-fid 0.3.0's weights file name (FID_WEIGHTS_URL's basename)."""
@@ -105,7 +105,6 @@ def write_placeholder_weights(seed: int = 0, overwrite: bool = False) -> list[Pa
         target = checkpoints_dir() / name
         if target.exists() and not overwrite:
             continue
-        with atomic_path(target) as tmp:
-            torch.save(make(seed), tmp)
+        save_torch(make(seed), target)
         written.append(target)
     return written

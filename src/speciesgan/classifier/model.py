@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models import EfficientNet_B0_Weights, efficientnet_b0
 
-from speciesgan.atomic import atomic_path
+from speciesgan.atomic import save_torch
 from speciesgan.errors import SpeciesganError
 from speciesgan.weights import (
     EFFICIENTNET_B0_FILE,
@@ -154,8 +154,7 @@ def save_classifier(
         "image_size": int(image_size),
         "info": {str(key): value for key, value in info.items()},
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    save_torch(payload, path)
 
 
 def _read_payload(path: Path) -> dict[str, Any]:

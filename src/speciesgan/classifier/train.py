@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from speciesgan.atomic import atomic_path, write_json
+from speciesgan.atomic import save_torch, write_json
 from speciesgan.classifier.model import (
     SpeciesClassifier,
     build_efficientnet_b0,
@@ -265,8 +265,7 @@ def save_resume(
         "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "rng_augment": augment_generator.get_state(),
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    save_torch(payload, path)
 
 
 def load_resume(
