@@ -431,6 +431,10 @@ def train_gan(
         raise SpeciesganError(f"manifest not found: {manifest}")
     cfg = resolve_settings(settings)
     torch.set_num_threads(int(threads))
+    # The loop draws from its own generators, but torch's global generator is saved in
+    # every checkpoint (and used by library code, e.g. building the frozen classifier):
+    # seed it too, or two identical runs write checkpoints that differ in that state.
+    torch.manual_seed(int(seed))
     ranks = init_ranks()
     device = _pick_device(ranks)
     use_classifier = classifier is not None and float(cfg["classifier_loss_weight"]) > 0
