@@ -117,7 +117,7 @@ rule crop_shard:
         "../envs/data.yaml"
     threads: THREADS
     params:
-        settings=as_json(pick("preprocess", "image_size", "pad_mode")),
+        settings=as_json(pick("preprocess", "image_size", "pad_mode", "resample")),
     shell:
         "speciesgan crop-shard --records {input:q} --shard $((10#{wildcards.shard}))"
         " --out-images {output.images:q} --out-rows {output.rows:q} --threads {threads}"

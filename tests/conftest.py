@@ -18,7 +18,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="session", autouse=True)
 def torch_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    home = Path(os.environ.get("SPECIESGAN_TEST_TORCH_HOME") or tmp_path_factory.mktemp("torch_home"))
+    home = Path(
+        os.environ.get("SPECIESGAN_TEST_TORCH_HOME") or tmp_path_factory.mktemp("torch_home")
+    )
     previous = os.environ.get("TORCH_HOME")
     os.environ["TORCH_HOME"] = str(home)
     import torch

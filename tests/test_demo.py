@@ -20,7 +20,9 @@ from tests.workflow import copy_workflow, planned_jobs, snakemake
 @pytest.mark.slow
 def test_demo_end_to_end(tmp_path: Path) -> None:
     work = copy_workflow(tmp_path / "demo")
-    result = snakemake(work, "all", "--cores", "all", "--configfile", "configs/demo.yaml", timeout=3000)
+    result = snakemake(
+        work, "all", "--cores", "all", "--configfile", "configs/demo.yaml", timeout=3000
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
     results = work / "results/demo"
     assert (results / "report.html").stat().st_size > 10_000
@@ -28,13 +30,19 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
 
     classifier = metrics["classifier"]["eval"]
     generation = metrics["generation"]
-    print("\ndemo figures:", json.dumps({
-        "classifier_top1_eval": classifier["top1"],
-        "generated_accuracy": generation["accuracy_mean"],
-        "chance": generation["chance"],
-        "fid": generation["fid"],
-        "inception_score": generation["inception_score"],
-    }, indent=1))
+    print(
+        "\ndemo figures:",
+        json.dumps(
+            {
+                "classifier_top1_eval": classifier["top1"],
+                "generated_accuracy": generation["accuracy_mean"],
+                "chance": generation["chance"],
+                "fid": generation["fid"],
+                "inception_score": generation["inception_score"],
+            },
+            indent=1,
+        ),
+    )
     for bench in sorted((results / "benchmarks").glob("*.tsv")):
         row = next(csv.DictReader(bench.open(), delimiter="\t"))
         print(f"  {bench.stem:28s} {float(row['s']):8.1f} s")

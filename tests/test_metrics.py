@@ -252,4 +252,6 @@ def test_frechet_distance_matches_pytorch_fid_reference(num: int, dims: int) -> 
     ours = frechet_distance(*stats)
     reference = float(calculate_frechet_distance(*stats))
     assert ours == pytest.approx(reference, rel=1e-6, abs=1e-4)
-    assert frechet_distance(*feature_statistics(a), *feature_statistics(a)) == pytest.approx(0, abs=1e-4)
+    assert frechet_distance(*feature_statistics(a), *feature_statistics(a)) == pytest.approx(
+        0, abs=1e-4
+    )

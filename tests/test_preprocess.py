@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,12 @@ from PIL import Image
 
 from speciesgan.data.crop import crop_to_box
 from speciesgan.data.index import RECORDS_SCHEMA
-from speciesgan.data.preprocess import IMAGE_SIZE_KEY, process_shard, rejects_path
+from speciesgan.data.preprocess import (
+    IMAGE_SIZE_KEY,
+    _request_draft,
+    process_shard,
+    rejects_path,
+)
 from speciesgan.errors import SpeciesganError
 
 SIZE = 32
@@ -207,3 +213,47 @@ def test_bad_settings_and_missing_records_are_user_errors(tmp_path: Path) -> Non
 def test_rejects_file_sits_beside_the_rows_file() -> None:
     """The Snakemake rule declares shards/rejects-NNN.parquet next to shard-NNN.parquet."""
     assert rejects_path(Path("d/shards/shard-007.parquet")) == Path("d/shards/rejects-007.parquet")
+
+
+@pytest.mark.parametrize(("side", "expected"), [(127, 1.0), (255, 1.0), (256, 2.0), (375, 2.0)])
+def test_jpeg_decodes_at_the_coarsest_scale_that_keeps_the_crop_size(
+    tmp_path: Path, side: int, expected: float
+) -> None:
+    """A 500x375 photo cropped to 128 px: half scale as soon as the crop is 256 px across.
+
+    Pillow floors ``W // w`` per axis, so asking for the rounded-up half size
+    (188 of 375 rows) would silently decode at full scale.
+    """
+    path = tmp_path / "photo.jpg"
+    Image.new("RGB", (500, 375), (90, 140, 60)).save(path, quality=85)
+    with Image.open(path) as image:
+        assert _request_draft(image, side, 128) == expected
+        image.load()
+        assert image.size == (math.ceil(500 / expected), math.ceil(375 / expected))
+        assert side / expected >= 128 or expected == 1.0
+
+
+def test_resample_filter_is_a_setting_and_bad_names_are_refused(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    pixels = np.asarray(
+        Image.fromarray(rng.integers(0, 256, (12, 16, 3), dtype=np.uint8)).resize((400, 300))
+    )
+    path = tmp_path / "p.jpg"
+    Image.fromarray(pixels).save(path, quality=95)
+    box = (50, 20, 330, 290)
+    crops = {}
+    for resample in ("lanczos", "bilinear"):
+        records = tmp_path / f"{resample}.parquet"
+        write_records(records, [(path, box)], shard=0)
+        process_shard(
+            records,
+            0,
+            tmp_path / f"{resample}.npy",
+            tmp_path / f"{resample}-rows.parquet",
+            {"image_size": SIZE, "resample": resample},
+        )
+        crops[resample] = np.load(tmp_path / f"{resample}.npy")[0].astype(int)
+    difference = np.abs(crops["lanczos"] - crops["bilinear"])
+    assert 0 < difference.mean() < 6  # a different filter, the same picture
+    with pytest.raises(SpeciesganError, match="preprocess.resample"):
+        process_shard(records, 0, tmp_path / "x.npy", tmp_path / "x.parquet", {"resample": "box"})

@@ -166,7 +166,16 @@ def test_report_contains_metrics_and_is_deterministic(tmp_path: Path) -> None:
     html_a, json_a = tmp_path / "a.html", tmp_path / "a.json"
     write_report(results, html_a, json_a, TinyGenerator(), SPECIES)
     page = html_a.read_text()
-    for text in ("123.4568", "1.2345", "0.0456", "0.6250", "0.8750", "Snowy Owl", "NOT comparable", "→"):
+    for text in (
+        "123.4568",
+        "1.2345",
+        "0.0456",
+        "0.6250",
+        "0.8750",
+        "Snowy Owl",
+        "NOT comparable",
+        "→",
+    ):
         assert text in page
     assert 'src="http' not in page and str(tmp_path) not in page
     # loss curves, overview, 3 species grids, 3 real-crop tiles, interpolation strip

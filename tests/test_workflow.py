@@ -35,7 +35,9 @@ def test_lint_is_clean(tmp_path: Path) -> None:
 def test_bad_config_stops_before_any_job(tmp_path: Path, override: str, key: str) -> None:
     work = copy_workflow(tmp_path / "wf")
     (work / "bad.yaml").write_text(override)
-    result = snakemake(work, "all", "--cores", "1", "--configfile", "configs/smoke.yaml", "bad.yaml")
+    result = snakemake(
+        work, "all", "--cores", "1", "--configfile", "configs/smoke.yaml", "bad.yaml"
+    )
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert f"config key {key}" in output, output
@@ -84,6 +86,12 @@ def test_smoke_runs_are_byte_identical_and_reruns_only_what_is_stale(tmp_path: P
     (work / "size.yaml").write_text("preprocess:\n  image_size: 16\n")
     result = snakemake(work, "-n", "all", "--configfile", "configs/smoke.yaml", "size.yaml")
     assert set(planned_jobs(result.stdout)) == {
-        "crop_shard", "manifest", "train_classifier", "train_gan", "sample", "evaluate",
-        "report", "all",
+        "crop_shard",
+        "manifest",
+        "train_classifier",
+        "train_gan",
+        "sample",
+        "evaluate",
+        "report",
+        "all",
     }

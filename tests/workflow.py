@@ -39,7 +39,11 @@ def env() -> dict[str, str]:
 def snakemake(workdir: Path, *args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "snakemake", *args],
-        cwd=workdir, env=env(), capture_output=True, text=True, timeout=timeout,
+        cwd=workdir,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 

@@ -35,7 +35,9 @@ def _add_common(p: argparse.ArgumentParser, *, seed: bool = True, threads: bool 
     if seed:
         p.add_argument("--seed", type=int, default=0)
     if threads:
-        p.add_argument("--threads", type=int, default=1, help="torch/numpy threads (fixed for reproducibility)")
+        p.add_argument(
+            "--threads", type=int, default=1, help="torch/numpy threads (fixed for reproducibility)"
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,9 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("archives", type=Path, nargs="+")
     p.add_argument("--out-dir", type=Path, required=True)
 
-    p = sub.add_parser("index", help="parse sources into the records table (species ids, splits, shards)")
+    p = sub.add_parser(
+        "index", help="parse sources into the records table (species ids, splits, shards)"
+    )
     p.add_argument(
-        "--source", action="append", required=True, metavar="NAME:FORMAT:CATEGORY:ROOT",
+        "--source",
+        action="append",
+        required=True,
+        metavar="NAME:FORMAT:CATEGORY:ROOT",
         help="one dataset; repeat for several",
     )
     p.add_argument("--out", type=Path, required=True, help="records.parquet")
@@ -172,22 +179,44 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901 - a flat dispatch table
     elif cmd == "crop-shard":
         from speciesgan.data.preprocess import process_shard
 
-        process_shard(args.records, args.shard, args.out_images, args.out_rows,
-                      settings=args.settings, threads=args.threads)
+        process_shard(
+            args.records,
+            args.shard,
+            args.out_images,
+            args.out_rows,
+            settings=args.settings,
+            threads=args.threads,
+        )
     elif cmd == "manifest":
         from speciesgan.data.manifest import merge_shards
 
-        merge_shards(args.rows, args.index_rejects, args.out, args.out_rejects, settings=args.settings)
+        merge_shards(
+            args.rows, args.index_rejects, args.out, args.out_rejects, settings=args.settings
+        )
     elif cmd == "train-classifier":
         from speciesgan.classifier.train import train_classifier
 
-        train_classifier(args.manifest, args.out_model, args.out_metrics,
-                         settings=args.settings, seed=args.seed, threads=args.threads)
+        train_classifier(
+            args.manifest,
+            args.out_model,
+            args.out_metrics,
+            settings=args.settings,
+            seed=args.seed,
+            threads=args.threads,
+        )
     elif cmd == "train-gan":
         from speciesgan.gan.training_loop import train_gan
 
-        train_gan(args.manifest, args.classifier, args.out_generator, args.out_log,
-                  args.checkpoint_dir, settings=args.settings, seed=args.seed, threads=args.threads)
+        train_gan(
+            args.manifest,
+            args.classifier,
+            args.out_generator,
+            args.out_log,
+            args.checkpoint_dir,
+            settings=args.settings,
+            seed=args.seed,
+            threads=args.threads,
+        )
     elif cmd == "sample":
         from speciesgan import sample
 
@@ -196,8 +225,15 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901 - a flat dispatch table
                 raise SpeciesganError("--mix needs --out FILE.png")
             # the sample section's grid settings do not apply to a mix; only its size does
             count = {"n": int(args.settings["n"])} if "n" in args.settings else {}
-            sample.sample_mix(args.generator, args.mix[0], args.mix[1], args.alpha, args.out,
-                              seed=args.seed, **count)
+            sample.sample_mix(
+                args.generator,
+                args.mix[0],
+                args.mix[1],
+                args.alpha,
+                args.out,
+                seed=args.seed,
+                **count,
+            )
         else:
             if args.out_dir is None:
                 raise SpeciesganError("sample needs --out-dir (or --mix A B --out FILE.png)")
@@ -205,8 +241,15 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901 - a flat dispatch table
     elif cmd == "evaluate":
         from speciesgan.metrics.evaluate import evaluate
 
-        evaluate(args.generator, args.manifest, args.classifier, args.out,
-                 settings=args.settings, seed=args.seed, threads=args.threads)
+        evaluate(
+            args.generator,
+            args.manifest,
+            args.classifier,
+            args.out,
+            settings=args.settings,
+            seed=args.seed,
+            threads=args.threads,
+        )
     elif cmd == "report":
         from speciesgan.report import build_report
 
@@ -243,8 +286,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"speciesgan {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except TrainingInterrupted as exc:
-        print(f"speciesgan {args.command}: stopped early, checkpoint saved ({exc}); "
-              "rerun to resume", file=sys.stderr)
+        print(
+            f"speciesgan {args.command}: stopped early, checkpoint saved ({exc}); rerun to resume",
+            file=sys.stderr,
+        )
         return EXIT_PREEMPTED
     return 0
 

@@ -39,7 +39,9 @@ def _key_path(error: jsonschema.ValidationError) -> str:
 def _describe(error: jsonschema.ValidationError) -> str:
     key = _key_path(error)
     if error.validator == "additionalProperties":
-        return f"config key {key!s}: unknown key (check the spelling; see the schema for allowed keys)"
+        return (
+            f"config key {key!s}: unknown key (check the spelling; see the schema for allowed keys)"
+        )
     if error.validator == "required":
         return f"config key {key}: required but missing"
     if error.validator == "enum":

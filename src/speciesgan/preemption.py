@@ -48,8 +48,11 @@ def job_deadline() -> float | None:
 class StopRequest:
     """Signal handlers + deadline, checked cheaply once per training step."""
 
-    def __init__(self, margin_seconds: float = 120.0,
-                 signals: tuple[int, ...] = (signal.SIGUSR1, signal.SIGTERM)) -> None:
+    def __init__(
+        self,
+        margin_seconds: float = 120.0,
+        signals: tuple[int, ...] = (signal.SIGUSR1, signal.SIGTERM),
+    ) -> None:
         self.margin_seconds = margin_seconds
         self.reason: str | None = None
         self._deadline = job_deadline()
@@ -59,15 +62,22 @@ class StopRequest:
             with contextlib.suppress(ValueError):
                 self._previous[sig] = signal.signal(sig, self._handle)
         if self._deadline is not None:
-            log.info("job ends at %s; will checkpoint and stop %.0f s before",
-                     time.strftime("%H:%M:%S", time.localtime(self._deadline)), margin_seconds)
+            log.info(
+                "job ends at %s; will checkpoint and stop %.0f s before",
+                time.strftime("%H:%M:%S", time.localtime(self._deadline)),
+                margin_seconds,
+            )
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.reason = f"received {signal.Signals(signum).name}"
 
     def requested(self) -> bool:
         deadline = self._deadline
-        if self.reason is None and deadline is not None and time.time() > deadline - self.margin_seconds:
+        if (
+            self.reason is None
+            and deadline is not None
+            and time.time() > deadline - self.margin_seconds
+        ):
             self.reason = "job time limit is near"
         return self.reason is not None
 

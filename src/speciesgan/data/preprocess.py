@@ -24,7 +24,6 @@ Outputs (named by the caller, except the rejects file):
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -38,7 +37,15 @@ import pyarrow.parquet as pq
 from PIL import Image, ImageFile, ImageOps
 
 from speciesgan.atomic import atomic_path
-from speciesgan.data.crop import PAD_MODES, Box, Square, clip_box, crop_region, square_crop_box
+from speciesgan.data.crop import (
+    PAD_MODES,
+    RESAMPLE_FILTERS,
+    Box,
+    Square,
+    clip_box,
+    crop_region,
+    square_crop_box,
+)
 from speciesgan.errors import SpeciesganError
 from speciesgan.progress import progress
 
@@ -54,6 +61,7 @@ NO_BOX = (-1, -1, -1, -1)  # records value for "no box known": crop the whole ph
 
 DEFAULT_IMAGE_SIZE = 128
 DEFAULT_PAD_MODE = "edge"
+DEFAULT_RESAMPLE = "lanczos"
 
 
 class CropRejected(Exception):
@@ -119,21 +127,27 @@ def _displayed_box(box: Box, displayed_w: int, displayed_h: int) -> Box:
 def _request_draft(image: Image.Image, side: int, size: int) -> float:
     """Ask a JPEG to decode at the coarsest scale that keeps ``size`` px across ``side``.
 
-    Returns the scale factor the decoder will use (1 when no reduction applies).
+    libjpeg scales by 1/2, 1/4 or 1/8 inside the inverse DCT, which is both a
+    good low-pass filter and far less work than decoding every pixel.  Pillow
+    picks its scale as ``min(W // w, H // h)`` for a requested ``(w, h)``, so
+    the request is the stored size floor-divided by the wanted factor (asking
+    for the ceiling silently falls back to full scale).  Returns the factor
+    the decoder will use (1 when no reduction applies).
     """
-    if image.format != "JPEG" or side <= size:
+    if image.format != "JPEG":
         return 1.0
-    factor = size / side
+    factor = next((f for f in (8, 4, 2) if side // f >= size), 1)
+    if factor == 1:
+        return 1.0
     stored_w, stored_h = image.size
-    wanted = (max(1, math.ceil(stored_w * factor)), max(1, math.ceil(stored_h * factor)))
-    result = image.draft("RGB", wanted)
+    result = image.draft("RGB", (stored_w // factor, stored_h // factor))
     if result is None:
         return 1.0
     _, reduced = result
     return stored_w / reduced[2]
 
 
-def crop_photo(path: str, box: Box, size: int, pad_mode: str) -> Crop:
+def crop_photo(path: str, box: Box, size: int, pad_mode: str, resample: str = "lanczos") -> Crop:
     """Decode ``path`` and crop the square around ``box`` (displayed coordinates).
 
     Raises CropRejected for anything wrong with the file: missing, not an
@@ -161,7 +175,7 @@ def crop_photo(path: str, box: Box, size: int, pad_mode: str) -> Crop:
     except Exception as exc:  # noqa: BLE001 - any decoder failure is a property of the file
         raise CropRejected(f"cannot decode image: {type(exc).__name__}: {exc}") from exc
     region = (sx / scale, sy / scale, (sx + side) / scale, (sy + side) / scale)
-    return Crop(crop_region(rgb, region, size, pad_mode), (sx, sy, side))
+    return Crop(crop_region(rgb, region, size, pad_mode, resample), (sx, sy, side))
 
 
 def _read_shard_rows(records: Path, shard: int) -> pa.Table:
@@ -178,7 +192,7 @@ def _read_shard_rows(records: Path, shard: int) -> pa.Table:
 
 
 def _crop_results(
-    rows: pa.Table, size: int, pad_mode: str, threads: int
+    rows: pa.Table, size: int, pad_mode: str, resample: str, threads: int
 ) -> Iterator[Crop | CropRejected]:
     """Crops (or rejections) in row order, computed by ``threads`` workers."""
     files = rows["file"].to_pylist()
@@ -188,7 +202,7 @@ def _crop_results(
 
     def one(i: int) -> Crop | CropRejected:
         try:
-            return crop_photo(files[i], boxes[i], size, pad_mode)
+            return crop_photo(files[i], boxes[i], size, pad_mode, resample)
         except CropRejected as exc:
             return exc
 
@@ -210,12 +224,17 @@ def process_shard(
     """Crop every record of ``shard``: ``out_images`` (.npy), ``out_rows`` and its rejects file.
 
     Settings: ``image_size`` (128), ``pad_mode`` ("edge", "reflect" or
-    "constant").  The result does not depend on ``threads``.
+    "constant"), ``resample`` ("lanczos", "bicubic" or "bilinear").  The result does not depend on ``threads``.
     """
     size = int(settings.get("image_size", DEFAULT_IMAGE_SIZE))
     pad_mode = str(settings.get("pad_mode", DEFAULT_PAD_MODE))
     if pad_mode not in PAD_MODES:
         raise SpeciesganError(f"preprocess.pad_mode must be one of {PAD_MODES}, not {pad_mode!r}")
+    resample = str(settings.get("resample", DEFAULT_RESAMPLE))
+    if resample not in RESAMPLE_FILTERS:
+        raise SpeciesganError(
+            f"preprocess.resample must be one of {tuple(RESAMPLE_FILTERS)}, not {resample!r}"
+        )
     if size < 1:
         raise SpeciesganError(f"preprocess.image_size must be positive, not {size}")
     if ImageFile.LOAD_TRUNCATED_IMAGES:
@@ -233,7 +252,7 @@ def process_shard(
     kept_rows: list[int] = []
     rejected_rows: list[int] = []
     reasons: list[str] = []
-    results = _crop_results(rows, size, pad_mode, threads)
+    results = _crop_results(rows, size, pad_mode, resample, threads)
     for i, result in enumerate(progress(results, total=count, desc=f"shard {shard}")):
         if isinstance(result, CropRejected):
             rejected_rows.append(i)
