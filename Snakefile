@@ -28,6 +28,7 @@ include: "rules/data.smk"
 include: "rules/classifier.smk"
 include: "rules/gan.smk"
 include: "rules/evaluate.smk"
+include: "rules/ablation.smk"
 
 
 rule all:

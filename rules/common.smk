@@ -95,4 +95,54 @@ def guide_classifier(wildcards):
 
 
 def classifier_roles():
-    return ["guide", "eval"] if classifier_term_on() else ["eval"]
+    guide_needed = classifier_term_on() or any(
+        variant_gan(name).get("classifier_loss_weight", 0.1) > 0
+        for name in ablation_variants()
+    )
+    return ["guide", "eval"] if guide_needed else ["eval"]
+
+
+# ---------------------------------------------------------------- ablation
+def ablation_variants():
+    """Variant name -> spec, when the ablation is enabled (configs/ablation.yaml)."""
+    ablation = config.get("ablation") or {}
+    return ablation.get("variants", {}) if ablation.get("enabled") else {}
+
+
+def main_gan_settings():
+    """The gan settings a training run depends on (the GPU count is how, not what)."""
+    return {k: v for k, v in config["gan"].items() if k != "gpus"}
+
+
+def variant_gan(name):
+    return {**main_gan_settings(), **ablation_variants()[name].get("gan", {})}
+
+
+def variant_run(name):
+    """The training run a variant is scored from: "main", or the first variant with its settings."""
+    settings = variant_gan(name)
+    if settings == main_gan_settings():
+        return "main"
+    return next(
+        other for other in ablation_variants() if variant_gan(other) == settings
+    )
+
+
+def run_generator(run):
+    if run == "main":
+        return f"{RESULTS}/gan/generator.pt"
+    return f"{RESULTS}/ablation/runs/{run}/generator.pt"
+
+
+def run_benchmark(run):
+    if run == "main":
+        return f"{RESULTS}/benchmarks/train_gan.tsv"
+    return f"{RESULTS}/benchmarks/ablation_train-{run}.tsv"
+
+
+def variant_metrics(name):
+    """A variant identical to the main model (EMA weights) reuses the main evaluation."""
+    weights = ablation_variants()[name].get("weights", "ema")
+    if variant_run(name) == "main" and weights == "ema":
+        return f"{RESULTS}/eval/metrics.json"
+    return f"{RESULTS}/ablation/{name}/metrics.json"

@@ -4,6 +4,7 @@
 rule evaluate:
     input:
         generator=f"{RESULTS}/gan/generator.pt",
+        snapshots=f"{RESULTS}/gan/snapshots.pt",
         manifest=f"{RESULTS}/data/manifest.parquet",
         shards=shard_arrays(),
         classifier=f"{RESULTS}/classifier/eval/model.pt",
@@ -22,7 +23,8 @@ rule evaluate:
         threads=THREADS,
     shell:
         "speciesgan evaluate --generator {input.generator} --manifest {input.manifest}"
-        " --classifier {input.classifier} --out {output} --seed {params.seed}"
+        " --classifier {input.classifier} --snapshots {input.snapshots}"
+        " --out {output} --seed {params.seed}"
         " --threads {params.threads} --settings {params.settings:q} > {log} 2>&1"
 
 
@@ -35,6 +37,9 @@ rule report:
         training_log=f"{RESULTS}/gan/training_log.csv",
         samples=f"{RESULTS}/samples",
         metrics=f"{RESULTS}/eval/metrics.json",
+        ablation=lambda w: (
+            [f"{RESULTS}/ablation/table.json"] if ablation_variants() else []
+        ),
     output:
         html=f"{RESULTS}/report.html",
         json=f"{RESULTS}/metrics.json",

@@ -11,6 +11,7 @@ rule train_gan:
     output:
         generator=f"{RESULTS}/gan/generator.pt",
         log=f"{RESULTS}/gan/training_log.csv",
+        snapshots=f"{RESULTS}/gan/snapshots.pt",
     log:
         f"{RESULTS}/logs/train_gan.log",
     benchmark:
@@ -20,7 +21,7 @@ rule train_gan:
         "../envs/torch.yaml"
     threads: THREADS
     params:
-        settings=as_json({k: v for k, v in config["gan"].items() if k != "gpus"}),
+        settings=as_json(main_gan_settings()),
         launch=(
             f"torchrun --standalone --nproc-per-node {config['gan']['gpus']} -m speciesgan"
             if config["gan"]["gpus"] > 1
@@ -35,7 +36,7 @@ rule train_gan:
     shell:
         "{params.launch} train-gan --manifest {input.manifest} {params.classifier}"
         " --out-generator {output.generator} --out-log {output.log}"
-        " --checkpoint-dir {params.checkpoints} --seed {params.seed} --threads {params.threads}"
+        " --out-snapshots {output.snapshots} --checkpoint-dir {params.checkpoints} --seed {params.seed} --threads {params.threads}"
         " --settings {params.settings:q} >> {log} 2>&1"
 
 

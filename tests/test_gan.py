@@ -24,7 +24,12 @@ from speciesgan.gan.loss import (
     generator_loss,
     gradient_penalty,
 )
-from speciesgan.gan.networks import build_networks, load_generator, save_generator
+from speciesgan.gan.networks import (
+    build_networks,
+    load_generator,
+    load_snapshots,
+    save_generator,
+)
 from speciesgan.gan.training_loop import train_gan
 from speciesgan.preemption import TrainingInterrupted
 
@@ -102,6 +107,7 @@ def run(manifest: Path, out: Path, **overrides: object) -> Path:
         settings=settings,
         seed=3,
         threads=1,
+        out_snapshots=out / "snapshots.pt",
     )
     return out / "generator.pt"
 
@@ -333,6 +339,30 @@ def test_resumed_run_is_bit_identical(
     assert (tmp_path / "straight/log.csv").read_bytes() == (
         tmp_path / "resumed/log.csv"
     ).read_bytes()
+
+
+def test_snapshots_survive_a_resume_and_raw_weights_are_kept(
+    manifest: Path, tmp_path: Path
+) -> None:
+    """FID-over-steps needs G-EMA at every snapshot step, even across a restart."""
+    straight = run(manifest, tmp_path / "straight", snapshot_every=2, checkpoint_every=1)
+    run(manifest, tmp_path / "resumed", snapshot_every=2, checkpoint_every=1, steps=3)
+    run(manifest, tmp_path / "resumed", snapshot_every=2, checkpoint_every=1)  # from step 3
+    snapshots = tmp_path / "straight" / "snapshots.pt"
+    assert snapshots.read_bytes() == (tmp_path / "resumed" / "snapshots.pt").read_bytes()
+    generators, meta = load_snapshots(snapshots)
+    assert [step for step, _ in generators] == [2, 4]
+    final_ema, _ = load_generator(straight)
+    final_raw, _ = load_generator(straight, weights="raw")
+    assert meta["species"] == load_generator(straight)[1]["species"]
+    for name, tensor in final_ema.state_dict().items():  # the last snapshot is the final G-EMA
+        assert torch.equal(tensor, generators[-1][1].state_dict()[name])
+    differs = any(
+        not torch.equal(tensor, final_raw.state_dict()[name])
+        for name, tensor in final_ema.state_dict().items()
+        if tensor.is_floating_point()
+    )
+    assert differs, "raw weights must be the trained generator, not the EMA copy"
 
 
 def test_same_seed_reruns_are_bit_identical_with_bf16(manifest: Path, tmp_path: Path) -> None:

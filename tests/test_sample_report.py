@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch import nn
 
+from speciesgan.ablation import write_ablation_table
 from speciesgan.atomic import write_json
 from speciesgan.errors import SpeciesganError
 from speciesgan.report import write_report
@@ -156,7 +157,25 @@ def _results_dir(root: Path) -> Path:
             "accuracy_per_species": {"Golden Retriever": 0.9, "Blue Jay": 0.4, "Snowy Owl": 0.1},
             "accuracy_mean": 0.4666, "chance": 1 / 3,
             "inception_weights": {"weights": "random-init (offline placeholder)", "weights_sha256": "ab" * 32},
+            "over_steps": {"images_per_species": 2, "points": [
+                {"step": 10, "fid": 321.75, "inception_score": {"mean": 1.05, "std": 0.01}},
+                {"step": 20, "fid": 287.125, "inception_score": {"mean": 1.15, "std": 0.02}},
+            ]},
         },
+    )  # fmt: skip
+    (root / "benchmarks").mkdir()
+    (root / "benchmarks" / "train_gan.tsv").write_text("s\th:m:s\tmax_rss\n41.5\t0:00:41\t100\n")
+    write_ablation_table(
+        [
+            {"name": "baseline_dcgan", "weights": "raw", "metrics": str(root / "eval" / "metrics.json"),
+             "gan": {"model": "dcgan", "diffaugment": "", "ema_decay": 0.99, "steps": 30,
+                     "classifier_loss_weight": 0.0},
+             "train_benchmark": str(root / "benchmarks" / "missing.tsv")},
+            {"name": "plus_ema", "weights": "ema", "metrics": str(root / "eval" / "metrics.json"),
+             "gan": {"model": "resnet", "ema_decay": 0.99, "steps": 20, "classifier_loss_weight": 0.0},
+             "train_benchmark": str(root / "benchmarks" / "train_gan.tsv")},
+        ],
+        root / "ablation" / "table.json",
     )  # fmt: skip
     return root
 
@@ -175,13 +194,24 @@ def test_report_contains_metrics_and_is_deterministic(tmp_path: Path) -> None:
         "Snowy Owl",
         "NOT comparable",
         "→",
+        "287.1250",  # FID over steps
+        "baseline_dcgan",  # ablation table
+        "41.5000",  # its training seconds, from the benchmark file
     ):
         assert text in page
     assert 'src="http' not in page and str(tmp_path) not in page
-    # loss curves, overview, 3 species grids, 3 real-crop tiles, interpolation strip
-    assert page.count("data:image/png;base64,") >= 1 + 1 + 3 + 3 + 1
+    # loss curves, overview, 3 species grids, 3 real-crop tiles, strip, metrics over steps
+    assert page.count("data:image/png;base64,") >= 1 + 1 + 3 + 3 + 1 + 1
     summary = json.loads(json_a.read_text())
-    assert sorted(summary) == ["classifier", "dataset", "generation", "inception_weights"]
+    assert sorted(summary) == [
+        "ablation", "classifier", "dataset", "generation", "inception_weights", "over_steps",
+    ]  # fmt: skip
+    rows = {row["variant"]: row for row in summary["ablation"]["rows"]}
+    assert rows["baseline_dcgan"]["ema"] == "no" and rows["baseline_dcgan"]["diffaugment"] == "off"
+    assert rows["baseline_dcgan"]["train_seconds"] is None  # no benchmark file: left blank
+    assert rows["plus_ema"]["ema"] == "yes" and rows["plus_ema"]["train_seconds"] == 41.5
+    assert rows["plus_ema"]["fid"] == 123.456789
+    assert [p["step"] for p in summary["over_steps"]["points"]] == [10, 20]
     assert summary["generation"]["fid"] == 123.456789
     assert summary["classifier"]["eval"]["top1"] == 0.875
     assert summary["generation"]["accuracy_per_species"]["Blue Jay"] == 0.4
@@ -193,6 +223,13 @@ def test_report_contains_metrics_and_is_deterministic(tmp_path: Path) -> None:
     write_report(results, html_b, json_b, TinyGenerator(), SPECIES)
     assert html_a.read_bytes() == html_b.read_bytes()
     assert json_a.read_bytes() == json_b.read_bytes()
+
+
+def test_ablation_table_names_a_missing_evaluation_file(tmp_path: Path) -> None:
+    spec = [{"name": "v", "gan": {}, "metrics": str(tmp_path / "nope.json"), "train_benchmark": ""}]
+    with pytest.raises(SpeciesganError, match="nope.json"):
+        write_ablation_table(spec, tmp_path / "table.json")
+    assert not (tmp_path / "table.json").exists()
 
 
 def test_report_tolerates_a_partial_results_folder(tmp_path: Path) -> None:

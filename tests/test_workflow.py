@@ -6,6 +6,7 @@ These run real Snakemake on the smoke config (every stage, tiny sizes).
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,7 @@ DETERMINISTIC = [
     "results/smoke/gan/checkpoints/last.pt",
     "results/smoke/gan/generator.pt",
     "results/smoke/gan/training_log.csv",
+    "results/smoke/gan/snapshots.pt",
     "results/smoke/eval/metrics.json",
     "results/smoke/metrics.json",
 ]
@@ -95,3 +97,43 @@ def test_smoke_runs_are_byte_identical_and_reruns_only_what_is_stale(tmp_path: P
         "report",
         "all",
     }
+
+    _ablation_reuses_runs_and_fills_the_report(work)
+
+
+ABLATION = """
+ablation:
+  enabled: true
+  variants:
+    same_as_main: {gan: {}}
+    main_raw: {weights: raw}
+    resnet: {gan: {model: resnet, steps: 4}}
+"""
+
+
+def _ablation_reuses_runs_and_fills_the_report(work: Path) -> None:
+    """Variants: one equal to the main model, its raw weights, one new training run."""
+    (work / "ablation.yaml").write_text(ABLATION)
+    args = ("--configfile", "configs/smoke.yaml", "ablation.yaml")
+    planned = planned_jobs(snakemake(work, "-n", "all", *args).stdout)
+    # the main model is neither retrained nor re-scored; only the new settings train
+    assert planned == {
+        "train_gan_variant": 1,
+        "evaluate_variant": 2,
+        "ablation_table": 1,
+        "report": 1,
+        "all": 1,
+    }
+    result = snakemake(work, "all", "--cores", "2", *args)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
+    rows = json.loads((work / "results/smoke/ablation/table.json").read_text())["rows"]
+    by_name = {row["variant"]: row for row in rows}
+    assert [row["variant"] for row in rows] == ["same_as_main", "main_raw", "resnet"]
+    main = json.loads((work / "results/smoke/eval/metrics.json").read_text())
+    assert by_name["same_as_main"]["fid"] == main["fid"]
+    assert by_name["main_raw"]["ema"] == "no" and by_name["main_raw"]["fid"] != main["fid"]
+    assert by_name["main_raw"]["train_seconds"] == by_name["same_as_main"]["train_seconds"]
+    assert by_name["resnet"]["model"] == "resnet" and by_name["resnet"]["steps"] == 4
+    report = json.loads((work / "results/smoke/metrics.json").read_text())
+    assert report["ablation"]["rows"] == rows
+    assert [p["step"] for p in report["over_steps"]["points"]] == [6]

@@ -103,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-generator", type=Path, required=True)
     p.add_argument("--out-log", type=Path, required=True)
     p.add_argument("--checkpoint-dir", type=Path, required=True)
+    p.add_argument(
+        "--out-snapshots", type=Path, default=None, help="G-EMA by step (gan.snapshot_every)"
+    )
     _add_common(p)
 
     p = sub.add_parser("sample", help="sample images per species (grids), or mix two species")
@@ -118,12 +121,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--manifest", type=Path, required=True)
     p.add_argument("--classifier", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument(
+        "--weights",
+        choices=("ema", "raw"),
+        default="ema",
+        help="score the EMA generator (default) or the generator as trained",
+    )
+    p.add_argument(
+        "--snapshots", type=Path, default=None, help="also score these snapshots (FID/IS by step)"
+    )
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="real-image feature cache (default: fid_cache beside --out)",
+    )
     _add_common(p)
 
     p = sub.add_parser("report", help="write report.html and metrics.json")
     p.add_argument("--results-dir", type=Path, required=True)
     p.add_argument("--out-html", type=Path, required=True)
     p.add_argument("--out-json", type=Path, required=True)
+
+    p = sub.add_parser("ablation-table", help="one row per GAN variant (rules/ablation.smk)")
+    p.add_argument("--spec", type=json.loads, required=True, help="variants as JSON (the rule's)")
+    p.add_argument("--out", type=Path, required=True)
 
     _add_dvc_commands(sub)
     return parser
@@ -216,6 +238,7 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901 - a flat dispatch table
             settings=args.settings,
             seed=args.seed,
             threads=args.threads,
+            out_snapshots=args.out_snapshots,
         )
     elif cmd == "sample":
         from speciesgan import sample
@@ -249,7 +272,14 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901 - a flat dispatch table
             settings=args.settings,
             seed=args.seed,
             threads=args.threads,
+            weights=args.weights,
+            snapshots=args.snapshots,
+            cache_dir=args.cache_dir,
         )
+    elif cmd == "ablation-table":
+        from speciesgan.ablation import write_ablation_table
+
+        write_ablation_table(args.spec, args.out)
     elif cmd == "report":
         from speciesgan.report import build_report
 

@@ -87,9 +87,23 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
         for i, name in enumerate(result["use_datasets"])
         if name not in result["datasets"]
     ]
+    problems += _variant_problems(schema, result)
     if problems:
         raise SpeciesganError("invalid configuration:\n" + "\n".join(problems))
     return result
+
+
+def _variant_problems(schema: dict[str, Any], config: dict[str, Any]) -> list[str]:
+    """Each ablation variant's gan settings (main settings + overrides) must be valid gan settings."""
+    variants = (config.get("ablation") or {}).get("variants") or {}
+    gan_schema = jsonschema.Draft202012Validator(schema["properties"]["gan"])
+    problems = []
+    for name, variant in variants.items():
+        merged = {**config["gan"], **variant.get("gan", {})}
+        for error in gan_schema.iter_errors(merged):
+            described = _describe(error).removeprefix("config key ")
+            problems.append(f"  - config key ablation.variants.{name}.gan.{described}")
+    return problems
 
 
 def load_config(path: str | Path) -> dict[str, Any]:

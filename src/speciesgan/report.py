@@ -181,6 +181,65 @@ def loss_curves_png(log_frame: pd.DataFrame) -> np.ndarray:
     return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
 
+def metrics_over_steps_png(points: list[dict[str, Any]]) -> np.ndarray:
+    """FID and Inception Score of the training snapshots against the step, as HWC uint8."""
+    steps = [p["step"] for p in points]
+    figure = Figure(figsize=(8, 3.2), dpi=100)
+    canvas = FigureCanvasAgg(figure)
+    fid_axes, is_axes = figure.subplots(1, 2)
+    fid_axes.plot(steps, [p["fid"] for p in points], marker="o")
+    fid_axes.set_title("FID (lower is better)")
+    means = np.array([p["inception_score"]["mean"] for p in points])
+    stds = np.array([p["inception_score"]["std"] for p in points])
+    is_axes.errorbar(steps, means, yerr=stds, marker="o", capsize=3)
+    is_axes.set_title("Inception Score")
+    for axes in (fid_axes, is_axes):
+        axes.set_xlabel("training step")
+        axes.grid(alpha=0.3)
+    figure.tight_layout()
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
+
+def _over_steps_section(over_steps: dict[str, Any] | None) -> str:
+    if not over_steps or not over_steps.get("points"):
+        return _missing("over_steps in eval/metrics.json (gan.snapshot_every)")
+    points = over_steps["points"]
+    rows = [[p["step"], p["fid"], p["inception_score"]["mean"]] for p in points]
+    return (
+        _img(_png_uri(metrics_over_steps_png(points)), "FID and IS over training steps")
+        + _table(["step", "FID", "Inception Score"], rows)
+        + f"<p>{over_steps['images_per_species']} images per species at every step, the same "
+        "latents each time: the points compare with each other, not with the final "
+        "evaluation above (FID is biased upwards at small sample sizes).</p>"
+    )
+
+
+ABLATION_COLUMNS = (
+    ("variant", "variant"),
+    ("model", "model"),
+    ("ema", "EMA"),
+    ("diffaugment", "DiffAugment"),
+    ("classifier_loss_weight", "classifier term"),
+    ("steps", "steps"),
+    ("train_seconds", "train s"),
+    ("fid", "FID"),
+    ("inception_score", "IS"),
+    ("kid", "KID"),
+    ("accuracy_mean", "generated top-1"),
+)
+
+
+def _ablation_section(table: dict[str, Any] | None) -> str:
+    if not table:
+        return _missing("ablation/table.json (enable with configs/ablation.yaml)")
+    rows = [[row.get(key) for key, _ in ABLATION_COLUMNS] for row in table["rows"]]
+    return (
+        _table([title for _, title in ABLATION_COLUMNS], rows)
+        + f"<p>{html.escape(table.get('note', ''))}</p>"
+    )
+
+
 # ---------------------------------------------------------------- generation metrics
 def generation_summary(evaluation: dict[str, Any]) -> dict[str, Any]:
     """The numbers of ``eval/metrics.json`` that belong in the run summary."""
@@ -291,6 +350,8 @@ def write_report(
     generation = generation_summary(evaluation) if evaluation is not None else None
     weights = evaluation.get("inception_weights") if evaluation is not None else None
     log_path = results_dir / "gan" / "training_log.csv"
+    over_steps = evaluation.get("over_steps") if evaluation is not None else None
+    ablation = _read_json(results_dir / "ablation" / "table.json")
 
     sections = [
         ("Dataset", _dataset_section(dataset) if dataset else _missing("data/manifest.parquet")),
@@ -299,6 +360,8 @@ def write_report(
         ("Samples", _samples_section(results_dir / "samples", manifest_path, manifest)),
         ("Species interpolation", _strip_section(generator, generator_species)),
         ("Generation metrics", _weights_note(weights) + (_generation_section(generation) if generation else _missing("eval/metrics.json"))),
+        ("Metrics over training steps", _over_steps_section(over_steps)),
+        ("Ablation", _ablation_section(ablation)),
     ]  # fmt: skip
     body = "".join(f"<h2>{html.escape(title)}</h2>{content}" for title, content in sections)
     page = (
@@ -315,6 +378,8 @@ def write_report(
             "dataset": dataset,
             "classifier": classifier,
             "generation": generation,
+            "over_steps": over_steps,
+            "ablation": ablation,
             "inception_weights": weights,
         },
     )

@@ -24,6 +24,7 @@ import gzip
 import io
 import logging
 import math
+import multiprocessing
 import tarfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -303,21 +304,24 @@ def _animal(
 def render_photo(
     design: SpeciesDesign, width: int, height: int, animals: int, rng: np.random.Generator
 ) -> tuple[Image.Image, list[Box]]:
-    """One synthetic photo with ``animals`` (1 or 2) animals and their tight boxes.
+    """One synthetic photo with ``animals`` (1 or more) animals and their tight boxes.
 
-    One animal spans 35-80 % of the short side; two are 35-50 % each, one in each
-    half of the long side, so their boxes never overlap.
+    One animal spans 35-80 % of the short side; two or more are 35-50 % each
+    (at most 1/``animals`` of the long side), one in each equal part of the long
+    side, so their boxes never overlap.
     """
     photo = _background(width, height, rng)
     short, long_ = min(width, height), max(width, height)
     boxes: list[Box] = []
     for k in range(animals):
         size = int(short * (rng.uniform(0.35, 0.8) if animals == 1 else rng.uniform(0.35, 0.5)))
+        if animals > 2:
+            size = max(1, min(size, long_ // animals))
         if animals == 1:
             along = int(rng.integers(0, long_ - size + 1))
         else:
-            half = long_ // 2
-            along = int(rng.integers(k * half, k * half + half - size + 1))
+            part = long_ // animals
+            along = int(rng.integers(k * part, k * part + part - size + 1))
         across = int(rng.integers(0, short - size + 1))
         x, y = (along, across) if width >= height else (across, along)
         tex, mask = _animal(design, size, rng)
@@ -336,9 +340,9 @@ def _add_grain(photo: Image.Image, rng: np.random.Generator) -> Image.Image:
     return Image.fromarray(pixels.astype(np.uint8))
 
 
-def _jpeg(photo: Image.Image) -> bytes:
+def _jpeg(photo: Image.Image, quality: int = JPEG_QUALITY) -> bytes:
     buf = io.BytesIO()
-    photo.save(buf, format="JPEG", quality=JPEG_QUALITY)
+    photo.save(buf, format="JPEG", quality=quality)
     return buf.getvalue()
 
 
@@ -415,32 +419,65 @@ class _Photo:
     animals: int
 
 
+SizeSampler = Callable[[np.random.Generator], tuple[int, int]]
+
+
+def uniform_size(min_size: int, max_size: int) -> SizeSampler:
+    """Width and height drawn independently from ``min_size..max_size`` (the demo's sizes)."""
+
+    def draw(rng: np.random.Generator) -> tuple[int, int]:
+        return int(rng.integers(min_size, max_size + 1)), int(rng.integers(min_size, max_size + 1))
+
+    return draw
+
+
+def _default_train_count(count: int) -> int:
+    return max(1, round(TRAIN_FRACTION * count))
+
+
+def _animal_count(u: float, fractions: tuple[float, ...]) -> int:
+    """1, or 2, 3, ... when ``u`` falls in that many animals' share (``fractions[0]`` is 2)."""
+    edge = 0.0
+    for animals, fraction in enumerate(fractions, 2):
+        edge += fraction
+        if u < edge:
+            return animals
+    return 1
+
+
 def _plan_photos(
-    layout: str, names: list[str], folders: list[str], images_per_species: int,
-    min_size: int, max_size: int, rng: np.random.Generator,
+    layout: str, names: list[str], folders: list[str], counts: list[int],
+    size_of: SizeSampler, rng: np.random.Generator,
+    animal_fractions: tuple[float, ...] = (TWO_ANIMAL_FRACTION,),
+    train_count: Callable[[int], int] = _default_train_count,
 ) -> list[_Photo]:  # fmt: skip
-    """Decide every photo's name, split, size and animal count (cheap, done first)."""
+    """Decide every photo's name, split, size and animal count (cheap, done first).
+
+    ``counts`` is the number of photos per species; ``animal_fractions`` the
+    share of (Stanford Dogs) photos with 2, 3, ... animals.
+    """
     photos = []
-    n_train = max(1, round(TRAIN_FRACTION * images_per_species))
-    for s, (name, folder) in enumerate(zip(names, folders, strict=True)):
-        numbers = np.sort(rng.choice(np.arange(100, 20000), size=images_per_species, replace=False))
-        is_train = np.zeros(images_per_species, dtype=bool)
-        is_train[rng.permutation(images_per_species)[:n_train]] = True
+    for s, (name, folder, count) in enumerate(zip(names, folders, counts, strict=True)):
+        n_train = train_count(count)
+        numbers = np.sort(rng.choice(np.arange(100, 20000), size=count, replace=False))
+        is_train = np.zeros(count, dtype=bool)
+        is_train[rng.permutation(count)[:n_train]] = True
         for j, number in enumerate(numbers):
             if layout == "stanford_dogs":
                 stem = f"{folder.split('-')[0]}_{number}"
-                animals = 2 if rng.uniform() < TWO_ANIMAL_FRACTION else 1
+                animals = _animal_count(float(rng.uniform()), animal_fractions)
             else:
                 stem = f"{name}_{int(rng.integers(1, 10000)):04d}_{number}"
                 animals = 1
+            width, height = size_of(rng)
             photos.append(
                 _Photo(
                     species=s,
                     stem=stem,
                     folder=folder,
                     split="train" if is_train[j] else "test",
-                    width=int(rng.integers(min_size, max_size + 1)),
-                    height=int(rng.integers(min_size, max_size + 1)),
+                    width=width,
+                    height=height,
                     animals=animals,
                 )
             )
@@ -448,14 +485,39 @@ def _plan_photos(
     return sorted(photos, key=lambda p: (p.folder, p.stem))
 
 
+def _render_one(
+    job: tuple[SpeciesDesign, int, int, int, int, int, int, int],
+) -> tuple[bytes, list[Box]]:
+    """Photo number ``i`` as JPEG bytes and boxes (module level: runs in worker processes)."""
+    design, width, height, animals, seed, layout_code, i, quality = job
+    rng = np.random.default_rng([seed, layout_code, 1, i])
+    photo, boxes = render_photo(design, width, height, animals, rng)
+    return _jpeg(photo, quality), boxes
+
+
 def _draw_all(
-    photos: list[_Photo], designs: list[SpeciesDesign], seed: int, layout_code: int
-) -> Iterator[tuple[_Photo, bytes, list[Box]]]:
-    """Render each planned photo from its own RNG stream (order-independent)."""
-    for i, p in enumerate(progress(photos, desc="demo photos", unit="img")):
-        rng = np.random.default_rng([seed, layout_code, 1, i])
-        photo, boxes = render_photo(designs[p.species], p.width, p.height, p.animals, rng)
-        yield p, _jpeg(photo), boxes
+    photos: list[_Photo], designs: list[SpeciesDesign], seed: int, layout_code: int,
+    workers: int = 1, quality: int = JPEG_QUALITY,
+) -> Iterator[tuple[_Photo, bytes, list[Box]]]:  # fmt: skip
+    """Render each planned photo from its own RNG stream (order-independent).
+
+    With ``workers`` > 1 the photos are rendered by that many processes; the
+    output (order and bytes) is the same.
+    """
+    jobs = (
+        (designs[p.species], p.width, p.height, p.animals, seed, layout_code, i, quality)
+        for i, p in enumerate(photos)
+    )
+    with contextlib.ExitStack() as stack:
+        if workers > 1:
+            pool = stack.enter_context(multiprocessing.get_context().Pool(workers))
+            rendered = pool.imap(_render_one, jobs, chunksize=16)
+        else:
+            rendered = map(_render_one, jobs)
+        for p, (jpeg, boxes) in zip(
+            progress(photos, desc="demo photos", unit="img"), rendered, strict=True
+        ):
+            yield p, jpeg, boxes
 
 
 def _voc_xml(p: _Photo, breed: str, boxes: list[Box]) -> bytes:
@@ -490,11 +552,12 @@ def _voc_xml(p: _Photo, breed: str, boxes: list[Box]) -> bytes:
 
 
 def _write_stanford_dogs(out_dir: Path, photos: list[_Photo], names: list[str],
-                         designs: list[SpeciesDesign], seed: int) -> list[Path]:  # fmt: skip
+                         designs: list[SpeciesDesign], seed: int, workers: int = 1,
+                         quality: int = JPEG_QUALITY) -> list[Path]:  # fmt: skip
     annotations: list[tuple[str, bytes]] = []
 
     def image_members() -> Iterator[tuple[str, bytes]]:
-        for p, jpeg, boxes in _draw_all(photos, designs, seed, layout_code=0):
+        for p, jpeg, boxes in _draw_all(photos, designs, seed, 0, workers, quality):
             annotations.append(
                 (f"Annotation/{p.folder}/{p.stem}", _voc_xml(p, names[p.species], boxes))
             )
@@ -592,10 +655,113 @@ def write_demo_archives(
     else:
         names = list(BIRD_SPECIES[:species_per_dataset])
         folders = [f"{i:03d}.{n}" for i, n in enumerate(names, 1)]
-    photos = _plan_photos(layout, names, folders, images_per_species, min_size, max_size, rng)
+    counts = [images_per_species] * species_per_dataset
+    photos = _plan_photos(layout, names, folders, counts, uniform_size(min_size, max_size), rng)
     if layout == "stanford_dogs":
         written = _write_stanford_dogs(out_dir, photos, names, designs, seed)
     else:
         written = _write_cub(out_dir, photos, folders, designs, seed)
     log.info("wrote %d demo photos (%s layout) to %s", len(photos), layout, out_dir)
+    return written
+
+
+# --------------------------------------------------------------------------- full-scale collection
+# A Stanford-Dogs-shaped collection for scale benchmarks: as many breeds and
+# photos as the real dataset (120, 20,580), per-breed counts in its range
+# (148-252), 100 training photos per breed as in its lists, real photo sizes
+# and ~1.08 boxes per photo.  Same writers as the demo.
+
+STANFORD_DOGS_PHOTOS = 20580
+STANFORD_DOGS_BREEDS = 120
+STANFORD_DOGS_TRAIN_PER_BREED = 100
+SCALE_ANIMAL_FRACTIONS = (0.06, 0.012, 0.003)  # photos with 2, 3, 4 dogs
+SCALE_JPEG_QUALITY = 85  # ~40 KiB at 500x375, ~43 KiB on average (real: ~37 KiB)
+
+
+def breed_names(count: int) -> list[str]:
+    """``count`` distinct breed names; the first 12 are the demo's ``DOG_BREEDS``."""
+    if not 1 <= count <= MAX_SPECIES * MAX_SPECIES:
+        raise SpeciesganError(f"breed count {count} must be 1..{MAX_SPECIES * MAX_SPECIES}")
+    adjectives = [name.split("_")[0] for name in DOG_BREEDS]
+    nouns = [name.split("_")[1] for name in DOG_BREEDS]
+    n = len(DOG_BREEDS)
+    return [f"{adjectives[i % n]}_{nouns[(i % n + i // n) % n]}" for i in range(count)]
+
+
+def stanford_dogs_wnids(count: int) -> list[str]:
+    """Ascending ImageNet-style ids in the real dogs' range (``n02085620``...)."""
+    return [f"n0{2085620 + 263 * i:07d}" for i in range(count)]
+
+
+def stanford_dogs_photo_size(rng: np.random.Generator) -> tuple[int, int]:
+    """A (width, height) with the shape of Stanford Dogs' size distribution.
+
+    Most photos are ImageNet's 500 px on the long side (500x375, 500x333,
+    500x500, ...), about a quarter of them portrait; some are smaller; a 4 %
+    tail is larger, up to the 3264 px of the real collection's biggest photos.
+    """
+    u = rng.uniform()
+    if u < 0.84:
+        long_side = 500
+    elif u < 0.96:
+        long_side = int(rng.integers(200, 500))
+    elif u < 0.995:
+        long_side = int(round(math.exp(rng.uniform(math.log(501), math.log(1200)))))
+    else:
+        long_side = int(round(math.exp(rng.uniform(math.log(1200), math.log(3264)))))
+    v = rng.uniform()
+    if v < 0.55:
+        ratio = 0.75
+    elif v < 0.77:
+        ratio = 2 / 3
+    elif v < 0.82:
+        ratio = 1.0
+    else:
+        ratio = float(rng.uniform(0.56, 0.95))
+    short_side = max(64, int(round(long_side * ratio)))
+    portrait = rng.uniform() < 0.25
+    return (short_side, long_side) if portrait else (long_side, short_side)
+
+
+def _breed_counts(photos: int, breeds: int, rng: np.random.Generator) -> list[int]:
+    """Photos per breed summing to ``photos``, spread like the real 148-252."""
+    raw = rng.integers(148, 253, size=breeds).astype(np.float64)
+    counts = np.floor(raw * photos / raw.sum()).astype(np.int64)
+    for i in np.argsort(-(raw * photos / raw.sum() - counts), kind="stable")[
+        : photos - counts.sum()
+    ]:
+        counts[i] += 1
+    return [int(c) for c in counts]
+
+
+def write_stanford_dogs_scale(
+    out_dir: Path,
+    seed: int = 0,
+    photos: int = STANFORD_DOGS_PHOTOS,
+    breeds: int = STANFORD_DOGS_BREEDS,
+    workers: int = 2,
+    quality: int = SCALE_JPEG_QUALITY,
+) -> list[Path]:
+    """``images.tar``, ``annotation.tar`` and ``lists.tar`` of a Stanford-Dogs-sized set.
+
+    Breeds are named by ``breed_names``; photos are rendered by ``workers``
+    processes.  Same arguments -> byte-identical files, whatever ``workers``.
+    """
+    if breeds < 1 or photos < 2 * breeds:
+        raise SpeciesganError(
+            f"need at least 2 photos per breed ({photos} photos, {breeds} breeds)"
+        )
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng([seed, 0, 2])
+    names = breed_names(breeds)
+    folders = [f"{w}-{n}" for w, n in zip(stanford_dogs_wnids(breeds), names, strict=True)]
+    plan = _plan_photos(
+        "stanford_dogs", names, folders, _breed_counts(photos, breeds, rng),
+        stanford_dogs_photo_size, rng, animal_fractions=SCALE_ANIMAL_FRACTIONS,
+        train_count=lambda count: min(STANFORD_DOGS_TRAIN_PER_BREED, count - 1),
+    )  # fmt: skip
+    designs = species_designs("stanford_dogs", breeds)
+    written = _write_stanford_dogs(out_dir, plan, names, designs, seed, workers, quality)
+    log.info("wrote %d photos of %d breeds (Stanford Dogs layout) to %s", photos, breeds, out_dir)
     return written

@@ -34,7 +34,7 @@ CHECKPOINT_NAME = "last.pt"
 FORMAT_VERSION = 1
 
 SETTINGS_NOT_IN_IDENTITY = frozenset(
-    {"steps", "checkpoint_every", "log_every", "stop_margin_seconds"}
+    {"steps", "checkpoint_every", "snapshot_every", "log_every", "stop_margin_seconds"}
 )
 """Settings that do not change what step k computes: a run may extend ``steps`` or
 checkpoint more often and still continue an earlier run's state."""
@@ -79,7 +79,7 @@ def restore_rng_states(
         gen.set_state(states["generators"][name])
 
 
-def _cpu_state_dict(module: nn.Module) -> dict[str, torch.Tensor]:
+def cpu_state_dict(module: nn.Module) -> dict[str, torch.Tensor]:
     """A detached CPU copy, so that saving never aliases (or syncs on) live tensors later."""
     return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
 
@@ -92,16 +92,22 @@ def save_checkpoint(
     optimizers: Mapping[str, torch.optim.Optimizer],
     generators: Mapping[str, torch.Generator],
     log_rows: list[list[float]],
+    snapshots: Mapping[int, Mapping[str, torch.Tensor]] | None = None,
 ) -> Path:
-    """Write ``last.pt`` atomically.  Reads state only: training continues unperturbed."""
+    """Write ``last.pt`` atomically.  Reads state only: training continues unperturbed.
+
+    ``snapshots`` (step -> G-EMA weights) travel with the checkpoint so that a
+    resumed run still has the earlier ones for the metrics-over-steps curve.
+    """
     payload = {
         "format": FORMAT_VERSION,
         "identity": identity,
         "step": int(step),
-        "networks": {name: _cpu_state_dict(net) for name, net in networks.items()},
+        "networks": {name: cpu_state_dict(net) for name, net in networks.items()},
         "optimizers": {name: opt.state_dict() for name, opt in optimizers.items()},
         "rng": rng_states(generators),
         "log_rows": [list(row) for row in log_rows],
+        "snapshots": {str(k): dict(v) for k, v in sorted((snapshots or {}).items())},
     }
     target = checkpoint_path(checkpoint_dir)
     # a file object, not the temp path: torch would name the archive's root folder after
@@ -143,3 +149,8 @@ def restore_checkpoint(
         opt.load_state_dict(payload["optimizers"][name])
     restore_rng_states(payload["rng"], generators)
     return int(payload["step"]), [list(row) for row in payload["log_rows"]]
+
+
+def saved_snapshots(payload: Mapping[str, Any]) -> dict[int, dict[str, torch.Tensor]]:
+    """The G-EMA snapshots a checkpoint carries, by step."""
+    return {int(k): dict(v) for k, v in payload.get("snapshots", {}).items()}

@@ -400,53 +400,127 @@ def build_networks(
     return generator, discriminator
 
 
-def save_generator(
-    path: str | Path,
-    generator: nn.Module,
-    settings: Mapping[str, Any],
-    species: list[str],
-    image_size: int,
-) -> None:
-    """Write ``generator.pt`` (see docs/architecture.md): weights + constructor kwargs, plain data."""
+def _cpu(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
+
+
+def _generator_header(
+    settings: Mapping[str, Any], species: list[str], image_size: int
+) -> dict[str, Any]:
     kwargs = generator_kwargs(settings, len(species), image_size)
-    payload = {
+    return {
         "model": model_name(settings),
         "kwargs": kwargs,
-        "state_dict": {
-            k: v.detach().to("cpu", copy=True) for k, v in generator.state_dict().items()
-        },
         "species": list(species),
         "image_size": int(image_size),
         "z_dim": kwargs["z_dim"],
     }
+
+
+def _save(path: str | Path, payload: dict[str, Any]) -> None:
     # a file object, not the temp path: torch would name the archive's root folder after
     # the (random) temp file name, and equal generators would not give equal bytes
     with atomic_open(path) as fh:
         torch.save(payload, fh)
 
 
-def load_generator(
-    path: str | Path, device: str | torch.device = "cpu"
-) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild an eval-mode generator from ``generator.pt``; returns ``(generator, meta)``.
+def save_generator(
+    path: str | Path,
+    generator: nn.Module,
+    settings: Mapping[str, Any],
+    species: list[str],
+    image_size: int,
+    raw: nn.Module | None = None,
+) -> None:
+    """Write ``generator.pt`` (see docs/architecture.md): weights + constructor kwargs, plain data.
 
-    ``weights_only=True``: a checkpoint is data, so loading one can never run code.
+    ``generator`` is the one used for sampling (the EMA copy); ``raw``, when
+    given, is the generator as trained, kept so the EMA's effect can be measured.
     """
-    path = Path(path)
+    payload = {
+        **_generator_header(settings, species, image_size),
+        "state_dict": _cpu(generator.state_dict()),
+    }
+    if raw is not None:
+        payload["raw_state_dict"] = _cpu(raw.state_dict())
+    _save(path, payload)
+
+
+def save_snapshots(
+    path: str | Path,
+    snapshots: Mapping[int, Mapping[str, torch.Tensor]],
+    settings: Mapping[str, Any],
+    species: list[str],
+    image_size: int,
+) -> None:
+    """Write ``snapshots.pt``: the generator's header plus G-EMA weights by training step."""
+    payload = {
+        **_generator_header(settings, species, image_size),
+        "snapshots": {str(step): _cpu(snapshots[step]) for step in sorted(snapshots)},
+    }
+    _save(path, payload)
+
+
+def _read(path: Path, what: str) -> dict[str, Any]:
+    """``torch.load(weights_only=True)``: a checkpoint is data, so loading one never runs code."""
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError as exc:
-        raise SpeciesganError(f"generator file not found: {path}") from exc
+        raise SpeciesganError(f"{what} file not found: {path}") from exc
     except Exception as exc:  # corrupt or foreign file: say which file
-        raise SpeciesganError(f"{path}: not a readable generator checkpoint ({exc})") from exc
+        raise SpeciesganError(f"{path}: not a readable {what} checkpoint ({exc})") from exc
+
+
+def _build(path: Path, payload: Mapping[str, Any], state: Mapping[str, torch.Tensor]) -> nn.Module:
     try:
         cls = GENERATORS[payload["model"]]
         generator = cls(**payload["kwargs"])
-        generator.load_state_dict(payload["state_dict"])
+        generator.load_state_dict(state)
     except (KeyError, TypeError, RuntimeError) as exc:
         raise SpeciesganError(
             f"{path}: generator checkpoint does not match the code ({exc})"
         ) from exc
+    return generator
+
+
+def _meta(payload: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: payload[key] for key in ("model", "species", "image_size", "z_dim", "kwargs")}
+
+
+GENERATOR_WEIGHTS = ("ema", "raw")
+
+
+def load_generator(
+    path: str | Path, device: str | torch.device = "cpu", weights: str = "ema"
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild an eval-mode generator from ``generator.pt``; returns ``(generator, meta)``.
+
+    ``weights="raw"`` loads the generator as trained instead of its EMA copy.
+    """
+    path = Path(path)
+    if weights not in GENERATOR_WEIGHTS:
+        raise SpeciesganError(
+            f"generator weights must be one of {GENERATOR_WEIGHTS}, not {weights!r}"
+        )
+    payload = _read(path, "generator")
+    key = "state_dict" if weights == "ema" else "raw_state_dict"
+    if key not in payload:
+        raise SpeciesganError(f"{path}: holds no {weights} generator weights ({key})")
+    generator = _build(path, payload, payload[key])
     generator.to(device).eval()
-    meta = {key: payload[key] for key in ("model", "species", "image_size", "z_dim", "kwargs")}
-    return generator, meta
+    return generator, _meta(payload)
+
+
+def load_snapshots(
+    path: str | Path, device: str | torch.device = "cpu"
+) -> tuple[list[tuple[int, nn.Module]], dict[str, Any]]:
+    """Eval-mode generators from ``snapshots.pt``, in step order, and the shared meta."""
+    path = Path(path)
+    payload = _read(path, "snapshots")
+    if "snapshots" not in payload:
+        raise SpeciesganError(f"{path}: not a snapshots file (no 'snapshots' entry)")
+    generators = []
+    for step in sorted(payload["snapshots"], key=int):
+        generator = _build(path, payload, payload["snapshots"][step])
+        generators.append((int(step), generator.to(device).eval()))
+    return generators, _meta(payload)

@@ -47,7 +47,7 @@ from speciesgan.gan.loss import (
     generator_loss,
     gradient_penalty,
 )
-from speciesgan.gan.networks import build_networks, save_generator
+from speciesgan.gan.networks import build_networks, save_generator, save_snapshots
 from speciesgan.preemption import StopRequest, TrainingInterrupted
 from speciesgan.progress import progress
 
@@ -72,6 +72,7 @@ DEFAULTS: dict[str, Any] = {
     "classifier_loss_weight": 0.1,
     "precision": "fp32",
     "checkpoint_every": 200,
+    "snapshot_every": 0,
     "log_every": 10,
     "stop_margin_seconds": 120,
 }
@@ -101,6 +102,10 @@ def resolve_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
     for key in ("steps", "batch_size", "d_steps", "checkpoint_every", "log_every"):
         if int(resolved[key]) < 1:
             raise SpeciesganError(f"gan.{key} must be at least 1, got {resolved[key]}")
+    if int(resolved["snapshot_every"]) < 0:
+        raise SpeciesganError(
+            f"gan.snapshot_every must be 0 or more, got {resolved['snapshot_every']}"
+        )
     return resolved
 
 
@@ -424,8 +429,15 @@ def train_gan(
     settings: Mapping[str, Any],
     seed: int,
     threads: int,
+    out_snapshots: str | Path | None = None,
 ) -> None:
-    """Train (or resume training of) the conditional GAN; write the EMA generator and the log."""
+    """Train (or resume training of) the conditional GAN; write the generator and the log.
+
+    ``out_generator`` holds the EMA weights (used for sampling and metrics) and
+    the raw trained weights (for the "without EMA" ablation).  ``out_snapshots``
+    holds G-EMA every ``snapshot_every`` steps plus the final step, for the
+    metrics-over-steps curve.
+    """
     manifest = Path(manifest)
     if not manifest.is_file():
         raise SpeciesganError(f"manifest not found: {manifest}")
@@ -447,7 +459,7 @@ def train_gan(
         data = DeviceCrops.from_manifest(manifest, device)
         trainer = build_trainer(data, frozen, cfg, seed, ranks, device)
         networks, optimizers = trainer.checkpoint_parts()
-        start, rows = 0, []
+        start, rows, snapshots = 0, [], {}
         payload = ckpt.load_checkpoint(checkpoint_dir, identity)
         if payload is not None and int(payload["step"]) > cfg["steps"]:
             log.info(
@@ -458,21 +470,28 @@ def train_gan(
             payload = None
         if payload is not None:
             start, rows = ckpt.restore_checkpoint(payload, networks, optimizers, trainer.rngs)
+            # only the current grid (an earlier run may have used another)
+            every = cfg["snapshot_every"]
+            snapshots = {
+                step: state
+                for step, state in ckpt.saved_snapshots(payload).items()
+                if every and step % every == 0
+            }
             log.info(
                 "resuming GAN training at step %d from %s",
                 start,
                 ckpt.checkpoint_path(checkpoint_dir),
             )
-        _run_steps(trainer, start, rows, stop, identity, Path(checkpoint_dir))
+        _run_steps(trainer, start, rows, snapshots, stop, identity, Path(checkpoint_dir))
         if ranks.is_main:
             write_log(out_log, rows)
+            species, size = trainer.data.species, trainer.data.image_size
             save_generator(
-                out_generator,
-                trainer.generator_ema,
-                cfg,
-                trainer.data.species,
-                trainer.data.image_size,
+                out_generator, trainer.generator_ema, cfg, species, size, raw=trainer.raw_g
             )
+            if out_snapshots is not None:  # the grid plus the final generator
+                final = {cfg["steps"]: ckpt.cpu_state_dict(trainer.generator_ema)}
+                save_snapshots(out_snapshots, {**snapshots, **final}, cfg, species, size)
     finally:
         stop.restore()
         if ranks.owns_group:
@@ -483,11 +502,12 @@ def _run_steps(
     trainer: Trainer,
     start: int,
     rows: list[list[float]],
+    snapshots: dict[int, dict[str, torch.Tensor]],
     stop: StopRequest,
     identity: str,
     checkpoint_dir: Path,
 ) -> None:
-    """Steps ``start + 1 .. steps``, with periodic checkpoints and preemption checks."""
+    """Steps ``start + 1 .. steps``, with periodic checkpoints, snapshots and preemption checks."""
     cfg, ranks = trainer.cfg, trainer.ranks
     networks, optimizers = trainer.checkpoint_parts()
     trainer.raw_g.train()
@@ -496,7 +516,14 @@ def _run_steps(
     def save(step: int) -> None:
         if ranks.is_main:
             ckpt.save_checkpoint(
-                checkpoint_dir, identity, step, networks, optimizers, trainer.rngs, rows
+                checkpoint_dir,
+                identity,
+                step,
+                networks,
+                optimizers,
+                trainer.rngs,
+                rows,
+                snapshots,
             )
         if ranks.distributed:
             dist.barrier()
@@ -524,6 +551,9 @@ def _run_steps(
                     dist.all_reduce(values)
                     values = values / ranks.world_size
                 rows.append([float(step), *values.tolist()])
+            every = cfg["snapshot_every"]
+            if ranks.is_main and every and step % every == 0:
+                snapshots[step] = ckpt.cpu_state_dict(trainer.generator_ema)
             if step % cfg["checkpoint_every"] == 0:
                 save(step)
                 saved_at = step

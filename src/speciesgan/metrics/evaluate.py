@@ -39,6 +39,7 @@ DEFAULTS: dict[str, Any] = {
     "batch_size": 50,
     "inception_weights": "pretrained",
     "real_images_per_species": None,
+    "curve_images_per_species": 8,
 }
 KID_SUBSETS = 100
 KID_SUBSET_SIZE = 1000
@@ -88,6 +89,53 @@ def per_species_kid(
     return scores
 
 
+def _real(manifest: Path, net: InceptionNet, cache_dir: Path, options: dict[str, Any]):
+    limit = options["real_images_per_species"]
+    return real_features(
+        manifest,
+        options["real_split"],
+        net,
+        cache_dir,
+        int(options["batch_size"]),
+        per_species=None if limit is None else int(limit),
+    )
+
+
+def metrics_over_steps(
+    snapshots: list[tuple[int, nn.Module]],
+    species: list[str],
+    manifest: Path,
+    net: InceptionNet,
+    cache_dir: Path,
+    settings: dict[str, Any],
+    seed: int,
+) -> dict[str, Any]:
+    """FID and IS of each training snapshot, on ``curve_images_per_species`` images each.
+
+    Every point uses the same latents and the same number of images, so the
+    points are comparable with each other; with few images FID is biased
+    upwards, so they are not comparable with the final, larger evaluation.
+    """
+    options = {**DEFAULTS, **settings}
+    per_species = int(options["curve_images_per_species"])
+    batch_size = int(options["batch_size"])
+    real = _real(manifest, net, cache_dir, options)
+    labels = torch.arange(len(species)).repeat_interleave(per_species)
+    points = []
+    for step, generator in snapshots:
+        images = generate_images(generator, labels, seed, batch_size)
+        features, logits = inception_outputs(net, images, batch_size, desc=f"step {step}")
+        is_mean, is_std = inception_score(logits, int(options["is_splits"]))
+        points.append(
+            {
+                "step": step,
+                "fid": fid_from_features(features, real.features),
+                "inception_score": {"mean": is_mean, "std": is_std},
+            }
+        )
+    return {"images_per_species": per_species, "points": points}
+
+
 def evaluate_generator(
     generator: nn.Module,
     species: list[str],
@@ -102,15 +150,7 @@ def evaluate_generator(
     options = {**DEFAULTS, **settings}
     per_species = int(options["images_per_species"])
     batch_size = int(options["batch_size"])
-    real_limit = options["real_images_per_species"]
-    real = real_features(
-        manifest,
-        options["real_split"],
-        net,
-        cache_dir,
-        batch_size,
-        per_species=None if real_limit is None else int(real_limit),
-    )
+    real = _real(manifest, net, cache_dir, options)
     if real.species != species:
         raise SpeciesganError(
             f"{manifest}: its species ({len(real.species)}) differ from the generator's "
@@ -155,14 +195,23 @@ def evaluate(
     settings: dict,
     seed: int,
     threads: int,
+    weights: str = "ema",
+    snapshots: Path | None = None,
+    cache_dir: Path | None = None,
 ) -> None:
-    """Load the EMA generator and the classifier, score them, write ``out`` (JSON)."""
+    """Load the generator and the classifier, score them, write ``out`` (JSON).
+
+    ``weights`` picks the EMA generator (what sampling uses) or the raw one;
+    ``snapshots`` adds FID/IS by training step; ``cache_dir`` is where real
+    features are cached (shared between evaluations of the same data).
+    """
     from speciesgan.classifier.model import load_classifier
-    from speciesgan.gan.networks import load_generator
+    from speciesgan.gan.networks import load_generator, load_snapshots
 
     torch.set_num_threads(threads)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    model, meta = load_generator(Path(generator), device)
+    cache = Path(cache_dir) if cache_dir is not None else Path(out).parent / "fid_cache"
+    model, meta = load_generator(Path(generator), device, weights=weights)
     if not hasattr(model, "z_dim"):
         model.z_dim = int(meta["z_dim"])
     net = load_inception(settings.get("inception_weights", DEFAULTS["inception_weights"]), device)
@@ -172,8 +221,18 @@ def evaluate(
         load_classifier(Path(classifier), device),
         Path(manifest),
         net,
-        Path(out).parent / "fid_cache",
+        cache,
         settings,
         seed,
     )
+    result["generator_weights"] = weights
+    if snapshots is not None:
+        generators, snapshot_meta = load_snapshots(Path(snapshots), device)
+        if list(snapshot_meta["species"]) != list(meta["species"]):
+            raise SpeciesganError(f"{snapshots}: its species differ from {generator}'s")
+        for _, snapshot in generators:
+            snapshot.z_dim = int(meta["z_dim"])
+        result["over_steps"] = metrics_over_steps(
+            generators, list(meta["species"]), Path(manifest), net, cache, settings, seed
+        )
     write_json(out, result)

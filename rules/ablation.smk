@@ -1,0 +1,97 @@
+# Ablation: GAN variants trained and scored exactly like the main model (same
+# data, seed, evaluation classifier and metric settings), one table in the report.
+# Enabled by configs/ablation.yaml; see the `ablation` section of the schema.
+
+
+rule train_gan_variant:
+    input:
+        manifest=f"{RESULTS}/data/manifest.parquet",
+        shards=shard_arrays(),
+        classifier=lambda w: (
+            [f"{RESULTS}/classifier/guide/model.pt"]
+            if variant_gan(w.run).get("classifier_loss_weight", 0.1) > 0
+            else []
+        ),
+    output:
+        generator=f"{RESULTS}/ablation/runs/{{run}}/generator.pt",
+        log=f"{RESULTS}/ablation/runs/{{run}}/training_log.csv",
+    log:
+        f"{RESULTS}/logs/ablation_train-{{run}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/ablation_train-{{run}}.tsv"
+    retries: 3
+    conda:
+        "../envs/torch.yaml"
+    threads: THREADS
+    params:
+        settings=lambda w: as_json(variant_gan(w.run)),
+        classifier=lambda w, input: (
+            f"--classifier {input.classifier}" if input.classifier else ""
+        ),
+        checkpoints=lambda w: f"{RESULTS}/ablation/runs/{w.run}/checkpoints",
+        seed=config["seed"],
+        threads=THREADS,
+    shell:
+        "speciesgan train-gan --manifest {input.manifest} {params.classifier}"
+        " --out-generator {output.generator} --out-log {output.log}"
+        " --checkpoint-dir {params.checkpoints} --seed {params.seed} --threads {params.threads}"
+        " --settings {params.settings:q} >> {log} 2>&1"
+
+
+rule evaluate_variant:
+    input:
+        generator=lambda w: run_generator(variant_run(w.variant)),
+        manifest=f"{RESULTS}/data/manifest.parquet",
+        shards=shard_arrays(),
+        classifier=f"{RESULTS}/classifier/eval/model.pt",
+    output:
+        f"{RESULTS}/ablation/{{variant}}/metrics.json",
+    log:
+        f"{RESULTS}/logs/ablation_evaluate-{{variant}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/ablation_evaluate-{{variant}}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: THREADS
+    params:
+        settings=as_json(config["metrics"]),
+        weights=lambda w: ablation_variants()[w.variant].get("weights", "ema"),
+        cache=f"{RESULTS}/eval/fid_cache",
+        seed=config["seed"],
+        threads=THREADS,
+    shell:
+        "speciesgan evaluate --generator {input.generator} --manifest {input.manifest}"
+        " --classifier {input.classifier} --out {output} --weights {params.weights}"
+        " --cache-dir {params.cache} --seed {params.seed} --threads {params.threads}"
+        " --settings {params.settings:q} > {log} 2>&1"
+
+
+rule ablation_table:
+    input:
+        lambda w: [variant_metrics(name) for name in ablation_variants()],
+    output:
+        f"{RESULTS}/ablation/table.json",
+    log:
+        f"{RESULTS}/logs/ablation_table.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/ablation_table.tsv"
+    conda:
+        "../envs/report.yaml"
+    params:
+        # training seconds come from the runs' benchmark files: read, not depended
+        # on, so a rerun of the table never waits for (or reruns) a training job
+        spec=lambda w: as_json(
+            [
+                {
+                    "name": name,
+                    "description": spec.get("description", ""),
+                    "weights": spec.get("weights", "ema"),
+                    "gan": variant_gan(name),
+                    "metrics": variant_metrics(name),
+                    "train_benchmark": run_benchmark(variant_run(name)),
+                }
+                for name, spec in ablation_variants().items()
+            ]
+        ),
+    shell:
+        "speciesgan ablation-table --spec {params.spec:q} --out {output} > {log} 2>&1"
