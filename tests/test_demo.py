@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.workflow import copy_workflow, planned_jobs, snakemake
+from tests.workflow import copy_workflow, env, planned_jobs, snakemake
 
 
 @pytest.mark.slow
@@ -51,6 +52,21 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     assert generation["accuracy_mean"] >= 3 * generation["chance"]
     for key in ("fid", "inception_score"):
         assert key in generation
+    # FID/IS over training (gan.snapshot_every: 300 of 900 steps), plotted in the report
+    assert [p["step"] for p in metrics["over_steps"]["points"]] == [300, 600, 900]
+    page = (results / "report.html").read_text()
+    assert "Metrics over training steps" in page and "Species interpolation" in page
+
+    # species mixing from the command line, by the names people use
+    species = json.loads((results / "samples/index.json").read_text())["species"]
+    first, second = list(species)[:2]
+    mix = subprocess.run(
+        ["speciesgan", "sample", "--generator", str(results / "gan/generator.pt"),
+         "--mix", first.upper(), second, "--alpha", "0.5", "--out", str(tmp_path / "mix.png")],
+        env=env(), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert mix.returncode == 0, mix.stderr
+    assert (tmp_path / "mix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     again = snakemake(work, "-n", "all", "--configfile", "configs/demo.yaml")
     assert planned_jobs(again.stdout) == {}, again.stdout

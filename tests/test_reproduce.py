@@ -74,6 +74,7 @@ def test_gan_stage_mirrors_the_snakemake_job(exported: tuple[Path, dict, dict]) 
     assert gan["outs"] == [
         f"{res}/gan/generator.pt",
         f"{res}/gan/training_log.csv",
+        f"{res}/gan/snapshots.pt",
         f"{res}/logs/train_gan.log",
         f"{res}/benchmarks/train_gan.tsv",
         {f"{res}/gan/checkpoints": {"persist": True}},

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,34 @@ def cpu_state_dict(module: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
 
 
+def canonical(value: Any) -> Any:
+    """``value`` rebuilt so that its pickle depends only on its contents, not on its history.
+
+    Pickle memoises by object identity: a string that occurs twice as *one* object is
+    written once and then referenced, two equal but distinct objects are written
+    twice.  Which case arises depends on where the objects came from.  In a run from
+    step 0, Adam's per-parameter state key ``'step'`` is the interned literal of
+    ``torch/optim/adam.py``, the very object this module uses as the payload's top
+    ``"step"`` key, so the optimiser section reads it back from the memo; after a
+    resume the optimiser holds the ``'step'`` that ``torch.load`` created, a distinct
+    object, which is written out again.  All tensors equal, and yet every later memo
+    index shifts and ``last.pt`` differs byte for byte from an uninterrupted run's.
+
+    Hence: every ``str`` is interned (equal strings become one object, whatever their
+    origin) and every dict, list and tuple is rebuilt fresh (no container is shared).
+    Order is kept; tensors, numbers, ``None`` and booleans pass through unchanged.
+    """
+    if type(value) is str:
+        return sys.intern(value)
+    if isinstance(value, dict):
+        return {canonical(k): canonical(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [canonical(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(canonical(v) for v in value)
+    return value
+
+
 def save_checkpoint(
     checkpoint_dir: str | Path,
     identity: str,
@@ -113,7 +142,7 @@ def save_checkpoint(
     # a file object, not the temp path: torch would name the archive's root folder after
     # the (random) temp file name, and equal generators would not give equal bytes
     with atomic_open(target) as fh:
-        torch.save(payload, fh)
+        torch.save(canonical(payload), fh)
     return target
 
 
