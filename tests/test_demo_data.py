@@ -14,7 +14,13 @@ import scipy.io
 from PIL import Image
 
 from speciesgan.cli import main
-from speciesgan.data.demo import write_demo_archives
+from speciesgan.data.demo import (
+    DOG_BREEDS,
+    breed_names,
+    stanford_dogs_photo_size,
+    write_demo_archives,
+    write_stanford_dogs_scale,
+)
 from speciesgan.errors import SpeciesganError
 
 SMALL = {"species_per_dataset": 4, "images_per_species": 20, "min_size": 64, "max_size": 96}
@@ -184,3 +190,41 @@ def test_cli_writes_the_archives(tmp_path: Path) -> None:
                    "--settings", '{"species_per_dataset": 2, "images_per_species": 4, "min_size": 64, "max_size": 80}'])  # fmt: skip
     assert status == 0
     assert sum("/images/" in n for n in _members(tmp_path / "CUB_200_2011.tgz")) == 8
+
+
+def test_stanford_dogs_scale_collection(tmp_path: Path) -> None:
+    """The benchmark's full-size writer: real id/size shapes, 100 train per breed, any workers."""
+    names = breed_names(120)
+    assert len(set(names)) == 120 and names[:12] == list(DOG_BREEDS)
+    assert all(re.fullmatch(r"[A-Z][a-z]+_[a-z]+", n) for n in names)
+    rng = np.random.default_rng(0)
+    sizes = [stanford_dogs_photo_size(rng) for _ in range(4000)]
+    long_sides = np.array([max(s) for s in sizes])
+    assert 0.75 < np.mean(long_sides == 500) < 0.9
+    assert sizes.count((500, 375)) > sizes.count((500, 333)) > 0 and (375, 500) in sizes
+    assert long_sides.max() > 1200 and min(min(s) for s in sizes) >= 64
+
+    one = write_stanford_dogs_scale(tmp_path / "one", seed=3, photos=330, breeds=3, workers=1)
+    two = write_stanford_dogs_scale(tmp_path / "two", seed=3, photos=330, breeds=3, workers=2)
+    assert [p.read_bytes() for p in one] == [p.read_bytes() for p in two]
+    images = _members(one[0])
+    annotations = _members(one[1])
+    assert len(images) == 330
+    boxes = []
+    for name, jpeg in images.items():
+        match = re.fullmatch(r"Images/(n0\d{7})-([A-Z][a-z]+_[a-z]+)/(\1_\d+)\.jpg", name)
+        assert match, name
+        root = ET.fromstring(annotations[f"Annotation/{match[1]}-{match[2]}/{match[3]}"])
+        size = (int(root.findtext("size/width")), int(root.findtext("size/height")))
+        assert Image.open(io.BytesIO(jpeg)).size == size
+        boxes.append(len(root.findall("object")))
+    assert 330 < sum(boxes) < 330 * 1.2 and max(boxes) >= 2
+    with tarfile.open(one[2]) as tar:
+        lists = {
+            n: scipy.io.loadmat(io.BytesIO(tar.extractfile(f"{n}_list.mat").read()))["labels"]
+            for n in ("file", "train")
+        }
+    per_breed = np.bincount(lists["file"].ravel().astype(int))[1:]
+    assert sum(per_breed) == 330 and len(set(per_breed)) > 1  # uneven, like the real breeds
+    trained = np.bincount(lists["train"].ravel().astype(int))[1:]
+    assert trained.tolist() == [min(100, n - 1) for n in per_breed]
