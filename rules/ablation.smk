@@ -23,6 +23,8 @@ rule train_gan_variant:
     conda:
         "../envs/torch.yaml"
     threads: THREADS
+    resources:
+        gpu=1,
     params:
         settings=lambda w: as_json(variant_gan(w.run)),
         classifier=lambda w, input: (

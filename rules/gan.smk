@@ -20,6 +20,9 @@ rule train_gan:
     conda:
         "../envs/torch.yaml"
     threads: THREADS
+    resources:
+        # becomes sbatch --gpus N under the SLURM profile; no effect on local runs
+        gpu=config["gan"]["gpus"],
     params:
         settings=as_json(main_gan_settings()),
         launch=(

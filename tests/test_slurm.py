@@ -238,12 +238,15 @@ def _pipeline_copy(tmp_path: Path, name: str) -> Path:
 PIPELINE_ARGS = ("all", "--configfile", "configs/smoke.yaml", "longer.yaml")
 
 
-def _job_partition(job_id: str) -> str:
-    """Partition of a (finished) job; slurmctld keeps it for MinJobAge seconds."""
-    shown = subprocess.run(
+def _show_job(job_id: str) -> str:
+    """``scontrol show job`` of a (finished) job; slurmctld keeps it for MinJobAge seconds."""
+    return subprocess.run(
         ["scontrol", "show", "job", job_id], capture_output=True, text=True, timeout=30, check=True
     ).stdout
-    return re.search(r"Partition=(\S+)", shown).group(1)
+
+
+def _job_partition(job_id: str) -> str:
+    return re.search(r"Partition=(\S+)", _show_job(job_id)).group(1)
 
 
 @pytest.mark.slow
@@ -297,6 +300,9 @@ def test_pipeline_on_slurm_resumes_training_after_warning_signal(
         for job_id, slurm_log in submissions:
             assert slurm_log.is_file()
             assert _job_partition(job_id) == partition, (rule, job_id)
+            if rule.startswith("train_"):  # a GPU allocated, not just the partition
+                shown = _show_job(job_id)  # TresPerJob=gres/gpu:1 and/or TRES=...,gres/gpu=1
+                assert re.search(r"gres/gpu[:=]1\b", shown), (rule, shown)
 
     # the signalled attempt exited 75 (checkpoint saved) and Snakemake retried it ...
     slurm_logs = "".join(log.read_text() for _, log in jobs["train_gan"])
