@@ -146,6 +146,20 @@ def save_checkpoint(
     return target
 
 
+def remove_stale_temporaries(checkpoint_dir: str | Path) -> list[Path]:
+    """Delete half-written ``last.pt`` temporaries that a SIGKILL left behind.
+
+    The atomic write cleans up after exceptions and signals it can catch, not after
+    SIGKILL or a node crash.  Such files are never read (only ``last.pt`` is), but a
+    long, often-preempted run would collect one per kill.  Call before any write.
+    """
+    stale = sorted(Path(checkpoint_dir).glob(f".{CHECKPOINT_NAME}.*.tmp*"))
+    for path in stale:
+        path.unlink(missing_ok=True)
+        log.info("removed %s, left by an interrupted checkpoint write", path)
+    return stale
+
+
 def load_checkpoint(checkpoint_dir: str | Path, identity: str) -> dict[str, Any] | None:
     """The saved payload if ``last.pt`` exists and belongs to this run, else None."""
     path = checkpoint_path(checkpoint_dir)

@@ -460,6 +460,8 @@ def train_gan(
         trainer = build_trainer(data, frozen, cfg, seed, ranks, device)
         networks, optimizers = trainer.checkpoint_parts()
         start, rows, snapshots = 0, [], {}
+        if ranks.is_main:
+            ckpt.remove_stale_temporaries(checkpoint_dir)
         payload = ckpt.load_checkpoint(checkpoint_dir, identity)
         if payload is not None and int(payload["step"]) > cfg["steps"]:
             log.info(
