@@ -41,6 +41,7 @@ from speciesgan.data.dataset import CropSet, load_split
 from speciesgan.errors import SpeciesganError
 from speciesgan.preemption import StopRequest, TrainingInterrupted
 from speciesgan.progress import progress
+from speciesgan.resume_state import canonical, restore_rng_states, rng_states
 
 log = logging.getLogger(__name__)
 
@@ -261,11 +262,9 @@ def save_resume(
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scheduler": _scheduler_data(scheduler),
-        "rng_torch": torch.get_rng_state(),
-        "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "rng_augment": augment_generator.get_state(),
+        "rng": rng_states({"augment": augment_generator}),
     }
-    save_torch(payload, path)
+    save_torch(canonical(payload), path)
 
 
 def load_resume(
@@ -287,13 +286,13 @@ def load_resume(
     if payload.get("settings_hash") != run_hash:
         log.warning("%s: made with other settings or data; starting over", path)
         return None
+    if "rng" not in payload:
+        log.warning("%s: written by an older version; starting over", path)
+        return None
     model.load_state_dict(payload["model"])
     optimizer.load_state_dict(payload["optimizer"])
     scheduler.load_state_dict(payload["scheduler"])
-    torch.set_rng_state(payload["rng_torch"])
-    if payload["rng_cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(payload["rng_cuda"])
-    augment_generator.set_state(payload["rng_augment"])
+    restore_rng_states(payload["rng"], {"augment": augment_generator})
     log.info("%s: resuming at epoch %d step %d", path, payload["epoch"] + 1, payload["step"])
     return TrainState(
         epoch=int(payload["epoch"]),
