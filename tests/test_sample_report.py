@@ -164,7 +164,9 @@ def _results_dir(root: Path) -> Path:
         },
     )  # fmt: skip
     (root / "benchmarks").mkdir()
-    (root / "benchmarks" / "train_gan.tsv").write_text("s\th:m:s\tmax_rss\n41.5\t0:00:41\t100\n")
+    (root / "benchmarks" / "train_gan.tsv").write_text(
+        "s\th:m:s\tmax_rss\tcpu_time\n41.5\t0:00:41\t100\t80.25\n"
+    )
     write_ablation_table(
         [
             {"name": "baseline_dcgan", "weights": "raw", "metrics": str(root / "eval" / "metrics.json"),
@@ -210,6 +212,7 @@ def test_report_contains_metrics_and_is_deterministic(tmp_path: Path) -> None:
     assert rows["baseline_dcgan"]["ema"] == "no" and rows["baseline_dcgan"]["diffaugment"] == "off"
     assert rows["baseline_dcgan"]["train_seconds"] is None  # no benchmark file: left blank
     assert rows["plus_ema"]["ema"] == "yes" and rows["plus_ema"]["train_seconds"] == 41.5
+    assert rows["plus_ema"]["train_cpu_seconds"] == 80.25
     assert rows["plus_ema"]["fid"] == 123.456789
     assert [p["step"] for p in summary["over_steps"]["points"]] == [10, 20]
     assert summary["generation"]["fid"] == 123.456789

@@ -223,6 +223,7 @@ ABLATION_COLUMNS = (
     ("classifier_loss_weight", "classifier term"),
     ("steps", "steps"),
     ("train_seconds", "train s"),
+    ("train_cpu_seconds", "train CPU s"),
     ("fid", "FID"),
     ("inception_score", "IS"),
     ("kid", "KID"),
