@@ -301,8 +301,9 @@ def test_pipeline_on_slurm_resumes_training_after_warning_signal(
             assert slurm_log.is_file()
             assert _job_partition(job_id) == partition, (rule, job_id)
             if rule.startswith("train_"):  # a GPU allocated, not just the partition
-                shown = _show_job(job_id)  # TresPerJob=gres/gpu:1 and/or TRES=...,gres/gpu=1
-                assert re.search(r"gres/gpu[:=]1\b", shown), (rule, shown)
+                # TresPerJob=gres:gpu:1 (slurm-wlm 24) or gres/gpu:1; TRES=...,gres/gpu=1
+                shown = _show_job(job_id)
+                assert re.search(r"gres[/:]gpu[:=]1\b", shown), (rule, shown)
 
     # the signalled attempt exited 75 (checkpoint saved) and Snakemake retried it ...
     slurm_logs = "".join(log.read_text() for _, log in jobs["train_gan"])
