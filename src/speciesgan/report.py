@@ -397,8 +397,6 @@ def _strip_generator(path: Path) -> tuple[nn.Module | None, list[str]]:
     except Exception as exc:  # noqa: BLE001 - the report must still be written without the strip
         log.warning("%s: cannot load the generator for the interpolation strip (%s)", path, exc)
         return None, []
-    if not hasattr(generator, "z_dim"):
-        generator.z_dim = int(meta["z_dim"])
     return generator, list(meta["species"])
 
 

@@ -176,8 +176,6 @@ def _load(generator_path: Path) -> tuple[nn.Module, dict[str, Any]]:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     generator, meta = load_generator(Path(generator_path), device)
     generator.eval()
-    if not hasattr(generator, "z_dim"):
-        generator.z_dim = int(meta["z_dim"])
     return generator, meta
 
 

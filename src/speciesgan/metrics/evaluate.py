@@ -20,6 +20,7 @@ from torch import nn
 from speciesgan.atomic import write_json
 from speciesgan.errors import SpeciesganError
 from speciesgan.metrics.fid import (
+    RealFeatures,
     fid_from_features,
     rank_deficiency_note,
     real_features,
@@ -89,7 +90,9 @@ def per_species_kid(
     return scores
 
 
-def _real(manifest: Path, net: InceptionNet, cache_dir: Path, options: dict[str, Any]):
+def _real(
+    manifest: Path, net: InceptionNet, cache_dir: Path, options: dict[str, Any]
+) -> RealFeatures:
     limit = options["real_images_per_species"]
     return real_features(
         manifest,
@@ -103,10 +106,8 @@ def _real(manifest: Path, net: InceptionNet, cache_dir: Path, options: dict[str,
 
 def metrics_over_steps(
     snapshots: list[tuple[int, nn.Module]],
-    species: list[str],
-    manifest: Path,
+    real: RealFeatures,
     net: InceptionNet,
-    cache_dir: Path,
     settings: dict[str, Any],
     seed: int,
 ) -> dict[str, Any]:
@@ -119,8 +120,7 @@ def metrics_over_steps(
     options = {**DEFAULTS, **settings}
     per_species = int(options["curve_images_per_species"])
     batch_size = int(options["batch_size"])
-    real = _real(manifest, net, cache_dir, options)
-    labels = torch.arange(len(species)).repeat_interleave(per_species)
+    labels = torch.arange(len(real.species)).repeat_interleave(per_species)
     points = []
     for step, generator in snapshots:
         images = generate_images(generator, labels, seed, batch_size)
@@ -140,9 +140,8 @@ def evaluate_generator(
     generator: nn.Module,
     species: list[str],
     classifier: nn.Module,
-    manifest: Path,
+    real: RealFeatures,
     net: InceptionNet,
-    cache_dir: Path,
     settings: dict[str, Any],
     seed: int,
 ) -> dict[str, Any]:
@@ -150,12 +149,6 @@ def evaluate_generator(
     options = {**DEFAULTS, **settings}
     per_species = int(options["images_per_species"])
     batch_size = int(options["batch_size"])
-    real = _real(manifest, net, cache_dir, options)
-    if real.species != species:
-        raise SpeciesganError(
-            f"{manifest}: its species ({len(real.species)}) differ from the generator's "
-            f"({len(species)}); was the generator trained on another manifest?"
-        )
     labels = torch.arange(len(species)).repeat_interleave(per_species)
     images = generate_images(generator, labels, seed, batch_size)
     features, logits = inception_outputs(net, images, batch_size, desc="generated")
@@ -212,27 +205,20 @@ def evaluate(
     device = "cuda" if torch.cuda.is_available() else "cpu"
     cache = Path(cache_dir) if cache_dir is not None else Path(out).parent / "fid_cache"
     model, meta = load_generator(Path(generator), device, weights=weights)
-    if not hasattr(model, "z_dim"):
-        model.z_dim = int(meta["z_dim"])
+    species = list(meta["species"])
     net = load_inception(settings.get("inception_weights", DEFAULTS["inception_weights"]), device)
-    result = evaluate_generator(
-        model,
-        list(meta["species"]),
-        load_classifier(Path(classifier), device),
-        Path(manifest),
-        net,
-        cache,
-        settings,
-        seed,
-    )
+    real = _real(Path(manifest), net, cache, {**DEFAULTS, **settings})  # once, for both
+    if real.species != species:
+        raise SpeciesganError(
+            f"{manifest}: its species ({len(real.species)}) differ from the generator's "
+            f"({len(species)}); was the generator trained on another manifest?"
+        )
+    classifier_net = load_classifier(Path(classifier), device)
+    result = evaluate_generator(model, species, classifier_net, real, net, settings, seed)
     result["generator_weights"] = weights
     if snapshots is not None:
         generators, snapshot_meta = load_snapshots(Path(snapshots), device)
-        if list(snapshot_meta["species"]) != list(meta["species"]):
+        if list(snapshot_meta["species"]) != species:
             raise SpeciesganError(f"{snapshots}: its species differ from {generator}'s")
-        for _, snapshot in generators:
-            snapshot.z_dim = int(meta["z_dim"])
-        result["over_steps"] = metrics_over_steps(
-            generators, list(meta["species"]), Path(manifest), net, cache, settings, seed
-        )
+        result["over_steps"] = metrics_over_steps(generators, real, net, settings, seed)
     write_json(out, result)
