@@ -108,6 +108,7 @@ class CrossRankBatchNorm2d(nn.BatchNorm2d):
 
         if not (
             self.training
+            and not getattr(self, "local_statistics", False)
             and dist.is_available()
             and dist.is_initialized()
             and dist.get_world_size() > 1

@@ -48,6 +48,7 @@ from speciesgan.gan.loss import (
     gradient_penalty,
 )
 from speciesgan.gan.networks import build_networks, save_generator, save_snapshots
+from speciesgan.gan.standing_stats import with_standing_statistics
 from speciesgan.preemption import StopRequest, TrainingInterrupted
 from speciesgan.progress import progress
 
@@ -487,17 +488,41 @@ def train_gan(
         _run_steps(trainer, start, rows, snapshots, stop, identity, Path(checkpoint_dir))
         if ranks.is_main:
             write_log(out_log, rows)
-            species, size = trainer.data.species, trainer.data.image_size
-            save_generator(
-                out_generator, trainer.generator_ema, cfg, species, size, raw=trainer.raw_g
-            )
-            if out_snapshots is not None:  # the grid plus the final generator
-                final = {cfg["steps"]: ckpt.cpu_state_dict(trainer.generator_ema)}
-                save_snapshots(out_snapshots, {**snapshots, **final}, cfg, species, size)
+            _write_generators(trainer, snapshots, seed, out_generator, out_snapshots)
     finally:
         stop.restore()
         if ranks.owns_group:
             dist.destroy_process_group()
+
+
+def _write_generators(
+    trainer: Trainer,
+    snapshots: Mapping[int, Mapping[str, torch.Tensor]],
+    seed: int,
+    out_generator: str | Path,
+    out_snapshots: str | Path | None,
+) -> None:
+    """``generator.pt`` and ``snapshots.pt``, each generator with its own standing statistics.
+
+    The checkpoint keeps G-EMA exactly as trained (with the raw generator's
+    BatchNorm buffers) so resuming is unaffected; only the exported copies get
+    statistics recomputed for their weights (see ``standing_stats``).
+    """
+    cfg, species, size = trainer.cfg, trainer.data.species, trainer.data.image_size
+    classes = len(species)
+    ema = with_standing_statistics(trainer.generator_ema, classes, seed)
+    raw = with_standing_statistics(trainer.raw_g, classes, seed)
+    save_generator(out_generator, ema, cfg, species, size, raw=raw)
+    if out_snapshots is None:
+        return
+    standing = {cfg["steps"]: ckpt.cpu_state_dict(ema)}  # the grid plus the final generator
+    scratch = copy.deepcopy(trainer.generator_ema)
+    for step, state in snapshots.items():
+        if step == cfg["steps"]:
+            continue
+        scratch.load_state_dict(state)
+        standing[step] = ckpt.cpu_state_dict(with_standing_statistics(scratch, classes, seed))
+    save_snapshots(out_snapshots, standing, cfg, species, size)
 
 
 def _run_steps(
