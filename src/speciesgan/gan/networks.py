@@ -103,12 +103,16 @@ class CrossRankBatchNorm2d(nn.BatchNorm2d):
     works with gloo on CPUs as well.  In a single process it is plain BatchNorm2d.
     """
 
+    local_statistics: bool = False
+    """Use this process's batch alone even in a distributed run (standing statistics
+    are computed on one rank's copy; an all-reduce there would wait for the others)."""
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         import torch.distributed as dist
 
         if not (
             self.training
-            and not getattr(self, "local_statistics", False)
+            and not self.local_statistics
             and dist.is_available()
             and dist.is_initialized()
             and dist.get_world_size() > 1

@@ -61,5 +61,5 @@ def with_standing_statistics(
     for norm, momentum in zip(norms, momenta, strict=True):
         norm.momentum = momentum
         norm.eval()
-        del norm.local_statistics
+        norm.local_statistics = False
     return copied
