@@ -52,8 +52,8 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     assert generation["accuracy_mean"] >= 3 * generation["chance"]
     for key in ("fid", "inception_score"):
         assert key in generation
-    # FID/IS over training (gan.snapshot_every: 300 of 900 steps), plotted in the report
-    assert [p["step"] for p in metrics["over_steps"]["points"]] == [300, 600, 900]
+    # FID/IS over training (gan.snapshot_every: 600 of 1800 steps), plotted in the report
+    assert [p["step"] for p in metrics["over_steps"]["points"]] == [600, 1200, 1800]
     page = (results / "report.html").read_text()
     assert "Metrics over training steps" in page and "Species interpolation" in page
 
