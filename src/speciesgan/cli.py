@@ -116,6 +116,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="PNG for --mix")
     _add_common(p, threads=False)
 
+    p = sub.add_parser(
+        "generate",
+        help="pictures of one species by name (or of a mix of two)",
+        description="Write -n pictures of species NAME (or of a blend of two species with "
+        "--mix A B) from a trained generator: separate PNGs <slug>-000.png, ... in --out, "
+        "or one grid with --grid. Names match ignoring case, punctuation and spaces.",
+    )
+    p.add_argument("name", nargs="?", default=None, metavar="NAME", help="species name")
+    p.add_argument("--generator", type=Path, required=True, help="generator.pt")
+    p.add_argument("-n", type=int, default=16, help="number of pictures (default 16)")
+    p.add_argument(
+        "--out", type=Path, required=True, help="folder (or FILE.png with --grid) to write to"
+    )
+    p.add_argument("--grid", action="store_true", help="one grid image instead of separate files")
+    p.add_argument(
+        "--mix", nargs=2, metavar="SPECIES", default=None, help="blend two species (no NAME)"
+    )
+    p.add_argument(
+        "--alpha", type=float, default=0.5, help="--mix weight of the second species, 0..1"
+    )
+    p.add_argument(
+        "--weights",
+        choices=("ema", "raw"),
+        default="ema",
+        help="the EMA generator (default) or the generator as trained",
+    )
+    p.add_argument("--seed", type=int, default=0, help="same seed, same pictures (default 0)")
+
     p = sub.add_parser("evaluate", help="FID, Inception Score and per-species accuracy")
     p.add_argument("--generator", type=Path, required=True)
     p.add_argument("--manifest", type=Path, required=True)
@@ -261,6 +289,8 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901 - a flat dispatch table
             if args.out_dir is None:
                 raise SpeciesganError("sample needs --out-dir (or --mix A B --out FILE.png)")
             sample.sample_grids(args.generator, args.out_dir, seed=args.seed, **args.settings)
+    elif cmd == "generate":
+        _generate(args)
     elif cmd == "evaluate":
         from speciesgan.metrics.evaluate import evaluate
 
@@ -299,6 +329,26 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901 - a flat dispatch table
         restore(args.workdir, args.configfile, remote=args.remote)
     else:  # pragma: no cover - argparse rejects unknown commands
         raise SpeciesganError(f"unknown command {cmd}")
+
+
+def _generate(args: argparse.Namespace) -> None:
+    from speciesgan.sample import generate_pictures
+
+    paths = generate_pictures(
+        args.generator,
+        args.out,
+        name=args.name,
+        mix=args.mix,
+        alpha=args.alpha,
+        n=args.n,
+        grid=args.grid,
+        seed=args.seed,
+        weights=args.weights,
+    )
+    if args.grid:
+        print(f"wrote a grid of {args.n} picture(s) to {paths[0]}")
+    else:
+        print(f"wrote {args.n} picture(s) to {paths[0].parent}")
 
 
 def main(argv: list[str] | None = None) -> int:

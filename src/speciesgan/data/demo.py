@@ -6,11 +6,13 @@ writes ``images.tar``/``annotation.tar``/``lists.tar`` (Stanford Dogs) or
 ``CUB_200_2011.tgz`` with the real member paths, annotation syntax and id
 conventions; only the photos are synthetic.
 
-The synthetic "species" differ in silhouette *and* texture, while their colours are
-drawn from jittered palettes that overlap between species: a GAN that only learned
-"one colour per label" must not look conditional.  Each photo is a smooth noisy
-background with clutter, one (sometimes two) animals at random position, size and
-orientation, and the true tight box of what was drawn.
+The synthetic "species" differ only in shape: the outline and the layout of their
+parts.  Colours, textures, backgrounds, sizes, positions and orientations are
+drawn per photo from one distribution shared by every species, so neither a
+classifier nor a GAN can get by on a colour or a texture, as with real species
+(a Border collie can be black, brown or merle; what makes it one is its shape).
+Each photo is a smooth noisy background with clutter, one (sometimes two)
+animals, and the true tight box of what was drawn.
 
 Everything is a pure function of ``seed``: tar members in a fixed order, mtime 0,
 owner 0, gzip header without time or name, MAT-file headers without a timestamp.
@@ -59,7 +61,6 @@ MAX_SPECIES = len(DOG_BREEDS)
 TRAIN_FRACTION = 0.8
 TWO_ANIMAL_FRACTION = 0.15  # Stanford Dogs only: photos with two annotated dogs
 JPEG_QUALITY = 90
-HUE_JITTER = 0.3  # per animal, around its species' hue: ranges overlap between species
 
 # --------------------------------------------------------------------------- shapes
 # A silhouette is a list of (polygon, fill) drawn in order on a mask: fill 255 adds,
@@ -209,28 +210,23 @@ TEXTURE_COUNT = 6
 
 @dataclass(frozen=True)
 class SpeciesDesign:
-    """How one synthetic species looks: a silhouette, a texture, a hue bias."""
+    """How one synthetic species looks: its silhouette, and nothing else.
+
+    Texture and colours are deliberately not part of a species: ``_animal`` draws
+    them per photo from the distribution every species shares.
+    """
 
     silhouette: int
-    texture: int
-    hue: float
 
 
 def species_designs(layout: str, count: int) -> list[SpeciesDesign]:
     """Designs of the first ``count`` species of ``layout``.
 
     Dogs use silhouettes 0.., birds start at 6, so the default 6 + 6 demo species
-    are 12 different shapes.  Hues follow the golden ratio and are jittered by
-    +-``HUE_JITTER`` per animal, so species' colour ranges overlap.
+    are 12 different shapes.
     """
     offset = 0 if layout == "stanford_dogs" else 6
-    designs = []
-    for i in range(count):
-        k = (offset + i) % len(SILHOUETTES)
-        designs.append(
-            SpeciesDesign(silhouette=k, texture=k % TEXTURE_COUNT, hue=(k * 0.618) % 1.0)
-        )
-    return designs
+    return [SpeciesDesign(silhouette=(offset + i) % len(SILHOUETTES)) for i in range(count)]
 
 
 def _colour(hue: float, sat: float, val: float) -> np.ndarray:
@@ -295,10 +291,12 @@ def _animal(
     draw = ImageDraw.Draw(mask)
     for poly, fill in parts:
         draw.polygon([tuple(p) for p in (poly * scale + centre).tolist()], fill=fill)
-    hue = design.hue + rng.uniform(-HUE_JITTER, HUE_JITTER)
+    # the same draws for every species: texture family, hue pair, saturation, value
+    texture = int(rng.integers(TEXTURE_COUNT))
+    hue = rng.uniform()
     c1 = _colour(hue, rng.uniform(0.35, 0.9), rng.uniform(0.45, 0.95))
     c2 = _colour(hue + rng.uniform(0.35, 0.65), rng.uniform(0.2, 0.8), rng.uniform(0.2, 0.9))
-    return _texture(design.texture, size, c1, c2, rng), mask
+    return _texture(texture, size, c1, c2, rng), mask
 
 
 def render_photo(

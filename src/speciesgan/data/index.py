@@ -18,7 +18,7 @@ import hashlib
 import logging
 import os
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -267,6 +267,42 @@ def check_species_counts(
     )
 
 
+def check_species_names(records: Iterable[SourceRecord]) -> None:
+    """Fail early when two species' names differ only in case or punctuation.
+
+    Species are keyed by (category, name), but their names are what the user types
+    (``speciesgan generate NAME``) and what sample files are named after (the slug
+    of ``speciesgan.sample.slugify``), so names equal after ``slugify`` anywhere in
+    the run -- "Border_collie" and "border-collie", or one name in two categories --
+    would be told apart by neither.  The error names both species and their datasets.
+    """
+    from speciesgan.sample import slugify  # imports torch: only needed once, here
+
+    datasets: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for record in records:
+        datasets[(record.category, record.species)].add(record.dataset)
+    by_slug: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for key in sorted(datasets):
+        by_slug[slugify(key[1])].append(key)
+    clashes = {slug: keys for slug, keys in sorted(by_slug.items()) if len(keys) > 1}
+    if not clashes:
+        return
+
+    def describe(key: tuple[str, str]) -> str:
+        category, species = key
+        return f"{category}/{species!r} (dataset {', '.join(sorted(datasets[key]))})"
+
+    listing = "; ".join(
+        f"{' and '.join(describe(key) for key in keys)} -> {slug!r}"
+        for slug, keys in clashes.items()
+    )
+    raise SpeciesganError(
+        f"{len(clashes)} group(s) of species have names that are equal ignoring case and "
+        f"punctuation, so their sample files and command-line names would clash: {listing}. "
+        "Rename or merge these species in the source data."
+    )
+
+
 def _write_table(rows: list[dict[str, Any]], schema: pa.Schema, out: Path) -> None:
     table = pa.Table.from_pylist(rows, schema=schema)
     with atomic_path(out) as tmp:
@@ -299,6 +335,7 @@ def index_records(
 ) -> None:
     """Everything ``build_index`` does after the sources are read (tests call it directly)."""
     config = IndexSettings.from_dict(settings)
+    check_species_names(records)
     rejects = list(source_rejects)
     paths = sorted({r.image_path for r in records})
     with ThreadPoolExecutor(max_workers=IO_THREADS) as pool:
