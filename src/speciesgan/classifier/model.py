@@ -107,9 +107,11 @@ def _download_b0(target: Path) -> Path | None:
     import urllib.request
 
     try:
-        with urllib.request.urlopen(B0_URL, timeout=DOWNLOAD_TIMEOUT_S) as response:
-            with atomic_open(target) as fh:
-                shutil.copyfileobj(response, fh)
+        with (
+            urllib.request.urlopen(B0_URL, timeout=DOWNLOAD_TIMEOUT_S) as response,
+            atomic_open(target) as fh,
+        ):
+            shutil.copyfileobj(response, fh)
     except (OSError, ValueError) as exc:
         log.warning("could not download %s (%s)", B0_URL, exc)
         return None
