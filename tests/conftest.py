@@ -22,10 +22,9 @@ def torch_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
         os.environ.get("SPECIESGAN_TEST_TORCH_HOME") or tmp_path_factory.mktemp("torch_home")
     )
     previous = os.environ.get("TORCH_HOME")
+    # the variable alone (no torch.hub.set_dir, which would override it for the
+    # session): tests can then point TORCH_HOME elsewhere with monkeypatch.setenv
     os.environ["TORCH_HOME"] = str(home)
-    import torch
-
-    torch.hub.set_dir(str(home / "hub"))
     from speciesgan.weights import write_placeholder_weights
 
     write_placeholder_weights(seed=0)

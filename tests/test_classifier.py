@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
 import signal
 from pathlib import Path
 
@@ -13,10 +15,21 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
+from PIL import Image
 
+import speciesgan.classifier.model as model_module
+import speciesgan.classifier.train as train_module
+from speciesgan.classifier.efficientnet_lite import (
+    LITE0_WEIGHTS_FILE,
+    LITE0_WEIGHTS_SHA256,
+    efficientnet_lite0_imagenet,
+    load_lite0_imagenet_state,
+    packaged_lite0_weights,
+)
 from speciesgan.classifier.model import (
+    B0_HASH_PREFIX,
     SpeciesClassifier,
-    build_efficientnet_b0,
+    build_classifier_network,
     load_classifier,
     save_classifier,
     uint8_to_model_range,
@@ -25,7 +38,7 @@ from speciesgan.classifier.train import augment_batch, resume_path, train_classi
 from speciesgan.data.dataset import load_split
 from speciesgan.errors import SpeciesganError
 from speciesgan.preemption import TrainingInterrupted
-from speciesgan.weights import EFFICIENTNET_B0_FILE, cached_weights, file_sha256
+from speciesgan.weights import EFFICIENTNET_B0_FILE, cached_weights, checkpoints_dir, file_sha256
 
 SHAPES = ["disc", "square", "hbar", "vbar"]
 COLOURS = {
@@ -40,6 +53,8 @@ IMAGE_SIZE = 32
 LEARN = {"epochs": 6, "batch_size": 8, "lr": 5e-3, "pretrained": "none"}
 # reproducibility and resume only need a few steps, spread over more than one epoch
 SHORT = {"epochs": 2, "batch_size": 16, "pretrained": "none"}
+LITE0 = "efficientnet_lite0"
+EGYPTIAN_CAT = 285  # ImageNet class of scikit-image's chelsea.png
 
 
 def _draw(shape: str, rng: np.random.Generator, size: int) -> np.ndarray:
@@ -126,59 +141,174 @@ def _same_weights(path_a: Path, path_b: Path) -> bool:
 
 def test_classifier_gives_one_logit_per_species_for_small_images() -> None:
     torch.manual_seed(0)
-    network, _ = build_efficientnet_b0(5, "none")
+    network, _ = build_classifier_network("efficientnet_b0", 5, "none")
     model = SpeciesClassifier(network, list("abcde"), IMAGE_SIZE).eval()
     images = torch.rand(3, 3, IMAGE_SIZE, IMAGE_SIZE) * 2 - 1
     seen_sizes = []
     network.register_forward_pre_hook(lambda _, args: seen_sizes.append(args[0].shape[-1]))
-    upsampling = SpeciesClassifier(network, list("abcde"), IMAGE_SIZE, min_size=64).eval()
+    upsampling = SpeciesClassifier(network, list("abcde"), IMAGE_SIZE, input_size=64).eval()
     assert upsampling(images).shape == (3, 5)
     assert model(images).shape == (3, 5)
     assert seen_sizes == [64, IMAGE_SIZE]  # resized only when asked to
 
 
+def test_lite0_classifier_gives_one_logit_per_species_at_any_size() -> None:
+    torch.manual_seed(0)
+    network, info = build_classifier_network("efficientnet_lite0", 3, "none")
+    assert info["arch"] == "efficientnet_lite0" and info["init"] == "scratch"
+    model = SpeciesClassifier(network, list("abc"), 24, "efficientnet_lite0").eval()
+    for size in (24, 33):  # odd sizes exercise TF "same" padding
+        assert model(torch.rand(2, 3, size, size) * 2 - 1).shape == (2, 3)
+
+
+# ---------------------------------------------------------------- ImageNet weights
+
+
+def _chelsea(size: int = 224) -> torch.Tensor:
+    """scikit-image's bundled cat photo (ImageNet class 285, Egyptian cat) in [-1, 1]."""
+    import skimage.data
+
+    path = os.path.join(os.path.dirname(skimage.data.__file__), "chelsea.png")
+    image = Image.open(path).convert("RGB").resize((size, size), Image.BILINEAR)
+    pixels = torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1)[None]
+    return uint8_to_model_range(pixels)
+
+
+def test_packaged_lite0_weights_recognise_a_real_cat_photo() -> None:
+    network = efficientnet_lite0_imagenet()
+    image = _chelsea()
+    with torch.no_grad():
+        probabilities = network(image).softmax(dim=1)[0]
+        # the same network behind the species interface (its own normalisation)
+        wrapped = SpeciesClassifier(network, [str(i) for i in range(1000)], 224, LITE0).eval()
+        wrapped_logits = wrapped(image)
+    assert int(probabilities.argmax()) == EGYPTIAN_CAT
+    assert float(probabilities[EGYPTIAN_CAT]) > 0.6  # measured 0.79; random weights give ~0.001
+    torch.testing.assert_close(wrapped_logits, network(image).detach(), atol=1e-4, rtol=1e-4)
+
+
+def test_tampered_lite0_weights_file_is_refused(tmp_path: Path) -> None:
+    tampered = tmp_path / LITE0_WEIGHTS_FILE
+    data = bytearray(packaged_lite0_weights().read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one byte inside the weights
+    tampered.write_bytes(bytes(data))
+    with pytest.raises(SpeciesganError) as caught:
+        load_lite0_imagenet_state(tampered)
+    message = str(caught.value)
+    assert str(tampered) in message
+    assert file_sha256(tampered) in message and LITE0_WEIGHTS_SHA256 in message
+
+
+@pytest.fixture
+def empty_torch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A TORCH_HOME with nothing cached (torch.hub.get_dir() follows the variable)."""
+    home = tmp_path / "torch_home"
+    monkeypatch.setenv("TORCH_HOME", str(home))
+    assert checkpoints_dir() == home / "hub" / "checkpoints"
+    return home
+
+
+class _CodeRunningPayload:
+    """Unpickling this calls open(marker, "w"): any code could run in its place."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self) -> tuple:
+        return (open, (self.marker, "w"))
+
+
+def test_planted_pickle_in_torch_cache_does_not_run_code(
+    empty_torch_home: Path, tmp_path: Path
+) -> None:
+    marker = tmp_path / "payload-ran"
+    planted = checkpoints_dir() / EFFICIENTNET_B0_FILE
+    planted.parent.mkdir(parents=True)
+    torch.save({"features.0.0.weight": torch.zeros(1), "x": _CodeRunningPayload(marker)}, planted)
+    with pytest.raises(SpeciesganError, match=re.escape(str(planted))):
+        build_classifier_network("efficientnet_b0", 3, "imagenet")
+    assert not marker.exists()
+    # control: the payload is real, an unrestricted load does run it
+    torch.load(planted, weights_only=False)["x"].close()
+    assert marker.exists()
+
+
 def test_imagenet_init_loads_the_cached_file_and_reports_its_hash() -> None:
     cached = cached_weights(EFFICIENTNET_B0_FILE)
     assert cached is not None  # conftest puts a placeholder there
-    network, info = build_efficientnet_b0(7, "imagenet")
-    assert info == {"init": "imagenet", "weights_sha256": file_sha256(cached)}
+    digest = file_sha256(cached)
+    network, info = build_classifier_network("efficientnet_b0", 7, "imagenet")
+    # conftest's placeholder is random-init, so not torchvision's file: labelled as such
+    verified = digest.startswith(B0_HASH_PREFIX)
+    assert info["arch"] == "efficientnet_b0"
+    assert info["init"] == ("imagenet" if verified else "unverified")
+    assert info["weights_sha256"] == digest and info["weights_file"] == str(cached)
+    assert verified or EFFICIENTNET_B0_FILE in info["weights"]
     reference = torch.load(cached, weights_only=True)
     state = network.state_dict()
     assert torch.equal(state["features.0.0.weight"], reference["features.0.0.weight"])
     assert state["classifier.1.weight"].shape == (7, 1280)
 
 
-def test_missing_imagenet_weights_fall_back_to_scratch_with_a_warning(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+def test_offline_without_cached_b0_falls_back_to_packaged_lite0_weights(
+    empty_torch_home: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    previous = torch.hub.get_dir()
-    torch.hub.set_dir(str(tmp_path / "empty_hub"))
-    try:
-        with caplog.at_level(logging.WARNING):
-            network, info = build_efficientnet_b0(3, "imagenet")
-    finally:
-        torch.hub.set_dir(previous)
-    assert info == {"init": "scratch", "weights_sha256": None}
-    assert EFFICIENTNET_B0_FILE in caplog.text
-    assert not (tmp_path / "empty_hub" / "checkpoints" / EFFICIENTNET_B0_FILE).exists()
-    assert network.state_dict()["classifier.1.weight"].shape == (3, 1280)
+    # the real download path, failing fast and deterministically (as with no network)
+    monkeypatch.setattr(model_module, "B0_URL", f"file:///nonexistent/{EFFICIENTNET_B0_FILE}")
+    with caplog.at_level(logging.WARNING):
+        network, info = build_classifier_network("efficientnet_b0", 4, "imagenet")
+    assert info["arch"] == "efficientnet_lite0" and info["init"] == "imagenet"
+    assert LITE0_WEIGHTS_FILE in info["weights"]
+    assert info["weights_sha256"] == LITE0_WEIGHTS_SHA256
+    assert EFFICIENTNET_B0_FILE in caplog.text and "Lite0" in caplog.text
+    # nothing (not even a partial download) was left in the cache
+    assert not (checkpoints_dir() / EFFICIENTNET_B0_FILE).exists()
+    reference = load_lite0_imagenet_state()
+    state = network.state_dict()
+    backbone = [key for key in reference if not key.startswith("_fc.")]
+    assert len(backbone) > 100
+    assert all(torch.equal(state[key], reference[key]) for key in backbone)
+    assert state["_fc.weight"].shape == (4, 1280)
 
 
-def test_unknown_pretrained_choice_is_a_user_error() -> None:
+def test_pretrained_none_is_random_initialisation() -> None:
+    torch.manual_seed(0)
+    network, info = build_classifier_network("efficientnet_lite0", 3, "none")
+    assert info == {
+        "arch": "efficientnet_lite0",
+        "init": "scratch",
+        "weights": "random initialisation (efficientnet_lite0)",
+        "weights_sha256": None,
+    }
+    reference = load_lite0_imagenet_state()
+    assert not torch.equal(
+        network.state_dict()["_conv_stem.weight"], reference["_conv_stem.weight"]
+    )
+
+
+def test_unknown_pretrained_or_arch_choice_is_a_user_error() -> None:
     with pytest.raises(SpeciesganError, match="pretrained"):
-        build_efficientnet_b0(3, "imagenet21k")
+        build_classifier_network("efficientnet_b0", 3, "imagenet21k")
+    with pytest.raises(SpeciesganError, match="arch"):
+        build_classifier_network("resnet50", 3, "none")
 
 
-def test_saved_classifier_reloads_frozen_with_identical_logits(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("arch", "input_size"), [("efficientnet_b0", None), ("efficientnet_lite0", 48)]
+)
+def test_saved_classifier_reloads_frozen_with_identical_logits(
+    tmp_path: Path, arch: str, input_size: int | None
+) -> None:
     torch.manual_seed(1)
-    network, info = build_efficientnet_b0(4, "none")
-    model = SpeciesClassifier(network, SHAPES, IMAGE_SIZE).eval()
+    network, info = build_classifier_network(arch, 4, "none")
+    model = SpeciesClassifier(network, SHAPES, IMAGE_SIZE, arch, input_size).eval()
     path = tmp_path / "model.pt"
     save_classifier(path, model, SHAPES, IMAGE_SIZE, info)
     loaded = load_classifier(path)
     images = torch.rand(2, 3, IMAGE_SIZE, IMAGE_SIZE) * 2 - 1
     assert torch.equal(loaded(images), model(images))
     assert loaded.species == SHAPES and loaded.image_size == IMAGE_SIZE
+    assert loaded.arch == arch and loaded.input_size == input_size
     assert not loaded.training
     assert not any(p.requires_grad for p in loaded.parameters())
     assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]  # no temp file left
@@ -215,7 +345,9 @@ def test_training_learns_the_species_and_saves_a_consistent_model(
     assert metrics["top1"] >= 0.6  # chance is 0.25; this seed reaches 0.875
     assert set(metrics["per_species_top1"]) == set(SHAPES)
     assert metrics["top5"] == 1.0  # k = min(5, 4 classes): every label is in the top 4
-    assert metrics["init"] == "scratch"
+    assert metrics["init"] == "scratch" and metrics["arch"] == "efficientnet_b0"
+    assert metrics["weights"] == "random initialisation (efficientnet_b0)"
+    assert metrics["weights_sha256"] is None
     # the saved model reproduces the reported accuracy on the test split
     test = load_split(manifest, "test")
     classifier = load_classifier(model_path)
@@ -223,6 +355,37 @@ def test_training_learns_the_species_and_saves_a_consistent_model(
         predicted = classifier(uint8_to_model_range(test.images)).argmax(dim=1)
     assert round(float((predicted == test.labels).float().mean()), 6) == metrics["top1"]
     assert not resume_path(model_path).exists()
+
+
+@pytest.mark.parametrize("input_size", [None, 48])
+def test_lite0_imagenet_training_records_its_weights_and_reloads(
+    manifest: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, input_size: int | None
+) -> None:
+    trained = []
+
+    def keep_model(path: Path, model: SpeciesClassifier, *args, **kwargs) -> None:
+        trained.append(model)
+        save_classifier(path, model, *args, **kwargs)
+
+    monkeypatch.setattr(train_module, "save_classifier", keep_model)
+    settings = {"epochs": 1, "batch_size": 16, "arch": LITE0, "pretrained": "imagenet"}
+    if input_size is not None:
+        settings["input_size"] = input_size
+    model_path, metrics_path = _train(manifest, tmp_path, settings)
+    metrics = json.loads(metrics_path.read_text())
+    assert metrics["arch"] == LITE0 and metrics["init"] == "imagenet"
+    assert LITE0_WEIGHTS_FILE in metrics["weights"]
+    assert metrics["weights_sha256"] == LITE0_WEIGHTS_SHA256
+    loaded = load_classifier(model_path)
+    assert loaded.arch == LITE0 and loaded.input_size == input_size
+    test = load_split(manifest, "test")
+    images = uint8_to_model_range(test.images)
+    (model,) = trained
+    with torch.no_grad():
+        logits = loaded(images)
+        assert torch.equal(logits, model.eval()(images))
+    accuracy = float((logits.argmax(dim=1) == test.labels).float().mean())
+    assert round(accuracy, 6) == metrics["top1"]
 
 
 def test_same_seed_gives_identical_metrics_and_weights(

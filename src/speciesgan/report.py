@@ -151,9 +151,38 @@ CLASSIFIER_ROLES = {
 }
 
 
+CLASSIFIER_WEIGHT_KEYS = ("arch", "init", "weights", "weights_sha256")
+"""What a classifier was started from (its metrics.json); shown as a sentence, not table rows."""
+
+
+def _classifier_weights(metrics: dict[str, Any]) -> str:
+    """Name the weights a classifier was fine-tuned from; flag unverified ones."""
+    weights = metrics.get("weights")
+    if weights is None:
+        return (
+            '<p class="missing">initial weights not recorded (metrics.json of an older version)</p>'
+        )
+    details = [f"architecture {metrics.get('arch', '?')}", f"init {metrics.get('init', '?')}"]
+    if metrics.get("weights_sha256"):
+        details.append(f"sha256 {str(metrics['weights_sha256'])[:16]}…")
+    text = f"Initial weights: {html.escape(str(weights))} ({html.escape(', '.join(details))})."
+    if metrics.get("init") == "unverified":
+        return (
+            f'<p class="note">{text} The file is not torchvision\'s published one (an offline '
+            "placeholder or a modified file): the classifier may not have started from "
+            "ImageNet features.</p>"
+        )
+    return f"<p>{text}</p>"
+
+
 def _classifier_section(metrics: dict[str, Any]) -> str:
-    scalars = [[k, v] for k, v in sorted(metrics.items()) if not isinstance(v, (dict, list))]
-    parts = [_table(["metric", "value"], scalars)] if scalars else []
+    scalars = [
+        [k, v]
+        for k, v in sorted(metrics.items())
+        if not isinstance(v, (dict, list)) and k not in CLASSIFIER_WEIGHT_KEYS
+    ]
+    parts = [_classifier_weights(metrics)]
+    parts += [_table(["metric", "value"], scalars)] if scalars else []
     for key, value in sorted(metrics.items()):
         if isinstance(value, dict) and all(not isinstance(v, (dict, list)) for v in value.values()):
             parts.append(f"<h3>{html.escape(key)}</h3>")

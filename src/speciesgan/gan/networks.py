@@ -357,7 +357,11 @@ class ResNetDiscriminator(nn.Module):
 
 # ---------------------------------------------------------------- construction and files
 
-GENERATORS: dict[str, type[nn.Module]] = {"dcgan": DCGANGenerator, "resnet": ResNetGenerator}
+GENERATORS: dict[str, type[nn.Module]] = {
+    "dcgan": DCGANGenerator,
+    "resnet": ResNetGenerator,
+    "projected": ResNetGenerator,  # the ResNet generator against a projected discriminator
+}
 DISCRIMINATORS: dict[str, type[nn.Module]] = {
     "dcgan": DCGANDiscriminator,
     "resnet": ResNetDiscriminator,
@@ -397,12 +401,22 @@ def build_networks(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         generator = GENERATORS[name](**generator_kwargs(settings, num_classes, image_size))
-        discriminator = DISCRIMINATORS[name](
-            num_classes=num_classes,
-            image_size=image_size,
-            channels=int(settings.get("d_channels", 64)),
-        )
+        discriminator = _discriminator(name, settings, num_classes, image_size)
     return generator, discriminator
+
+
+def _discriminator(
+    name: str, settings: Mapping[str, Any], num_classes: int, image_size: int
+) -> nn.Module:
+    channels = int(settings.get("d_channels", 64))
+    if name == "projected":
+        from speciesgan.gan.projected import ProjectedDiscriminator  # imports this module
+
+        input_size = settings.get("d_input_size")
+        return ProjectedDiscriminator(
+            num_classes, image_size, channels, None if input_size is None else int(input_size)
+        )
+    return DISCRIMINATORS[name](num_classes=num_classes, image_size=image_size, channels=channels)
 
 
 def _cpu(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

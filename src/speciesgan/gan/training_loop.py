@@ -63,6 +63,7 @@ DEFAULTS: dict[str, Any] = {
     "embed_dim": 64,
     "g_channels": 64,
     "d_channels": 64,
+    "d_input_size": None,
     "lr_g": 2e-4,
     "lr_d": 2e-4,
     "beta1": 0.0,
@@ -304,7 +305,10 @@ class Trainer:
         part, size = self._part(), self.cfg["batch_size"]
         species = self.data.species_batch(size, part, self.rngs["data"])
         z = self._noise(part)
-        self.raw_d.requires_grad_(False)
+        # freeze only what D trains: a projected D's backbone stays frozen throughout
+        trainable_d = [p for p in self.raw_d.parameters() if p.requires_grad]
+        for param in trainable_d:
+            param.requires_grad_(False)
         try:
             with self._autocast():
                 fake = self.generator(z, species)
@@ -317,7 +321,8 @@ class Trainer:
             total.backward()
             self.opt_g.step()
         finally:
-            self.raw_d.requires_grad_(True)
+            for param in trainable_d:
+                param.requires_grad_(True)
         return loss.detach(), loss_cls.detach()
 
     @torch.no_grad()
@@ -385,7 +390,9 @@ def build_trainer(
     g_ema = copy.deepcopy(g).eval().requires_grad_(False)
     betas = (float(cfg["beta1"]), float(cfg["beta2"]))
     opt_g = torch.optim.Adam(g.parameters(), lr=float(cfg["lr_g"]), betas=betas)
-    opt_d = torch.optim.Adam(d.parameters(), lr=float(cfg["lr_d"]), betas=betas)
+    # the projected discriminator's frozen ImageNet backbone has nothing to optimise
+    trainable_d = [p for p in d.parameters() if p.requires_grad]
+    opt_d = torch.optim.Adam(trainable_d, lr=float(cfg["lr_d"]), betas=betas)
     if ranks.distributed:
         ids = [device.index] if device.type == "cuda" else None
         g = DistributedDataParallel(g, device_ids=ids)
