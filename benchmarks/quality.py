@@ -32,6 +32,7 @@ import yaml
 
 from speciesgan.classifier.model import load_classifier
 from speciesgan.config import validate_config
+from speciesgan.errors import SpeciesganError
 from speciesgan.gan.standing_stats import with_standing_statistics
 from speciesgan.gan.training_loop import (
     DeviceCrops,
@@ -146,7 +147,7 @@ def main() -> None:
     parser.add_argument("--cache-dir", type=Path, help="real-feature cache (default: the demo's)")
     parser.add_argument("--out", type=Path, help="also write the rows and settings as JSON")
     args = parser.parse_args()
-    if args.fid_images_per_species > args.images_per_species:
+    if not args.no_fid and args.fid_images_per_species > args.images_per_species:
         parser.error("--fid-images-per-species cannot exceed --images-per-species")
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -203,4 +204,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except SpeciesganError as exc:
+        raise SystemExit(f"error: {exc}") from None

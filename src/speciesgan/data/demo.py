@@ -291,12 +291,38 @@ def _animal(
     draw = ImageDraw.Draw(mask)
     for poly, fill in parts:
         draw.polygon([tuple(p) for p in (poly * scale + centre).tolist()], fill=fill)
-    # the same draws for every species: texture family, hue pair, saturation, value
+    return _surface(size, rng), mask
+
+
+def _surface(size: int, rng: np.random.Generator) -> Image.Image:
+    """A patterned ``size`` square: the draws every species shares (family, hue pair, saturation, value)."""
     texture = int(rng.integers(TEXTURE_COUNT))
     hue = rng.uniform()
     c1 = _colour(hue, rng.uniform(0.35, 0.9), rng.uniform(0.45, 0.95))
     c2 = _colour(hue + rng.uniform(0.35, 0.65), rng.uniform(0.2, 0.8), rng.uniform(0.2, 0.9))
-    return _texture(texture, size, c1, c2, rng), mask
+    return _texture(texture, size, c1, c2, rng)
+
+
+PATTERNED_CLUTTER = (1, 4)
+"""Patterned rectangles and ellipses per photo (low, high exclusive), behind the animal."""
+
+
+def _add_patterned_clutter(photo: Image.Image, rng: np.random.Generator) -> None:
+    """Rectangles and ellipses in the animals' own patterns, so that how much of a crop
+    is patterned (a shape's fill) or how many pattern edges it has says nothing of
+    the species: the animal has to be told from the clutter by its outline."""
+    width, height = photo.size
+    short = min(width, height)
+    for _ in range(int(rng.integers(*PATTERNED_CLUTTER))):
+        size = max(8, int(short * rng.uniform(0.25, 0.7)))
+        x = int(rng.integers(-size // 3, width - 2 * size // 3))
+        y = int(rng.integers(-size // 3, height - 2 * size // 3))
+        mask = Image.new("L", (size, size), 0)
+        draw = ImageDraw.Draw(mask)
+        w, h = size * rng.uniform(0.4, 1.0), size * rng.uniform(0.4, 1.0)
+        box = ((size - w) / 2, (size - h) / 2, (size + w) / 2, (size + h) / 2)
+        (draw.rectangle if rng.uniform() < 0.5 else draw.ellipse)(box, fill=255)
+        photo.paste(_surface(size, rng), (x, y), mask)
 
 
 def render_photo(
@@ -309,6 +335,7 @@ def render_photo(
     side, so their boxes never overlap.
     """
     photo = _background(width, height, rng)
+    _add_patterned_clutter(photo, rng)
     short, long_ = min(width, height), max(width, height)
     boxes: list[Box] = []
     for k in range(animals):
