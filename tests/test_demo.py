@@ -21,7 +21,6 @@ import pytest
 
 from tests.workflow import copy_workflow, env, planned_jobs, snakemake
 
-
 DEMO_SNAPSHOT_STEPS = [200, 400, 600]
 """configs/demo.yaml: gan.steps 600, gan.snapshot_every 200."""
 

@@ -121,7 +121,10 @@ class ProjectedDiscriminator(nn.Module):
     def forward(self, images: torch.Tensor, species_ids: torch.Tensor) -> torch.Tensor:
         if images.shape[-1] != self.input_size:
             images = F.interpolate(
-                images, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False
+                images,
+                size=(self.input_size, self.input_size),
+                mode="bilinear",
+                align_corners=False,
             )
         maps = self.features(images)
         return sum(head(m, species_ids) for head, m in zip(self.heads, maps, strict=True))
