@@ -104,6 +104,7 @@ def _load_backbone(network: nn.Module, state: dict[str, torch.Tensor], head: str
 
 def _download_b0(target: Path) -> Path | None:
     """Fetch torchvision's B0 ImageNet file into torch's cache; None when offline or wrong."""
+    import http.client
     import urllib.request
 
     try:
@@ -112,7 +113,7 @@ def _download_b0(target: Path) -> Path | None:
             atomic_open(target) as fh,
         ):
             shutil.copyfileobj(response, fh)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, http.client.HTTPException) as exc:
         log.warning("could not download %s (%s)", B0_URL, exc)
         return None
     if not file_sha256(target).startswith(B0_HASH_PREFIX):

@@ -396,7 +396,10 @@ def train_classifier(
     criterion = nn.CrossEntropyLoss(label_smoothing=float(cfg["label_smoothing"]))
 
     resume_file = resume_path(out_model)
-    run_hash = settings_hash(cfg, seed, train, test)
+    # what was built, not only what was asked: an offline B0 request falls back to
+    # Lite0, and its resume state must never be loaded into a B0 on a later attempt
+    built = {**cfg, "built_arch": info["arch"], "init_sha256": info["weights_sha256"]}
+    run_hash = settings_hash(built, seed, train, test)
     state = load_resume(resume_file, run_hash, model, optimizer, scheduler, augment_generator)
     state = state or TrainState(history=[])
     log.info(
