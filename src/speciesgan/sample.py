@@ -25,6 +25,7 @@ from torch import nn
 
 from speciesgan.atomic import atomic_path, write_json
 from speciesgan.errors import SpeciesganError
+from speciesgan.names import slugify
 
 GRID_PADDING = 2
 GRID_FILL = 255
@@ -123,11 +124,6 @@ def save_png(array: np.ndarray, path: Path) -> None:
     """Write an HWC uint8 array as PNG atomically, with no metadata (deterministic bytes)."""
     with atomic_path(path) as tmp:
         Image.fromarray(array).save(tmp, format="PNG")
-
-
-def slugify(name: str) -> str:
-    """File-name form of a species: lowercase, runs of non-alphanumerics -> '-'."""
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "species"
 
 
 def unique_slugs(names: list[str]) -> list[str]:

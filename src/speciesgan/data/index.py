@@ -34,6 +34,7 @@ from speciesgan.data.crop import Box, clip_box
 from speciesgan.data.preprocess import ROTATED_ORIENTATIONS, orientation_of
 from speciesgan.data.sources import Reject, SourceRecord, reader
 from speciesgan.errors import SpeciesganError
+from speciesgan.names import slugify
 from speciesgan.progress import progress
 
 log = logging.getLogger(__name__)
@@ -272,11 +273,10 @@ def check_species_names(records: Iterable[SourceRecord]) -> None:
 
     Species are keyed by (category, name), but their names are what the user types
     (``speciesgan generate NAME``) and what sample files are named after (the slug
-    of ``speciesgan.sample.slugify``), so names equal after ``slugify`` anywhere in
+    of ``speciesgan.names.slugify``), so names equal after ``slugify`` anywhere in
     the run -- "Border_collie" and "border-collie", or one name in two categories --
     would be told apart by neither.  The error names both species and their datasets.
     """
-    from speciesgan.sample import slugify  # imports torch: only needed once, here
 
     datasets: dict[tuple[str, str], set[str]] = defaultdict(set)
     for record in records:
