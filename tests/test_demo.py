@@ -21,8 +21,8 @@ import pytest
 
 from tests.workflow import copy_workflow, env, planned_jobs, snakemake
 
-DEMO_SNAPSHOT_STEPS = [200, 400, 600]
-"""configs/demo.yaml: gan.steps 600, gan.snapshot_every 200."""
+DEMO_SNAPSHOT_STEPS = [400, 800, 1200]
+"""configs/demo.yaml: gan.steps 1200, gan.snapshot_every 400."""
 
 
 @pytest.mark.slow
