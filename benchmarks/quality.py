@@ -44,7 +44,7 @@ from speciesgan.gan.training_loop import (
 from speciesgan.metrics.evaluate import classifier_accuracy
 from speciesgan.metrics.fid import RealFeatures, fid_from_features, real_features
 from speciesgan.metrics.inception import InceptionNet, inception_outputs, load_inception
-from speciesgan.sample import generate_images
+from speciesgan.sample import generate_images, save_png, tile
 
 COLUMNS = ("steps", "CPU s", "wall s", "gen acc mean", "worst acc", "worst species", "FID")
 
@@ -84,6 +84,7 @@ def evaluate(
     net: InceptionNet | None,
     real: RealFeatures | None,
     args: argparse.Namespace,
+    step: int,
 ) -> dict[str, Any]:
     """Accuracy per species and FID of the EMA generator, on the same latents every time."""
     species = trainer.data.species
@@ -93,6 +94,9 @@ def evaluate(
     correct = classifier_accuracy(classifier, images, ids)
     per_species = correct.reshape(len(species), -1).mean(axis=1)
     worst = int(np.argmin(per_species))
+    if args.grid_dir is not None:  # to look at, not only count: 8 per species, a row each
+        first = (torch.arange(len(ids)) % args.images_per_species) < 8
+        save_png(tile(images[first], columns=8), args.grid_dir / f"step-{step}.png")
     fid = None
     if net is not None and real is not None:
         first = (torch.arange(len(ids)) % args.images_per_species) < args.fid_images_per_species
@@ -145,6 +149,7 @@ def main() -> None:
     parser.add_argument("--fid-images-per-species", type=int, default=10)
     parser.add_argument("--no-fid", action="store_true", help="skip FID (Inception ~0.2 s/image)")
     parser.add_argument("--cache-dir", type=Path, help="real-feature cache (default: the demo's)")
+    parser.add_argument("--grid-dir", type=Path, help="write a sample grid (8 per species) per row")
     parser.add_argument("--out", type=Path, help="also write the rows and settings as JSON")
     args = parser.parse_args()
     if not args.no_fid and args.fid_images_per_species > args.images_per_species:
@@ -184,7 +189,7 @@ def main() -> None:
                 next_eval += every
             eval_start = time.perf_counter()
             row = {"steps": step, "cpu_s": cpu_s, "wall_s": wall_s}
-            row |= evaluate(trainer, classifier, net, real, args)
+            row |= evaluate(trainer, classifier, net, real, args, step)
             row["eval_wall_s"] = time.perf_counter() - eval_start
             rows.append(row)
             print(table_row(row), flush=True)
