@@ -13,7 +13,6 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from torch import nn
 
 from speciesgan.atomic import atomic_path, write_json
 from speciesgan.errors import SpeciesganError
-from speciesgan.names import slugify
+from speciesgan.names import slug_clashes, slugify
 
 GRID_PADDING = 2
 GRID_FILL = 255
@@ -136,14 +135,6 @@ def unique_slugs(names: list[str]) -> list[str]:
     return [
         f"{slug}-{index}" if slugs.count(slug) > 1 else slug for index, slug in enumerate(slugs)
     ]
-
-
-def slug_clashes(names: Sequence[str]) -> dict[str, list[str]]:
-    """Slug -> the names sharing it, for every slug that two or more names share."""
-    by_slug: dict[str, list[str]] = defaultdict(list)
-    for name in names:
-        by_slug[slugify(name)].append(name)
-    return {slug: group for slug, group in sorted(by_slug.items()) if len(group) > 1}
 
 
 def _words(name: str) -> str:

@@ -34,7 +34,7 @@ from speciesgan.data.crop import Box, clip_box
 from speciesgan.data.preprocess import ROTATED_ORIENTATIONS, orientation_of
 from speciesgan.data.sources import Reject, SourceRecord, reader
 from speciesgan.errors import SpeciesganError
-from speciesgan.names import slugify
+from speciesgan.names import slug_clashes
 from speciesgan.progress import progress
 
 log = logging.getLogger(__name__)
@@ -281,10 +281,7 @@ def check_species_names(records: Iterable[SourceRecord]) -> None:
     datasets: dict[tuple[str, str], set[str]] = defaultdict(set)
     for record in records:
         datasets[(record.category, record.species)].add(record.dataset)
-    by_slug: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    for key in sorted(datasets):
-        by_slug[slugify(key[1])].append(key)
-    clashes = {slug: keys for slug, keys in sorted(by_slug.items()) if len(keys) > 1}
+    clashes = slug_clashes(sorted(datasets), name=lambda key: key[1])
     if not clashes:
         return
 
