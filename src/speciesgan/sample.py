@@ -125,18 +125,6 @@ def save_png(array: np.ndarray, path: Path) -> None:
         Image.fromarray(array).save(tmp, format="PNG")
 
 
-def unique_slugs(names: list[str]) -> list[str]:
-    """Slugs for all species; a clash gets the species id appended so no grid is overwritten.
-
-    ``write_sample_grids`` refuses clashing names before it gets here (the index
-    stage refuses them too), so in practice this returns the plain slugs.
-    """
-    slugs = [slugify(name) for name in names]
-    return [
-        f"{slug}-{index}" if slugs.count(slug) > 1 else slug for index, slug in enumerate(slugs)
-    ]
-
-
 def _words(name: str) -> str:
     """``name`` lowercased, each run of spaces, punctuation and underscores one space."""
     return re.sub(r"[\W_]+", " ", name.casefold()).strip()
@@ -224,7 +212,7 @@ def write_sample_grids(
     overview = torch.cat([images[k, :row_length] for k in range(len(species))])
     save_png(tile(overview, columns=row_length), out_dir / "overview.png")
     index: dict[str, Any] = {"overview": "overview.png", "species": {}}
-    for species_id, (name, slug) in enumerate(zip(species, unique_slugs(species), strict=True)):
+    for species_id, (name, slug) in enumerate(zip(species, map(slugify, species), strict=True)):
         relative = f"species/{slug}.png"
         save_png(tile(images[species_id], columns=grid_columns), out_dir / relative)
         index["species"][name] = relative

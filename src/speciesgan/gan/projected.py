@@ -21,7 +21,8 @@ Layout, following the paper at a size a CPU can afford:
   the species, plus an unconditional score; the scores of all scales are summed.
 
 Only the heads and their species embeddings are trained; the backbone and the
-projections are buffers of the state dict, so a checkpoint restores them exactly.
+projections are frozen parameters (kept out of the optimiser but in the state
+dict), so a checkpoint restores them exactly.
 """
 
 from __future__ import annotations
