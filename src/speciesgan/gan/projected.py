@@ -88,11 +88,15 @@ class ScaleHead(nn.Module):
         self.score = spectral_norm(nn.Linear(channels, 1))
         self.embedding = SpeciesEmbedding(num_classes, channels)
         self.embedding.table = spectral_norm(self.embedding.table)
+        self.species_logits = nn.Linear(channels, num_classes)
 
-    def forward(self, features: torch.Tensor, species_ids: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, features: torch.Tensor, species_ids: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(real/fake score with the species projection, species logits) per image."""
         h = self.body(features).mean(dim=(2, 3))
         projection = (self.embedding(species_ids).to(h.dtype) * h).sum(dim=1)
-        return self.score(h).squeeze(1) + projection
+        return self.score(h).squeeze(1) + projection, self.species_logits(h)
 
 
 class ProjectedDiscriminator(nn.Module):
@@ -119,7 +123,10 @@ class ProjectedDiscriminator(nn.Module):
             for s in FEATURE_STAGES
         )
 
-    def forward(self, images: torch.Tensor, species_ids: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, images: torch.Tensor, species_ids: torch.Tensor, with_logits: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Scores (higher = real); with ``with_logits`` also the heads' summed species logits."""
         if images.shape[-1] != self.input_size:
             images = F.interpolate(
                 images,
@@ -128,4 +135,8 @@ class ProjectedDiscriminator(nn.Module):
                 align_corners=False,
             )
         maps = self.features(images)
-        return sum(head(m, species_ids) for head, m in zip(self.heads, maps, strict=True))
+        outputs = [head(m, species_ids) for head, m in zip(self.heads, maps, strict=True)]
+        scores = torch.stack([score for score, _ in outputs]).sum(0)
+        if not with_logits:
+            return scores
+        return scores, torch.stack([logits for _, logits in outputs]).sum(0)

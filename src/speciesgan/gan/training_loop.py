@@ -32,6 +32,7 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
@@ -46,6 +47,7 @@ from speciesgan.gan.loss import (
     discriminator_loss,
     generator_loss,
     gradient_penalty,
+    mode_seeking_loss,
 )
 from speciesgan.gan.networks import build_networks, save_generator, save_snapshots
 from speciesgan.gan.standing_stats import with_standing_statistics
@@ -72,6 +74,8 @@ DEFAULTS: dict[str, Any] = {
     "ema_decay": 0.999,
     "diffaugment": "translation,cutout,color",
     "classifier_loss_weight": 0.1,
+    "species_loss_weight": 0.0,
+    "mode_seeking_weight": 0.0,
     "precision": "fp32",
     "checkpoint_every": 200,
     "snapshot_every": 0,
@@ -270,6 +274,11 @@ class Trainer:
         return diff_augment(images, self.policy, self.rngs["augment"])
 
     @property
+    def species_loss_weight(self) -> float:
+        """Weight of the discriminator's own species classification (AC-GAN term)."""
+        return float(self.cfg["species_loss_weight"])
+
+    @property
     def policy(self) -> tuple[str, ...]:
         return parse_policy(self.cfg["diffaugment"])
 
@@ -287,11 +296,17 @@ class Trainer:
             with torch.no_grad():
                 fake = self.generator(z, species)
             real_aug, fake_aug = self._augment(real), self._augment(fake.to(real.dtype))
-            scores = self.discriminator(
-                torch.cat([real_aug, fake_aug]), torch.cat([species, species])
-            )
+            images, ids = torch.cat([real_aug, fake_aug]), torch.cat([species, species])
+            if self.species_loss_weight > 0:
+                scores, logits = self.discriminator(images, ids, with_logits=True)
+                # D's species head learns from real photos only (fakes would teach it G's errors)
+                real_logits = logits[: real.shape[0]].float()
+                species_loss = F.cross_entropy(real_logits, species)
+            else:
+                scores, species_loss = self.discriminator(images, ids), 0.0
             real_scores, fake_scores = scores.float().chunk(2)
             loss = discriminator_loss(self.cfg["loss"], real_scores, fake_scores)
+            loss = loss + self.species_loss_weight * species_loss
         if self.cfg["loss"] == "wgan-gp":
             loss = loss + gradient_penalty(
                 self.raw_d, real_aug, fake_aug, species, self.rngs["noise"]
@@ -305,6 +320,10 @@ class Trainer:
         part, size = self._part(), self.cfg["batch_size"]
         species = self.data.species_batch(size, part, self.rngs["data"])
         z = self._noise(part)
+        seek_modes = float(self.cfg["mode_seeking_weight"]) > 0 and species.shape[0] >= 2
+        if seek_modes:  # pairs (i, half + i) ask for the same species with different noise
+            half = species.shape[0] // 2
+            species = torch.cat([species[:half], species[:half], species[2 * half :]])
         # freeze only what D trains: a projected D's backbone stays frozen throughout
         trainable_d = [p for p in self.raw_d.parameters() if p.requires_grad]
         for param in trainable_d:
@@ -312,11 +331,21 @@ class Trainer:
         try:
             with self._autocast():
                 fake = self.generator(z, species)
-                loss = generator_loss(self.cfg["loss"], self.raw_d(self._augment(fake), species))
-                loss_cls = torch.zeros((), device=self.device)
+                total = loss_cls = torch.zeros((), device=self.device)
+                if self.species_loss_weight > 0:
+                    scores, logits = self.raw_d(self._augment(fake), species, with_logits=True)
+                    species_loss = F.cross_entropy(logits.float(), species)
+                    total = total + self.species_loss_weight * species_loss
+                else:
+                    scores = self.raw_d(self._augment(fake), species)
+                loss = generator_loss(self.cfg["loss"], scores)
                 if self.classifier is not None:
                     loss_cls = classifier_guidance_loss(self.classifier, fake, species)
-                total = loss + self.cfg["classifier_loss_weight"] * loss_cls
+                if seek_modes:
+                    total = total + float(self.cfg["mode_seeking_weight"]) * mode_seeking_loss(
+                        fake[:half], fake[half : 2 * half], z[:half], z[half : 2 * half]
+                    )
+                total = total + loss + self.cfg["classifier_loss_weight"] * loss_cls
             self.opt_g.zero_grad(set_to_none=True)
             total.backward()
             self.opt_g.step()
