@@ -15,7 +15,16 @@ from typing import Any
 import jsonschema
 import yaml
 
+from speciesgan.data.sources import FILES_BY_FORMAT, LOCAL_FORMATS, base_format
 from speciesgan.errors import SpeciesganError
+
+DIFFAUGMENT_OPS = ("color", "translation", "cutout")
+"""DiffAugment op names (``speciesgan.gan.augment.OPS``; a test keeps them equal).
+Repeated here because importing the GAN package would load torch in every
+Snakemake start."""
+
+GAN_BATCH_SIZE_DEFAULT = 64
+"""Training's ``batch_size`` when the config gives none (``gan.training_loop.DEFAULTS``)."""
 
 
 def load_schema() -> dict[str, Any]:
@@ -88,6 +97,15 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
         if name not in result["datasets"]
     ]
     problems += _variant_problems(schema, result)
+    problems += _archive_problems(result)
+    problems += _gan_problems("gan", result["gan"])
+    gpus = result["gan"]["gpus"]
+    batch = result["gan"].get("batch_size", GAN_BATCH_SIZE_DEFAULT)
+    if batch % gpus:
+        problems.append(
+            f"  - config key gan.gpus: {gpus} GPUs do not divide gan.batch_size {batch} "
+            "(each GPU trains on an equal share of the batch)"
+        )
     if problems:
         raise SpeciesganError("invalid configuration:\n" + "\n".join(problems))
     return result
@@ -99,10 +117,53 @@ def _variant_problems(schema: dict[str, Any], config: dict[str, Any]) -> list[st
     gan_schema = jsonschema.Draft202012Validator(schema["properties"]["gan"])
     problems = []
     for name, variant in variants.items():
+        key = f"ablation.variants.{name}.gan"
+        if "gpus" in variant.get("gan", {}):
+            problems.append(
+                f"  - config key {key}.gpus: variants train in one process on one GPU; "
+                "remove it (gan.gpus sets the main model's GPUs)"
+            )
         merged = {**config["gan"], **variant.get("gan", {})}
-        for error in gan_schema.iter_errors(merged):
+        errors = list(gan_schema.iter_errors(merged))
+        for error in errors:
             described = _describe(error).removeprefix("config key ")
-            problems.append(f"  - config key ablation.variants.{name}.gan.{described}")
+            problems.append(f"  - config key {key}.{described}")
+        if not errors:
+            problems += _gan_problems(key, merged)
+    return problems
+
+
+def _gan_problems(key: str, gan: dict[str, Any]) -> list[str]:
+    """Checks of one gan section that the schema cannot express."""
+    policy = gan.get("diffaugment", "")
+    unknown = [op for op in policy.split(",") if op and op not in DIFFAUGMENT_OPS]
+    if unknown:
+        return [
+            f"  - config key {key}.diffaugment: unknown DiffAugment policy "
+            f"{', '.join(repr(op) for op in unknown)} (known: {', '.join(DIFFAUGMENT_OPS)})"
+        ]
+    return []
+
+
+def _archive_problems(config: dict[str, Any]) -> list[str]:
+    """``files`` may override only the archives the dataset's format consists of.
+
+    The workflow looks the overrides up by the format's archive names, so an
+    entry under any other name would be ignored and the official URL fetched
+    unpinned instead.
+    """
+    problems = []
+    for name, spec in sorted(config["datasets"].items()):
+        fmt = spec["format"]
+        known = FILES_BY_FORMAT[base_format(fmt)]
+        for archive in spec.get("files", {}):
+            if archive in known:
+                continue
+            if fmt in LOCAL_FORMATS:
+                why = f"format {fmt} is read in place from `path` and has no archives"
+            else:
+                why = f"format {fmt} has no archive {archive!r} (its archives: {', '.join(known)})"
+            problems.append(f"  - config key datasets.{name}.files.{archive}: {why}")
     return problems
 
 
