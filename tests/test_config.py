@@ -163,3 +163,86 @@ def test_files_entries_for_the_formats_archives_pass() -> None:
             for archive in FILES_BY_FORMAT[base_format(spec["format"])]
         }
     validate_config(copy.deepcopy(config))
+
+
+# ---------------------------------------------------------------- check-config
+
+
+def _check_config(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    from speciesgan.cli import main
+
+    code = main(["check-config", *args])
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def test_check_config_layers_the_ablation_overlay_over_demo_and_config_yaml(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the README's command: snakemake all --configfile configs/demo.yaml configs/ablation.yaml
+    monkeypatch.chdir(REPO)
+    code, output = _check_config(capsys, "configs/demo.yaml", "configs/ablation.yaml")
+    assert code == 0, output
+    assert "config.yaml + configs/demo.yaml + configs/ablation.yaml: OK" in output
+
+
+def test_check_config_layers_one_overlay_over_config_yaml(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(REPO)
+    code, output = _check_config(capsys, "configs/ablation.yaml")
+    assert code == 0, output
+
+
+def test_check_config_bad_overlay_value_names_the_key_and_file(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(REPO)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("ablation:\n  variants:\n    v1: {gan: {loss: squared}}\n")
+    code, output = _check_config(capsys, "configs/demo.yaml", "configs/ablation.yaml", str(bad))
+    assert code == 1
+    assert "config key ablation.variants.v1.gan.loss" in output and str(bad) in output
+    assert "required but missing" not in output  # the overlay is judged over its base
+
+
+def test_check_config_alone_checks_the_file_by_itself(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(REPO)
+    code, output = _check_config(capsys, "--alone", "configs/ablation.yaml")
+    assert code == 1 and "config key results_dir: required but missing" in output
+    code, output = _check_config(capsys, "--alone", "configs/smoke.yaml")
+    assert code == 0 and "configs/smoke.yaml: OK" in output
+
+
+def test_check_config_without_the_base_file_says_how_to_proceed(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(REPO / "configs")  # no config.yaml here
+    code, output = _check_config(capsys, "demo.yaml")
+    assert code == 1 and "config.yaml" in output and "--alone" in output
+    code, output = _check_config(capsys, "--base", "../config.yaml", "demo.yaml", "ablation.yaml")
+    assert code == 0, output
+
+
+@pytest.mark.parametrize(
+    ("base", "overlay"),
+    [
+        ({"a": {"b": 1, "c": [1, 2]}, "d": 1}, {"a": {"c": [3]}, "e": {"f": None}}),
+        ({"a": 1}, {"a": {"b": 2}}),
+        ({"a": {"b": {"c": 1}}}, {"a": {"b": 2}}),
+        ({"a": {"b": 1}}, {"a": None}),
+        ({"a": {"b": 1}}, {"a": {}}),
+    ],
+)
+def test_layering_is_snakemakes(base: dict[str, Any], overlay: dict[str, Any]) -> None:
+    from snakemake.utils import update_config
+
+    from speciesgan.config import layer_config
+
+    expected = copy.deepcopy(base)
+    update_config(expected, copy.deepcopy(overlay))
+    before = copy.deepcopy(base)
+    assert layer_config(base, overlay) == expected
+    assert base == before  # the inputs are left alone

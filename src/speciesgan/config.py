@@ -8,6 +8,7 @@ key path (``gan.steps``) rather than a jsonschema dump.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -167,7 +168,29 @@ def _archive_problems(config: dict[str, Any]) -> list[str]:
     return problems
 
 
-def load_config(path: str | Path) -> dict[str, Any]:
+BASE_CONFIG = Path("config.yaml")
+"""The Snakefile's ``configfile:``, read from the workflow folder (the working directory)."""
+
+
+def layer_config(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    """``overlay`` over ``base`` as Snakemake layers a ``--configfile`` over ``configfile:``.
+
+    Mappings merge key by key, recursively; any other value (a list such as
+    ``use_datasets``, a scalar, null) replaces what was there.  Returns a new
+    mapping and leaves both arguments alone.
+    """
+    result = copy.deepcopy(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict):
+            below = result.get(key)
+            result[key] = layer_config(below if isinstance(below, dict) else {}, value)
+        else:
+            result[key] = copy.deepcopy(value)
+    return result
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """One YAML config file as a mapping (not validated: it may be a partial overlay)."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text())
@@ -177,7 +200,30 @@ def load_config(path: str | Path) -> dict[str, Any]:
         raise SpeciesganError(f"config file {path} is not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise SpeciesganError(f"config file {path} must hold a mapping of keys")
+    return data
+
+
+def load_config(
+    paths: Sequence[str | Path], base: str | Path | None = BASE_CONFIG
+) -> dict[str, Any]:
+    """The validated configuration the workflow would run with for ``--configfile paths``.
+
+    ``paths`` are layered in order over ``base`` (the workflow's ``config.yaml``),
+    so an overlay such as ``configs/ablation.yaml`` is judged with the settings it
+    completes; ``base=None`` checks the files by themselves.  Errors name the
+    files and the key.
+    """
+    if base is not None and not Path(base).is_file():
+        raise SpeciesganError(
+            f"base config {base} not found in {Path.cwd()}: the workflow layers --configfile "
+            "files over it; run in the workflow folder, give --base FILE, or check the "
+            "files by themselves with --alone"
+        )
+    files = ([Path(base)] if base is not None else []) + [Path(p) for p in paths]
+    config: dict[str, Any] = {}
+    for path in files:
+        config = layer_config(config, read_config_file(path))
     try:
-        return validate_config(data)
+        return validate_config(config)
     except SpeciesganError as exc:
-        raise SpeciesganError(f"{path}: {exc}") from None
+        raise SpeciesganError(f"{' + '.join(map(str, files))}: {exc}") from None
