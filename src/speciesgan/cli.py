@@ -84,9 +84,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--source",
         action="append",
-        required=True,
+        default=[],
         metavar="NAME:FORMAT:CATEGORY:ROOT",
         help="one dataset; repeat for several",
+    )
+    p.add_argument(
+        "--sources",
+        default=None,
+        metavar="JSON",
+        help='datasets as [{"name", "format", "category", "root"}, ...] (the workflow\'s form)',
     )
     p.add_argument("--out", type=Path, required=True, help="records.parquet")
     p.add_argument("--out-rejects", type=Path, required=True)
@@ -238,9 +244,13 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901 - a flat dispatch table
 
         extract_archives(args.archives, args.out_dir)
     elif cmd == "index":
-        from speciesgan.data.index import build_index, parse_source_arg
+        from speciesgan.data.index import build_index, parse_source_arg, parse_sources_json
 
         sources = [parse_source_arg(s) for s in args.source]
+        if args.sources is not None:
+            sources += parse_sources_json(args.sources)
+        if not sources:
+            raise SpeciesganError("index needs --source NAME:FORMAT:CATEGORY:ROOT or --sources")
         build_index(sources, args.out, args.out_rejects, settings=args.settings, seed=args.seed)
     elif cmd == "crop-shard":
         from speciesgan.data.preprocess import process_shard
