@@ -28,16 +28,16 @@ rule train_gan_variant:
     params:
         settings=lambda w: as_json(variant_gan(w.run)),
         classifier=lambda w, input: (
-            f"--classifier {input.classifier}" if input.classifier else ""
+            ["--classifier", input.classifier] if input.classifier else []
         ),
         checkpoints=lambda w: f"{RESULTS}/ablation/runs/{w.run}/checkpoints",
         seed=config["seed"],
         threads=THREADS,
     shell:
-        "speciesgan train-gan --manifest {input.manifest} {params.classifier}"
-        " --out-generator {output.generator} --out-log {output.log}"
-        " --checkpoint-dir {params.checkpoints} --seed {params.seed} --threads {params.threads}"
-        " --settings {params.settings:q} >> {log} 2>&1"
+        "speciesgan train-gan --manifest {input.manifest:q} {params.classifier:q}"
+        " --out-generator {output.generator:q} --out-log {output.log:q}"
+        " --checkpoint-dir {params.checkpoints:q} --seed {params.seed:q}"
+        " --threads {params.threads:q} --settings {params.settings:q} >> {log:q} 2>&1"
 
 
 rule evaluate_variant:
@@ -62,10 +62,10 @@ rule evaluate_variant:
         seed=config["seed"],
         threads=THREADS,
     shell:
-        "speciesgan evaluate --generator {input.generator} --manifest {input.manifest}"
-        " --classifier {input.classifier} --out {output} --weights {params.weights}"
-        " --cache-dir {params.cache} --seed {params.seed} --threads {params.threads}"
-        " --settings {params.settings:q} > {log} 2>&1"
+        "speciesgan evaluate --generator {input.generator:q} --manifest {input.manifest:q}"
+        " --classifier {input.classifier:q} --out {output:q} --weights {params.weights:q}"
+        " --cache-dir {params.cache:q} --seed {params.seed:q} --threads {params.threads:q}"
+        " --settings {params.settings:q} > {log:q} 2>&1"
 
 
 rule ablation_table:
@@ -96,4 +96,4 @@ rule ablation_table:
             ]
         ),
     shell:
-        "speciesgan ablation-table --spec {params.spec:q} --out {output} > {log} 2>&1"
+        "speciesgan ablation-table --spec {params.spec:q} --out {output:q} > {log:q} 2>&1"

@@ -24,6 +24,6 @@ rule train_classifier:
         seed=lambda w: config["seed"] + (0 if w.role == "guide" else 1000),
         threads=THREADS,
     shell:
-        "speciesgan train-classifier --manifest {input.manifest} --out-model {output.model}"
-        " --out-metrics {output.metrics} --seed {params.seed} --threads {params.threads}"
-        " --settings {params.settings:q} > {log} 2>&1"
+        "speciesgan train-classifier --manifest {input.manifest:q} --out-model {output.model:q}"
+        " --out-metrics {output.metrics:q} --seed {params.seed:q} --threads {params.threads:q}"
+        " --settings {params.settings:q} > {log:q} 2>&1"

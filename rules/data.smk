@@ -1,4 +1,7 @@
 # Data stages: demo archives -> download -> extract -> index -> crop shards -> manifest.
+# As in every rule file, each value in a shell command is quoted (`:q`): paths
+# and categories come from the config and must reach `speciesgan` as written,
+# never be split or run by the shell.
 
 
 rule demo_stanford_dogs:
@@ -14,8 +17,8 @@ rule demo_stanford_dogs:
         settings=as_json(config.get("demo", {})),
         seed=config["seed"],
     shell:
-        "speciesgan demo-data --layout stanford_dogs --out-dir data/demo/{wildcards.dataset}"
-        " --seed {params.seed} --settings {params.settings:q} > {log} 2>&1"
+        "speciesgan demo-data --layout stanford_dogs --out-dir data/demo/{wildcards.dataset:q}"
+        " --seed {params.seed:q} --settings {params.settings:q} > {log:q} 2>&1"
 
 
 rule demo_cub:
@@ -31,8 +34,8 @@ rule demo_cub:
         settings=as_json(config.get("demo", {})),
         seed=config["seed"],
     shell:
-        "speciesgan demo-data --layout cub --out-dir data/demo/{wildcards.dataset}"
-        " --seed {params.seed} --settings {params.settings:q} > {log} 2>&1"
+        "speciesgan demo-data --layout cub --out-dir data/demo/{wildcards.dataset:q}"
+        " --seed {params.seed:q} --settings {params.settings:q} > {log:q} 2>&1"
 
 
 rule download:
@@ -48,10 +51,14 @@ rule download:
         "../envs/data.yaml"
     params:
         url=lambda w: dataset_files(w.dataset)[w.archive]["url"],
-        sha256=lambda w: dataset_files(w.dataset)[w.archive]["sha256"] or "",
+        # the option and its value as two words, or no word when nothing is pinned
+        sha256=lambda w: (
+            ["--sha256", dataset_files(w.dataset)[w.archive]["sha256"]]
+            if dataset_files(w.dataset)[w.archive]["sha256"]
+            else []
+        ),
     shell:
-        "speciesgan download --url {params.url:q} --out {output:q}"
-        " $([ -n '{params.sha256}' ] && echo --sha256 {params.sha256}) > {log} 2>&1"
+        "speciesgan download --url {params.url:q} --out {output:q} {params.sha256:q} > {log:q} 2>&1"
 
 
 rule extract:
@@ -66,7 +73,7 @@ rule extract:
     conda:
         "../envs/data.yaml"
     shell:
-        "speciesgan extract {input:q} --out-dir {output:q} > {log} 2>&1"
+        "speciesgan extract {input:q} --out-dir {output:q} > {log:q} 2>&1"
 
 
 rule index:
@@ -82,10 +89,16 @@ rule index:
     conda:
         "../envs/data.yaml"
     params:
-        sources=" ".join(
-            f"--source {name}:{config['datasets'][name]['format']}:"
-            f"{config['datasets'][name]['category']}:{source_root(name)}"
-            for name in USED
+        sources=as_json(
+            [
+                {
+                    "name": name,
+                    "format": config["datasets"][name]["format"],
+                    "category": config["datasets"][name]["category"],
+                    "root": source_root(name),
+                }
+                for name in USED
+            ]
         ),
         settings=as_json(
             pick(
@@ -98,8 +111,9 @@ rule index:
         ),
         seed=config["seed"],
     shell:
-        "speciesgan index {params.sources} --out {output.records} --out-rejects {output.rejects}"
-        " --seed {params.seed} --settings {params.settings:q} > {log} 2>&1"
+        "speciesgan index --sources {params.sources:q} --out {output.records:q}"
+        " --out-rejects {output.rejects:q} --seed {params.seed:q}"
+        " --settings {params.settings:q} > {log:q} 2>&1"
 
 
 rule crop_shard:
@@ -117,11 +131,12 @@ rule crop_shard:
         "../envs/data.yaml"
     threads: THREADS
     params:
+        shard=lambda w: int(w.shard),
         settings=as_json(pick("preprocess", "image_size", "pad_mode", "resample")),
     shell:
-        "speciesgan crop-shard --records {input:q} --shard $((10#{wildcards.shard}))"
-        " --out-images {output.images:q} --out-rows {output.rows:q} --threads {threads}"
-        " --settings {params.settings:q} > {log} 2>&1"
+        "speciesgan crop-shard --records {input:q} --shard {params.shard:q}"
+        " --out-images {output.images:q} --out-rows {output.rows:q} --threads {threads:q}"
+        " --settings {params.settings:q} > {log:q} 2>&1"
 
 
 rule manifest:
@@ -143,6 +158,6 @@ rule manifest:
     params:
         settings=as_json(pick("preprocess", "min_images_per_species")),
     shell:
-        "speciesgan manifest --rows {input.rows} --index-rejects {input.index_rejects}"
-        " --out {output.manifest} --out-rejects {output.rejects}"
-        " --settings {params.settings:q} > {log} 2>&1"
+        "speciesgan manifest --rows {input.rows:q} --index-rejects {input.index_rejects:q}"
+        " --out {output.manifest:q} --out-rejects {output.rejects:q}"
+        " --settings {params.settings:q} > {log:q} 2>&1"

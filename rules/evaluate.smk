@@ -22,10 +22,10 @@ rule evaluate:
         seed=config["seed"],
         threads=THREADS,
     shell:
-        "speciesgan evaluate --generator {input.generator} --manifest {input.manifest}"
-        " --classifier {input.classifier} --snapshots {input.snapshots}"
-        " --out {output} --seed {params.seed}"
-        " --threads {params.threads} --settings {params.settings:q} > {log} 2>&1"
+        "speciesgan evaluate --generator {input.generator:q} --manifest {input.manifest:q}"
+        " --classifier {input.classifier:q} --snapshots {input.snapshots:q}"
+        " --out {output:q} --seed {params.seed:q}"
+        " --threads {params.threads:q} --settings {params.settings:q} > {log:q} 2>&1"
 
 
 rule report:
@@ -52,5 +52,5 @@ rule report:
     params:
         results=lambda w, output: os.path.dirname(output.html),
     shell:
-        "speciesgan report --results-dir {params.results} --out-html {output.html}"
-        " --out-json {output.json} > {log} 2>&1"
+        "speciesgan report --results-dir {params.results:q} --out-html {output.html:q}"
+        " --out-json {output.json:q} > {log:q} 2>&1"

@@ -25,22 +25,25 @@ rule train_gan:
         gpu=config["gan"]["gpus"],
     params:
         settings=as_json(main_gan_settings()),
+        # lists of words: each is quoted on its own (`:q`)
         launch=(
-            f"torchrun --standalone --nproc-per-node {config['gan']['gpus']} -m speciesgan"
+            ["torchrun", "--standalone", "--nproc-per-node", config["gan"]["gpus"]]
+            + ["-m", "speciesgan"]
             if config["gan"]["gpus"] > 1
-            else "speciesgan"
+            else ["speciesgan"]
         ),
         classifier=lambda w, input: (
-            f"--classifier {input.classifier}" if input.classifier else ""
+            ["--classifier", input.classifier] if input.classifier else []
         ),
         checkpoints=f"{RESULTS}/gan/checkpoints",
         seed=config["seed"],
         threads=THREADS,
     shell:
-        "{params.launch} train-gan --manifest {input.manifest} {params.classifier}"
-        " --out-generator {output.generator} --out-log {output.log}"
-        " --out-snapshots {output.snapshots} --checkpoint-dir {params.checkpoints} --seed {params.seed} --threads {params.threads}"
-        " --settings {params.settings:q} >> {log} 2>&1"
+        "{params.launch:q} train-gan --manifest {input.manifest:q} {params.classifier:q}"
+        " --out-generator {output.generator:q} --out-log {output.log:q}"
+        " --out-snapshots {output.snapshots:q} --checkpoint-dir {params.checkpoints:q}"
+        " --seed {params.seed:q} --threads {params.threads:q}"
+        " --settings {params.settings:q} >> {log:q} 2>&1"
 
 
 rule sample:
@@ -58,5 +61,5 @@ rule sample:
         settings=as_json(config["sample"]),
         seed=config["seed"],
     shell:
-        "speciesgan sample --generator {input} --out-dir {output} --seed {params.seed}"
-        " --settings {params.settings:q} > {log} 2>&1"
+        "speciesgan sample --generator {input:q} --out-dir {output:q} --seed {params.seed:q}"
+        " --settings {params.settings:q} > {log:q} 2>&1"

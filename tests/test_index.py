@@ -10,7 +10,12 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from speciesgan.data.index import build_index, index_records, parse_source_arg
+from speciesgan.data.index import (
+    build_index,
+    index_records,
+    parse_source_arg,
+    parse_sources_json,
+)
 from speciesgan.data.sources import Reject, SourceRecord
 from speciesgan.errors import SpeciesganError
 
@@ -60,6 +65,20 @@ def test_parse_source_arg_keeps_colons_in_the_root() -> None:
     )
     with pytest.raises(SpeciesganError, match="NAME:FORMAT:CATEGORY:ROOT"):
         parse_source_arg("dogs:stanford_dogs:/data")
+
+
+def test_parse_sources_json_keeps_every_character_of_category_and_root() -> None:
+    text = (
+        '[{"name": "dogs", "format": "table", "category": "big:cat $(x)",'
+        ' "root": "/data/a:b \'c\'/list.csv"}]'
+    )
+    assert parse_sources_json(text) == [
+        ("dogs", "table", "big:cat $(x)", Path("/data/a:b 'c'/list.csv"))
+    ]
+    empty_name = '[{"name": "", "format": "cub", "category": "bird", "root": "r"}]'
+    for bad in ("[]", "{}", '[{"name": "dogs"}]', "not json", empty_name):
+        with pytest.raises(SpeciesganError, match="--sources"):
+            parse_sources_json(bad)
 
 
 def test_build_index_names_an_unknown_format(tmp_path: Path) -> None:

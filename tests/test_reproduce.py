@@ -80,7 +80,7 @@ def test_gan_stage_mirrors_the_snakemake_job(exported: tuple[Path, dict, dict]) 
         {f"{res}/gan/checkpoints": {"persist": True}},
     ]
     assert '"steps":6' in params["train_gan"]["params"]["settings"]
-    assert params["train_gan"]["shell"].startswith("{params.launch} train-gan ")
+    assert params["train_gan"]["shell"].startswith("{params.launch:q} train-gan ")
     assert f"{res}/samples" in stages["sample"]["outs"]  # directory() output
     assert stages["sample"]["cmd"] == (
         f"snakemake {res}/samples --cores all --allowed-rules sample --configfile configs/smoke.yaml"

@@ -7,9 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
+import yaml
+from PIL import Image
 
 from tests.workflow import copy_workflow, planned_jobs, snakemake
 
@@ -43,6 +48,116 @@ def test_bad_config_stops_before_any_job(tmp_path: Path, override: str, key: str
     assert result.returncode != 0
     assert f"config key {key}" in output, output
     assert not (work / "data").exists() and not (work / "results").exists()
+
+
+# Config strings a shell would act on: spaces, quotes, $(...) and backticks.
+ODD_RESULTS = "results/odd $(touch pwned-results) `touch pwned-tick` 'q' dir"
+ODD_DOWNLOADS = "data/odd $(touch pwned-downloads) dl"
+ODD_CATEGORY = "dog $(touch pwned-category)"
+
+
+def _shell_commands(output: str) -> list[str]:
+    prefix = "Shell command: "
+    lines = [line[len(prefix) :] for line in output.splitlines() if line.startswith(prefix)]
+    return [line for line in lines if line != "None"]  # `all` has no command
+
+
+def test_every_rule_passes_config_strings_as_whole_arguments(tmp_path: Path) -> None:
+    """Each job's command, as a dry run prints it, keeps each config string one shell word."""
+    work = copy_workflow(tmp_path / "wf")
+    odd = {
+        "results_dir": ODD_RESULTS,
+        "downloads_dir": ODD_DOWNLOADS,
+        "datasets": {
+            "smoke_dogs": {
+                "category": ODD_CATEGORY,
+                "files": {"lists.tar": {"url": "file://data/demo/smoke_dogs/lists.tar"}},
+            },
+            "smoke_birds": {
+                "files": {
+                    "CUB_200_2011.tgz": {
+                        "url": "file://data/demo/smoke_birds/CUB_200_2011.tgz",
+                        "sha256": "ab" * 32,
+                    }
+                }
+            },
+        },
+    }
+    (work / "odd.yaml").write_text(yaml.safe_dump(odd))
+    configs = ("--configfile", "configs/smoke.yaml", "configs/ablation.yaml", "odd.yaml")
+    result = snakemake(work, "-n", "-p", "all", *configs)
+    assert result.returncode == 0, result.stdout + result.stderr
+    commands = _shell_commands(result.stdout)
+    assert len(commands) == sum(planned_jobs(result.stdout).values()) - 1  # all: no command
+    subcommands = set()
+    pins = {}
+    for command in commands:
+        words = shlex.split(command)
+        subcommands.add(words[1])
+        if words[1] == "download":
+            out = words[words.index("--out") + 1]
+            pins[Path(out).name] = (
+                words[words.index("--sha256") + 1] if "--sha256" in words else None
+            )
+        for word in words:
+            if "touch" in word:  # split, or left for the shell to run, it would not be whole
+                assert any(text in word for text in (ODD_RESULTS, ODD_DOWNLOADS, ODD_CATEGORY)), (
+                    word,
+                    command,
+                )
+    assert subcommands == {
+        "demo-data", "download", "extract", "index", "crop-shard", "manifest",
+        "train-classifier", "train-gan", "evaluate", "sample", "ablation-table", "report",
+    }  # fmt: skip
+    assert pins == {
+        "CUB_200_2011.tgz": "ab" * 32,
+        "images.tar": None,
+        "annotation.tar": None,
+        "lists.tar": None,
+    }
+
+
+def _photo(path: Path, seed: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = np.random.default_rng(seed).integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path)
+
+
+def test_index_job_reads_an_odd_path_and_category_literally(tmp_path: Path) -> None:
+    """A dataset path and category with quotes and $(...) reach the index job as written."""
+    work = copy_workflow(tmp_path / "wf")
+    folder = "photos 'mine' \"all\" $(touch pwned-path) x"
+    rows = ["path,species"]
+    for n, species in enumerate(("Owl", "Wren")):
+        for i in range(2):
+            _photo(work / folder / species / f"{i}.png", seed=10 * n + i)
+            rows.append(f"{species}/{i}.png,{species}")
+    (work / folder / "list.csv").write_text("\n".join(rows) + "\n")
+    category = "dog$(touch pwned-category)"
+    overlay = {
+        "results_dir": ODD_RESULTS,
+        "use_datasets": ["mine"],
+        "datasets": {
+            "mine": {"format": "table", "category": category, "path": f"{folder}/list.csv"}
+        },
+        "preprocess": {"min_images_per_species": 1},
+    }
+    (work / "odd.yaml").write_text(yaml.safe_dump(overlay))
+    target = f"{ODD_RESULTS}/data/records.parquet"
+    result = snakemake(
+        work, target, "--cores", "1", "--configfile", "configs/smoke.yaml", "odd.yaml"
+    )
+    output = result.stdout + result.stderr
+    assert not list(tmp_path.rglob("pwned*")), "a config string was run by the shell"
+    assert result.returncode == 0, output
+    records = pd.read_parquet(work / target)
+    assert set(records["category"]) == {category}
+    assert sorted((work / f).relative_to(work / folder).as_posix() for f in records["file"]) == [
+        "Owl/0.png",
+        "Owl/1.png",
+        "Wren/0.png",
+        "Wren/1.png",
+    ]
 
 
 def _digest(path: Path) -> str:

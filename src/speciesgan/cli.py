@@ -45,8 +45,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("check-config", help="validate a config file against the schema")
-    p.add_argument("config", type=Path)
+    p = sub.add_parser(
+        "check-config",
+        help="validate config files, layered over config.yaml as the workflow layers them",
+        description="Layer CONFIG files in order over the workflow's config.yaml (as "
+        "`snakemake --configfile CONFIG...` does) and validate the result against the schema.",
+    )
+    p.add_argument("configs", type=Path, nargs="+", metavar="CONFIG")
+    base = p.add_mutually_exclusive_group()
+    base.add_argument(
+        "--base",
+        type=Path,
+        default=Path("config.yaml"),
+        help="the config the files are layered over (default: config.yaml here)",
+    )
+    base.add_argument(
+        "--alone", action="store_true", help="check the files by themselves, over no base"
+    )
 
     p = sub.add_parser("demo-data", help="write synthetic archives in a real dataset's layout")
     p.add_argument("--layout", choices=["stanford_dogs", "cub"], required=True)
@@ -69,9 +84,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--source",
         action="append",
-        required=True,
+        default=[],
         metavar="NAME:FORMAT:CATEGORY:ROOT",
         help="one dataset; repeat for several",
+    )
+    p.add_argument(
+        "--sources",
+        default=None,
+        metavar="JSON",
+        help='datasets as [{"name", "format", "category", "root"}, ...] (the workflow\'s form)',
     )
     p.add_argument("--out", type=Path, required=True, help="records.parquet")
     p.add_argument("--out-rejects", type=Path, required=True)
@@ -207,8 +228,9 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901 - a flat dispatch table
     if cmd == "check-config":
         from speciesgan.config import load_config
 
-        load_config(args.config)
-        print(f"{args.config}: OK")
+        base = None if args.alone else args.base
+        load_config(args.configs, base=base)
+        print(f"{' + '.join(map(str, ([base] if base else []) + args.configs))}: OK")
     elif cmd == "demo-data":
         from speciesgan.data.demo import write_demo_archives
 
@@ -222,9 +244,13 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901 - a flat dispatch table
 
         extract_archives(args.archives, args.out_dir)
     elif cmd == "index":
-        from speciesgan.data.index import build_index, parse_source_arg
+        from speciesgan.data.index import build_index, parse_source_arg, parse_sources_json
 
         sources = [parse_source_arg(s) for s in args.source]
+        if args.sources is not None:
+            sources += parse_sources_json(args.sources)
+        if not sources:
+            raise SpeciesganError("index needs --source NAME:FORMAT:CATEGORY:ROOT or --sources")
         build_index(sources, args.out, args.out_rejects, settings=args.settings, seed=args.seed)
     elif cmd == "crop-shard":
         from speciesgan.data.preprocess import process_shard

@@ -8,6 +8,7 @@ key path (``gan.steps``) rather than a jsonschema dump.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,16 @@ from typing import Any
 import jsonschema
 import yaml
 
+from speciesgan.data.sources import FILES_BY_FORMAT, LOCAL_FORMATS, base_format
 from speciesgan.errors import SpeciesganError
+
+DIFFAUGMENT_OPS = ("color", "translation", "cutout")
+"""DiffAugment op names (``speciesgan.gan.augment.OPS``; a test keeps them equal).
+Repeated here because importing the GAN package would load torch in every
+Snakemake start."""
+
+GAN_BATCH_SIZE_DEFAULT = 64
+"""Training's ``batch_size`` when the config gives none (``gan.training_loop.DEFAULTS``)."""
 
 
 def load_schema() -> dict[str, Any]:
@@ -88,6 +98,15 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
         if name not in result["datasets"]
     ]
     problems += _variant_problems(schema, result)
+    problems += _archive_problems(result)
+    problems += _gan_problems("gan", result["gan"])
+    gpus = result["gan"]["gpus"]
+    batch = result["gan"].get("batch_size", GAN_BATCH_SIZE_DEFAULT)
+    if batch % gpus:
+        problems.append(
+            f"  - config key gan.gpus: {gpus} GPUs do not divide gan.batch_size {batch} "
+            "(each GPU trains on an equal share of the batch)"
+        )
     if problems:
         raise SpeciesganError("invalid configuration:\n" + "\n".join(problems))
     return result
@@ -99,14 +118,79 @@ def _variant_problems(schema: dict[str, Any], config: dict[str, Any]) -> list[st
     gan_schema = jsonschema.Draft202012Validator(schema["properties"]["gan"])
     problems = []
     for name, variant in variants.items():
+        key = f"ablation.variants.{name}.gan"
+        if "gpus" in variant.get("gan", {}):
+            problems.append(
+                f"  - config key {key}.gpus: variants train in one process on one GPU; "
+                "remove it (gan.gpus sets the main model's GPUs)"
+            )
         merged = {**config["gan"], **variant.get("gan", {})}
-        for error in gan_schema.iter_errors(merged):
+        errors = list(gan_schema.iter_errors(merged))
+        for error in errors:
             described = _describe(error).removeprefix("config key ")
-            problems.append(f"  - config key ablation.variants.{name}.gan.{described}")
+            problems.append(f"  - config key {key}.{described}")
+        if not errors:
+            problems += _gan_problems(key, merged)
     return problems
 
 
-def load_config(path: str | Path) -> dict[str, Any]:
+def _gan_problems(key: str, gan: dict[str, Any]) -> list[str]:
+    """Checks of one gan section that the schema cannot express."""
+    policy = gan.get("diffaugment", "")
+    unknown = [op for op in policy.split(",") if op and op not in DIFFAUGMENT_OPS]
+    if unknown:
+        return [
+            f"  - config key {key}.diffaugment: unknown DiffAugment policy "
+            f"{', '.join(repr(op) for op in unknown)} (known: {', '.join(DIFFAUGMENT_OPS)})"
+        ]
+    return []
+
+
+def _archive_problems(config: dict[str, Any]) -> list[str]:
+    """``files`` may override only the archives the dataset's format consists of.
+
+    The workflow looks the overrides up by the format's archive names, so an
+    entry under any other name would be ignored and the official URL fetched
+    unpinned instead.
+    """
+    problems = []
+    for name, spec in sorted(config["datasets"].items()):
+        fmt = spec["format"]
+        known = FILES_BY_FORMAT[base_format(fmt)]
+        for archive in spec.get("files", {}):
+            if archive in known:
+                continue
+            if fmt in LOCAL_FORMATS:
+                why = f"format {fmt} is read in place from `path` and has no archives"
+            else:
+                why = f"format {fmt} has no archive {archive!r} (its archives: {', '.join(known)})"
+            problems.append(f"  - config key datasets.{name}.files.{archive}: {why}")
+    return problems
+
+
+BASE_CONFIG = Path("config.yaml")
+"""The Snakefile's ``configfile:``, read from the workflow folder (the working directory)."""
+
+
+def layer_config(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    """``overlay`` over ``base`` as Snakemake layers a ``--configfile`` over ``configfile:``.
+
+    Mappings merge key by key, recursively; any other value (a list such as
+    ``use_datasets``, a scalar, null) replaces what was there.  Returns a new
+    mapping and leaves both arguments alone.
+    """
+    result = copy.deepcopy(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict):
+            below = result.get(key)
+            result[key] = layer_config(below if isinstance(below, dict) else {}, value)
+        else:
+            result[key] = copy.deepcopy(value)
+    return result
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """One YAML config file as a mapping (not validated: it may be a partial overlay)."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text())
@@ -116,7 +200,30 @@ def load_config(path: str | Path) -> dict[str, Any]:
         raise SpeciesganError(f"config file {path} is not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise SpeciesganError(f"config file {path} must hold a mapping of keys")
+    return data
+
+
+def load_config(
+    paths: Sequence[str | Path], base: str | Path | None = BASE_CONFIG
+) -> dict[str, Any]:
+    """The validated configuration the workflow would run with for ``--configfile paths``.
+
+    ``paths`` are layered in order over ``base`` (the workflow's ``config.yaml``),
+    so an overlay such as ``configs/ablation.yaml`` is judged with the settings it
+    completes; ``base=None`` checks the files by themselves.  Errors name the
+    files and the key.
+    """
+    if base is not None and not Path(base).is_file():
+        raise SpeciesganError(
+            f"base config {base} not found in {Path.cwd()}: the workflow layers --configfile "
+            "files over it; run in the workflow folder, give --base FILE, or check the "
+            "files by themselves with --alone"
+        )
+    files = ([Path(base)] if base is not None else []) + [Path(p) for p in paths]
+    config: dict[str, Any] = {}
+    for path in files:
+        config = layer_config(config, read_config_file(path))
     try:
-        return validate_config(data)
+        return validate_config(config)
     except SpeciesganError as exc:
-        raise SpeciesganError(f"{path}: {exc}") from None
+        raise SpeciesganError(f"{' + '.join(map(str, files))}: {exc}") from None

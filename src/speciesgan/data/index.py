@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import logging
 import os
 from collections import Counter, defaultdict
@@ -133,6 +134,36 @@ def parse_source_arg(text: str) -> SourceArg:
         raise SpeciesganError(f"--source {text!r}: expected NAME:FORMAT:CATEGORY:ROOT")
     name, fmt, category, root = parts
     return name, fmt, category, Path(root)
+
+
+SOURCE_KEYS = ("name", "format", "category", "root")
+
+
+def parse_sources_json(text: str) -> list[SourceArg]:
+    """``[{"name", "format", "category", "root"}, ...]`` (the workflow's form) -> parts.
+
+    JSON rather than ``NAME:FORMAT:CATEGORY:ROOT``: a category or path may hold
+    colons, and the rule passes the whole list as one quoted shell word.
+    """
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SpeciesganError(f"--sources is not valid JSON: {exc}") from None
+    if not isinstance(value, list) or not value:
+        raise SpeciesganError("--sources must be a non-empty JSON list of sources")
+    sources = []
+    for i, item in enumerate(value):
+        if not (
+            isinstance(item, dict)
+            and set(item) == set(SOURCE_KEYS)
+            and all(isinstance(item[key], str) and item[key] for key in SOURCE_KEYS)
+        ):
+            raise SpeciesganError(
+                f"--sources entry {i}: expected an object with the non-empty strings "
+                f"{', '.join(SOURCE_KEYS)}, got {item!r}"
+            )
+        sources.append((item["name"], item["format"], item["category"], Path(item["root"])))
+    return sources
 
 
 def inspect_photo(path: str) -> PhotoFile:

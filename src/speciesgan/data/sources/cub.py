@@ -12,8 +12,11 @@ Albatross`` (number dropped, underscores to spaces, nothing else changed).
 
 from __future__ import annotations
 
+import io
 import logging
+import math
 import os
+import re
 from pathlib import Path
 
 from speciesgan.data.sources import Box, Reject, SourceRecord
@@ -40,21 +43,34 @@ def find_base(root: Path) -> Path:
     )
 
 
+_ID = re.compile(r"[0-9]{1,18}")
+"""An id as the tables write it: ASCII digits (``str.isdigit`` also takes "²", which
+``int`` refuses), short enough that no overlong number reaches ``int``."""
+
+
+def _id(text: str) -> int | None:
+    return int(text) if _ID.fullmatch(text) else None
+
+
 def _table(path: Path, fields: int) -> dict[int, list[str]]:
     """``image_id -> remaining fields`` of a whitespace-separated table."""
     if not path.is_file():
         raise SpeciesganError(f"{path}: missing (part of the CUB-200-2011 layout)")
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SpeciesganError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
     rows: dict[int, list[str]] = {}
-    with open(path, encoding="utf-8") as fh:
-        for number, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            parts = line.split(maxsplit=fields - 1) if fields == 2 else line.split()
-            if len(parts) != fields or not parts[0].isdigit():
-                raise SpeciesganError(
-                    f"{path}:{number}: expected {fields} fields, got {line.strip()!r}"
-                )
-            rows[int(parts[0])] = [p.strip() for p in parts[1:]]
+    for number, line in enumerate(io.StringIO(text, newline=None), 1):
+        if not line.strip():
+            continue
+        parts = line.split(maxsplit=fields - 1) if fields == 2 else line.split()
+        image_id = _id(parts[0]) if len(parts) == fields else None
+        if image_id is None:
+            raise SpeciesganError(
+                f"{path}:{number}: expected {fields} fields, got {line.strip()!r}"
+            )
+        rows[image_id] = [p.strip() for p in parts[1:]]
     return rows
 
 
@@ -64,7 +80,10 @@ def _optional_table(path: Path, fields: int) -> dict[int, list[str]] | None:
 
 
 def _box(fields: list[str]) -> Box:
-    x, y, w, h = (float(v) for v in fields)
+    """The box of one ``bounding_boxes.txt`` row; ValueError (a reject) when not numbers."""
+    x, y, w, h = values = [float(v) for v in fields]
+    if not all(math.isfinite(v) for v in (*values, x + w, y + h)):
+        raise ValueError(f"box is not finite: {fields}")
     return (max(round(x), 0), max(round(y), 0), round(x + w), round(y + h))
 
 
@@ -82,7 +101,8 @@ def read(root: Path, dataset: str, category: str) -> tuple[list[SourceRecord], l
         image = base / "images" / rel
         image_path = str(image.absolute())
         label = labels.get(image_id)
-        class_name = classes.get(int(label[0])) if label and label[0].isdigit() else None
+        class_id = _id(label[0]) if label else None
+        class_name = classes.get(class_id) if class_id is not None else None
         if class_name is None:
             raise SpeciesganError(
                 f"{base / 'image_class_labels.txt'}: image {image_id} has no valid class in classes.txt"

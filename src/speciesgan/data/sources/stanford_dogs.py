@@ -15,13 +15,12 @@ usable box is a reject.
 from __future__ import annotations
 
 import logging
+import math
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-import numpy as np
-import scipy.io
-
 from speciesgan.data.sources import Box, Reject, SourceRecord
+from speciesgan.data.sources.mat_list import read_file_list
 from speciesgan.errors import SpeciesganError
 
 log = logging.getLogger(__name__)
@@ -35,40 +34,25 @@ def species_from_folder(folder: str) -> str:
     return (breed or folder).replace("_", " ")
 
 
-def _mat_strings(cells: np.ndarray) -> list[str]:
-    """Entries of a MATLAB cell column of strings, as loaded by scipy."""
-    out = []
-    for cell in np.asarray(cells, dtype=object).ravel():
-        value = cell
-        while isinstance(value, np.ndarray):
-            value = value.ravel()[0] if value.size else ""
-        out.append(str(value))
-    return out
-
-
 def read_split_lists(root: Path) -> dict[str, str]:
     """``"<folder>/<file>.jpg"`` -> ``"train"``/``"test"``; empty when no lists are present."""
     split_of: dict[str, str] = {}
     for split, name in SPLIT_LISTS.items():
         path = root / name
-        if not path.is_file():
-            continue
-        try:
-            files = scipy.io.loadmat(path)["file_list"]
-        except (ValueError, KeyError, OSError, TypeError) as exc:
-            raise SpeciesganError(
-                f"{path}: not a Stanford Dogs list (a MAT file with 'file_list'): {exc}"
-            ) from None
-        for rel in _mat_strings(files):
-            split_of[rel] = split
+        if path.is_file():
+            split_of.update((rel, split) for rel in read_file_list(path))
     return split_of
 
 
 def _int(node: ET.Element, tag: str) -> int:
+    """A pixel coordinate; ValueError (a reject) for a missing, junk or non-finite one."""
     text = node.findtext(tag)
     if text is None:
         raise ValueError(f"no <{tag}>")
-    return int(round(float(text)))
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"<{tag}> is not a finite number: {text.strip()[:20]!r}")
+    return int(round(value))
 
 
 def parse_annotation(path: Path) -> list[Box]:
