@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -257,3 +258,50 @@ def test_resample_filter_is_a_setting_and_bad_names_are_refused(tmp_path: Path) 
     assert 0 < difference.mean() < 6  # a different filter, the same picture
     with pytest.raises(SpeciesganError, match="preprocess.resample"):
         process_shard(records, 0, tmp_path / "x.npy", tmp_path / "x.parquet", {"resample": "box"})
+
+
+def noisy_jpeg(path: Path, size: tuple[int, int] = (200, 200), seed: int = 0) -> Path:
+    """A JPEG of noise: no row of a real decode is ever flat grey."""
+    pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path, quality=90)
+    return path
+
+
+def cut_with_end_marker(path: Path, keep: float) -> Path:
+    """Keep the first ``keep`` of the file and append an EOI marker, as a repair tool would."""
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)] + b"\xff\xd9")
+    return path
+
+
+@pytest.mark.parametrize("image_size", [SIZE, 128], ids=["draft-decode", "full-decode"])
+def test_truncated_jpeg_with_an_end_marker_is_a_counted_reject_not_a_grey_crop(
+    tmp_path: Path, image_size: int
+) -> None:
+    """libjpeg fills missing data with grey and Pillow reports success when the file ends in EOI."""
+    good = noisy_jpeg(tmp_path / "good.jpg", seed=1)
+    cut = cut_with_end_marker(noisy_jpeg(tmp_path / "cut.jpg"), keep=0.5)
+    with Image.open(cut) as image:
+        image.load()  # Pillow alone accepts it: this is the gap being closed
+    images, kept, rejects, _ = run_shard(
+        tmp_path, [(good, NO_BOX), (cut, NO_BOX)], image_size=image_size
+    )
+    assert kept["species"].tolist() == ["row0"]
+    assert images.shape[0] == 1
+    assert rejects["species"].tolist() == ["row1"]
+    assert "truncated" in rejects["reason"].iloc[0]
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # 90 Mpx, as found
+def test_huge_header_over_a_few_pixels_of_data_is_rejected(tmp_path: Path) -> None:
+    """A 9500x9500 header over 16x16 of coded data would otherwise crop to flat grey."""
+    path = noisy_jpeg(tmp_path / "tiny.jpg", size=(16, 16))
+    data = bytearray(path.read_bytes())
+    sof = data.index(b"\xff\xc0")
+    struct.pack_into(">HH", data, sof + 5, 9500, 9500)  # height, width after length, precision
+    path.write_bytes(bytes(data))
+    with Image.open(path) as image:
+        assert image.size == (9500, 9500)
+    images, kept, rejects, _ = run_shard(tmp_path, [(path, NO_BOX)])
+    assert kept.empty and images.shape[0] == 0
+    assert "truncated" in rejects["reason"].iloc[0]

@@ -59,6 +59,10 @@ ROTATED_ORIENTATIONS = (5, 6, 7, 8)  # width and height swap when displayed
 WHITE = (255, 255, 255)
 NO_BOX = (-1, -1, -1, -1)  # records value for "no box known": crop the whole photo
 
+JPEG_FORMATS = ("JPEG", "MPO")  # MPO: camera multi-picture files, first frame is a JPEG
+GREY_FILL = frozenset((127, 128))
+"""Sample values libjpeg gives blocks it had no data for: 128 (127 in inverted Adobe CMYK)."""
+
 DEFAULT_IMAGE_SIZE = 128
 DEFAULT_PAD_MODE = "edge"
 DEFAULT_RESAMPLE = "lanczos"
@@ -147,12 +151,31 @@ def _request_draft(image: Image.Image, side: int, size: int) -> float:
     return stored_w / reduced[2]
 
 
+def _ends_in_grey_fill(image: Image.Image) -> bool:
+    """Whether a decoded JPEG's bottom row is entirely the decoder's fill for missing data.
+
+    A JPEG cut short and closed with an end marker (FF D9) decodes without any
+    error: libjpeg warns, Pillow silences the warning, and every block after the
+    cut is zero, i.e. flat mid-grey (128 in every channel).  Baseline JPEGs are
+    coded top to bottom, so any cut before the last row of blocks leaves the
+    whole bottom row at exactly that value, while a real photo's bottom row is
+    practically never one constant 128 across (sensor noise, chroma rounding).
+    Checking one row costs nothing next to the decode.  A progressive JPEG cut
+    after its first scan decodes to a blurred but complete picture and passes.
+    """
+    width, height = image.size
+    row = image.crop((0, height - 1, width, height)).tobytes()
+    first = row[:1]
+    return bool(row) and first[0] in GREY_FILL and row.count(first) == len(row)
+
+
 def crop_photo(path: str, box: Box, size: int, pad_mode: str, resample: str = "lanczos") -> Crop:
     """Decode ``path`` and crop the square around ``box`` (displayed coordinates).
 
     Raises CropRejected for anything wrong with the file: missing, not an
     image, truncated (Pillow refuses partial data because LOAD_TRUNCATED_IMAGES
-    stays False), or a box outside the photo.
+    stays False; a JPEG closed early by an end marker is caught by its grey
+    fill), or a box outside the photo.
     """
     try:
         with Image.open(path) as image:
@@ -167,6 +190,10 @@ def crop_photo(path: str, box: Box, size: int, pad_mode: str, resample: str = "l
             )
             scale = _request_draft(image, side, size)
             image.load()
+            if image.format in JPEG_FORMATS and _ends_in_grey_fill(image):
+                raise CropRejected(
+                    "truncated JPEG data: the decoder filled the missing rows with grey"
+                )
             if orientation != 1:
                 ImageOps.exif_transpose(image, in_place=True)
             rgb = to_rgb(image)
