@@ -97,7 +97,7 @@ def mixed_photos(tmp_path: Path) -> dict[str, tuple[Path, tuple[int, int, int, i
     palette.putpalette([255, 0, 0, 0, 0, 255] + [0] * 762)
     palette.paste(1, (0, 0, 40, 20))  # top half blue, bottom half index 0 = transparent
     palette.save(src / "palette.png", transparency=0)
-    sixteen = Image.fromarray(np.full((30, 30), 40000, dtype=np.uint16))
+    sixteen = Image.fromarray(np.full((40, 40), 40000, dtype=np.uint16))
     sixteen.save(src / "sixteen.png")
     return {
         "good": (good, (10, 5, 50, 35)),
@@ -305,3 +305,38 @@ def test_huge_header_over_a_few_pixels_of_data_is_rejected(tmp_path: Path) -> No
     images, kept, rejects, _ = run_shard(tmp_path, [(path, NO_BOX)])
     assert kept.empty and images.shape[0] == 0
     assert "truncated" in rejects["reason"].iloc[0]
+
+
+def test_photos_and_boxes_under_the_minimum_size_are_counted_rejects(tmp_path: Path) -> None:
+    """A 1x1 photo or a 1-pixel box would be blown up to the crop size; a minimum refuses them."""
+    tiny = solid(tmp_path / "tiny.png", "RGB", (10, 200, 10), size=(1, 1))
+    strip = solid(tmp_path / "strip.png", "RGB", (10, 200, 10), size=(300, 20))
+    photo = noisy_jpeg(tmp_path / "photo.jpg")
+    photos = [
+        (tiny, NO_BOX),
+        (strip, NO_BOX),
+        (photo, (50, 50, 51, 51)),  # a 1-pixel box
+        (photo, (50, 50, 70, 60)),  # 20x10: under the default of 32
+        (photo, (50, 50, 90, 60)),  # 40x10: the crop square is 40 px of real photo
+        (photo, NO_BOX),
+    ]
+    images, kept, rejects, _ = run_shard(tmp_path, photos)
+    assert kept["species"].tolist() == ["row4", "row5"]
+    assert images.shape[0] == 2
+    reasons = dict(zip(rejects["species"], rejects["reason"], strict=True))
+    assert sorted(reasons) == ["row0", "row1", "row2", "row3"]
+    assert all("preprocess.min_box_size=32" in r for r in reasons.values())
+    assert "1x1" in reasons["row0"] and "300x20" in reasons["row1"]
+    assert "1x1" in reasons["row2"] and "20x10" in reasons["row3"]
+
+    _, kept, rejects, _ = run_shard(tmp_path, photos, name="lenient", min_box_size=1)
+    assert len(kept) == 6 and rejects.empty
+    with pytest.raises(SpeciesganError, match="preprocess.min_box_size"):
+        run_shard(tmp_path, photos, name="bad", min_box_size=0)
+
+
+def test_min_box_size_is_a_documented_preprocess_setting_with_a_default() -> None:
+    from speciesgan.config import load_schema
+
+    setting = load_schema()["properties"]["preprocess"]["properties"]["min_box_size"]
+    assert setting["default"] == 32 and setting["minimum"] == 1 and setting["description"]

@@ -66,6 +66,13 @@ GREY_FILL = frozenset((127, 128))
 DEFAULT_IMAGE_SIZE = 128
 DEFAULT_PAD_MODE = "edge"
 DEFAULT_RESAMPLE = "lanczos"
+DEFAULT_MIN_BOX_SIZE = 32
+"""Smallest photo side and box (long side) worth a crop, in source pixels.
+
+Below it the crop is mostly invented by the resampler: a 1-pixel box blown up
+to 128 px is a flat square that trains the GAN on nothing.  32 px keeps every
+animal of the demo and smoke configs and every real annotation we have seen.
+"""
 
 
 class CropRejected(Exception):
@@ -116,6 +123,25 @@ def to_rgb(image: Image.Image) -> Image.Image:
         background.paste(rgba, mask=rgba.getchannel("A"))
         return background
     return image.convert("RGB")
+
+
+def _check_size(box: Box, displayed_w: int, displayed_h: int, min_box_size: int) -> None:
+    """Reject photos and boxes too small to give a crop of real pixels.
+
+    The box's long side is what matters: it is the side of the square that is
+    resampled to the crop size (a thin box still gets a square of real photo).
+    """
+    if min(displayed_w, displayed_h) < min_box_size:
+        raise CropRejected(
+            f"photo {displayed_w}x{displayed_h} is smaller than "
+            f"preprocess.min_box_size={min_box_size} px"
+        )
+    width, height = box[2] - box[0], box[3] - box[1]
+    if max(width, height) < min_box_size:
+        raise CropRejected(
+            f"box {tuple(box)} is {width}x{height} px, smaller than "
+            f"preprocess.min_box_size={min_box_size} px"
+        )
 
 
 def _displayed_box(box: Box, displayed_w: int, displayed_h: int) -> Box:
@@ -169,13 +195,20 @@ def _ends_in_grey_fill(image: Image.Image) -> bool:
     return bool(row) and first[0] in GREY_FILL and row.count(first) == len(row)
 
 
-def crop_photo(path: str, box: Box, size: int, pad_mode: str, resample: str = "lanczos") -> Crop:
+def crop_photo(
+    path: str,
+    box: Box,
+    size: int,
+    pad_mode: str,
+    resample: str = "lanczos",
+    min_box_size: int = DEFAULT_MIN_BOX_SIZE,
+) -> Crop:
     """Decode ``path`` and crop the square around ``box`` (displayed coordinates).
 
     Raises CropRejected for anything wrong with the file: missing, not an
     image, truncated (Pillow refuses partial data because LOAD_TRUNCATED_IMAGES
     stays False; a JPEG closed early by an end marker is caught by its grey
-    fill), or a box outside the photo.
+    fill), a box outside the photo, or a photo or box under ``min_box_size``.
     """
     try:
         with Image.open(path) as image:
@@ -185,9 +218,9 @@ def crop_photo(path: str, box: Box, size: int, pad_mode: str, resample: str = "l
                 displayed_w, displayed_h = stored_h, stored_w
             else:
                 displayed_w, displayed_h = stored_w, stored_h
-            sx, sy, side = square_crop_box(
-                _displayed_box(box, displayed_w, displayed_h), displayed_w, displayed_h
-            )
+            displayed_box = _displayed_box(box, displayed_w, displayed_h)
+            _check_size(displayed_box, displayed_w, displayed_h, min_box_size)
+            sx, sy, side = square_crop_box(displayed_box, displayed_w, displayed_h)
             scale = _request_draft(image, side, size)
             image.load()
             if image.format in JPEG_FORMATS and _ends_in_grey_fill(image):
@@ -219,7 +252,7 @@ def _read_shard_rows(records: Path, shard: int) -> pa.Table:
 
 
 def _crop_results(
-    rows: pa.Table, size: int, pad_mode: str, resample: str, threads: int
+    rows: pa.Table, size: int, pad_mode: str, resample: str, min_box_size: int, threads: int
 ) -> Iterator[Crop | CropRejected]:
     """Crops (or rejections) in row order, computed by ``threads`` workers."""
     files = rows["file"].to_pylist()
@@ -229,7 +262,7 @@ def _crop_results(
 
     def one(i: int) -> Crop | CropRejected:
         try:
-            return crop_photo(files[i], boxes[i], size, pad_mode, resample)
+            return crop_photo(files[i], boxes[i], size, pad_mode, resample, min_box_size)
         except CropRejected as exc:
             return exc
 
@@ -251,7 +284,8 @@ def process_shard(
     """Crop every record of ``shard``: ``out_images`` (.npy), ``out_rows`` and its rejects file.
 
     Settings: ``image_size`` (128), ``pad_mode`` ("edge", "reflect" or
-    "constant"), ``resample`` ("lanczos", "bicubic" or "bilinear").  The result does not depend on ``threads``.
+    "constant"), ``resample`` ("lanczos", "bicubic" or "bilinear"),
+    ``min_box_size`` (32).  The result does not depend on ``threads``.
     """
     size = int(settings.get("image_size", DEFAULT_IMAGE_SIZE))
     pad_mode = str(settings.get("pad_mode", DEFAULT_PAD_MODE))
@@ -264,6 +298,9 @@ def process_shard(
         )
     if size < 1:
         raise SpeciesganError(f"preprocess.image_size must be positive, not {size}")
+    min_box_size = int(settings.get("min_box_size", DEFAULT_MIN_BOX_SIZE))
+    if min_box_size < 1:
+        raise SpeciesganError(f"preprocess.min_box_size must be at least 1, not {min_box_size}")
     if ImageFile.LOAD_TRUNCATED_IMAGES:
         # Something in this process switched on Pillow's partial decoding; a
         # half-grey crop must never be accepted as a photo.
@@ -279,7 +316,7 @@ def process_shard(
     kept_rows: list[int] = []
     rejected_rows: list[int] = []
     reasons: list[str] = []
-    results = _crop_results(rows, size, pad_mode, resample, threads)
+    results = _crop_results(rows, size, pad_mode, resample, min_box_size, threads)
     for i, result in enumerate(progress(results, total=count, desc=f"shard {shard}")):
         if isinstance(result, CropRejected):
             rejected_rows.append(i)
