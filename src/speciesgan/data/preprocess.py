@@ -15,10 +15,15 @@ Outputs (named by the caller, except the rejects file):
 - ``shard-NNN.npy``: uint8 ``[N, S, S, 3]``, the kept crops in records order;
 - ``shard-NNN.parquet``: the manifest rows of the kept crops: the records
   columns plus ``index`` (row in the ``.npy``) and ``crop_x0, crop_y0,
-  crop_size``; the crop size is in the parquet metadata;
+  crop_size``; the crop size is in the parquet metadata, with the SHA-256 of
+  the images and rejects files (see ``SHARD_SEAL_KEYS``);
 - ``rejects-NNN.parquet`` next to it (``rejects_path(out_rows)``): one row per
   record that could not be cropped (dataset, file, species, reason, stage,
   plus species_id and category so the manifest step can count every species).
+
+The three files are renamed into place one by one, the rows file last: a job
+killed in between leaves new images beside old rows (or the reverse), which
+the sums in the rows file expose when the manifest step reads the shard.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ from speciesgan.data.crop import (
     crop_region,
     square_crop_box,
 )
+from speciesgan.data.download import sha256_of
 from speciesgan.errors import SpeciesganError
 from speciesgan.progress import progress
 
@@ -53,6 +59,14 @@ log = logging.getLogger(__name__)
 
 IMAGE_SIZE_KEY = b"speciesgan.image_size"
 """Parquet metadata key holding the crop size (shard rows and the manifest)."""
+IMAGES_SHA256_KEY = b"speciesgan.images_sha256"
+REJECTS_SHA256_KEY = b"speciesgan.rejects_sha256"
+SHARD_SEAL_KEYS = (IMAGES_SHA256_KEY, REJECTS_SHA256_KEY)
+"""Rows-file metadata tying a shard's three files to one crop-shard run.
+
+The images file itself is not named (that would make equal shards differ by
+their file names); readers find it as ``images_path(rows)``.
+"""
 
 EXIF_ORIENTATION = 0x0112
 ROTATED_ORIENTATIONS = (5, 6, 7, 8)  # width and height swap when displayed
@@ -285,7 +299,8 @@ def process_shard(
 
     Settings: ``image_size`` (128), ``pad_mode`` ("edge", "reflect" or
     "constant"), ``resample`` ("lanczos", "bicubic" or "bilinear"),
-    ``min_box_size`` (32).  The result does not depend on ``threads``.
+    ``min_box_size`` (32).  The result does not depend on ``threads``.  The
+    manifest step looks for the images as ``images_path(out_rows)``.
     """
     size = int(settings.get("image_size", DEFAULT_IMAGE_SIZE))
     pad_mode = str(settings.get("pad_mode", DEFAULT_PAD_MODE))
@@ -328,16 +343,27 @@ def process_shard(
     if rejected_rows:
         log.info("shard %d: %d of %d crops rejected", shard, len(rejected_rows), count)
 
-    with atomic_path(out_images) as tmp, open(tmp, "wb") as fh:
-        np.save(fh, images[: len(kept_rows)])
-    _write_parquet(
+    # Images, then rejects, then the rows that carry both files' sums: the rows
+    # file appearing is what marks the shard complete.
+    with atomic_path(out_images) as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, images[: len(kept_rows)])
+        images_sha = sha256_of(tmp)
+    rejects_sha = _write_parquet(
         _crop_rejects_table(rows.take(pa.array(rejected_rows, type=pa.int64())), reasons),
         rejects_path(out_rows),
     )
-    _write_parquet(
-        _manifest_rows_table(rows.take(pa.array(kept_rows, type=pa.int64())), squares, size),
-        out_rows,
-    )
+    kept = _manifest_rows_table(rows.take(pa.array(kept_rows, type=pa.int64())), squares, size)
+    seal = {
+        IMAGES_SHA256_KEY: images_sha.encode(),
+        REJECTS_SHA256_KEY: rejects_sha.encode(),
+    }
+    _write_parquet(kept.replace_schema_metadata({**kept.schema.metadata, **seal}), out_rows)
+
+
+def images_path(out_rows: str | Path) -> Path:
+    """The images file the manifest step expects beside a shard's rows: same name, ``.npy``."""
+    return Path(out_rows).with_suffix(".npy")
 
 
 def rejects_path(out_rows: str | Path) -> Path:
@@ -371,6 +397,8 @@ def _crop_rejects_table(rejected: pa.Table, reasons: list[str]) -> pa.Table:
     )
 
 
-def _write_parquet(table: pa.Table, out: Path) -> None:
+def _write_parquet(table: pa.Table, out: Path) -> str:
+    """Write ``table`` atomically; return the SHA-256 of the file written."""
     with atomic_path(out) as tmp:
         pq.write_table(table, tmp)
+        return sha256_of(tmp)
