@@ -340,3 +340,31 @@ def test_min_box_size_is_a_documented_preprocess_setting_with_a_default() -> Non
 
     setting = load_schema()["properties"]["preprocess"]["properties"]["min_box_size"]
     assert setting["default"] == 32 and setting["minimum"] == 1 and setting["description"]
+
+
+def test_crop_shard_killed_before_its_renames_leaves_debris_the_rerun_removes(
+    tmp_path: Path,
+) -> None:
+    from killed_run import run_killed_at_rename
+
+    photos = [(noisy_jpeg(tmp_path / f"p{i}.jpg", seed=i), NO_BOX) for i in range(3)]
+    records = tmp_path / "records.parquet"
+    write_records(records, photos)
+    shards = tmp_path / "shards"
+    images, rows = shards / "shard-000.npy", shards / "shard-000.parquet"
+    run_killed_at_rename(
+        f"""
+        from pathlib import Path
+        from speciesgan.data.preprocess import process_shard
+        process_shard(Path({str(records)!r}), 0, Path({str(images)!r}), Path({str(rows)!r}),
+                      {{"image_size": {SIZE}}})
+        """
+    )
+    debris = sorted(p.name for p in shards.iterdir())
+    assert len(debris) == 1 and debris[0].startswith(".shard-000.npy.")
+    process_shard(records, 0, images, rows, {"image_size": SIZE})
+    assert sorted(p.name for p in shards.iterdir()) == [
+        "rejects-000.parquet",
+        "shard-000.npy",
+        "shard-000.parquet",
+    ]
