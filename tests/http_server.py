@@ -3,10 +3,17 @@
 Not a mock: the download code talks to it over a socket exactly as it would to a
 dataset host.  Faults are configured per test: cut the body half-way on the first
 N requests, ignore Range headers, or answer 503 a few times before serving.
+
+Like Apache or nginx serving a static file, it sends an ``ETag`` and a
+``Last-Modified`` derived from the file's bytes (so replacing a file changes
+both) and honours ``If-Range`` (RFC 9110 13.1.5): when the validator no longer
+matches, the Range is ignored and the whole new file comes back with 200.
 """
 
 from __future__ import annotations
 
+import email.utils
+import hashlib
 import re
 import socket
 import threading
@@ -22,8 +29,22 @@ class ServerState:
     cut_first: int = 0  # this many GETs send half the body, then drop the connection
     ignore_range: bool = False
     fail_first: int = 0  # this many GETs answer 503
+    validators: bool = True  # send ETag and Last-Modified
+    honour_if_range: bool = True  # False: apply Range even when If-Range does not match
     range_headers: list[str | None] = field(default_factory=list)  # one per GET, in order
+    if_range_headers: list[str | None] = field(default_factory=list)  # one per GET, in order
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def etag_of(body: bytes) -> str:
+    """A strong entity tag for ``body`` (quoted, as sent)."""
+    return '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
+
+
+def last_modified_of(body: bytes) -> str:
+    """An HTTP date that changes whenever ``body`` does."""
+    seconds = 1_600_000_000 + int(hashlib.sha256(body).hexdigest()[:6], 16)
+    return email.utils.formatdate(seconds, usegmt=True)
 
 
 def _handler(state: ServerState) -> type[BaseHTTPRequestHandler]:
@@ -36,6 +57,7 @@ def _handler(state: ServerState) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:  # noqa: N802 - stdlib name
             with state.lock:
                 state.range_headers.append(self.headers.get("Range"))
+                state.if_range_headers.append(self.headers.get("If-Range"))
                 if state.fail_first > 0:
                     state.fail_first -= 1
                     self._empty(503)
@@ -48,6 +70,13 @@ def _handler(state: ServerState) -> type[BaseHTTPRequestHandler]:
                 return
             start, status = 0, 200
             match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
+            if_range = self.headers.get("If-Range")
+            if (
+                if_range is not None
+                and state.honour_if_range
+                and if_range not in (etag_of(body), last_modified_of(body))
+            ):
+                match = None  # the client's copy is of another version: send all of this one
             if match and not state.ignore_range:
                 start = int(match.group(1))
                 if start >= len(body):
@@ -61,6 +90,9 @@ def _handler(state: ServerState) -> type[BaseHTTPRequestHandler]:
             self.send_response(status)
             self.send_header("Content-Length", str(len(payload)))
             self.send_header("Accept-Ranges", "bytes")
+            if state.validators:
+                self.send_header("ETag", etag_of(body))
+                self.send_header("Last-Modified", last_modified_of(body))
             if status == 206:
                 self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
             self.end_headers()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from http_server import ServerState, serve
+from http_server import ServerState, etag_of, serve
 
 from speciesgan.cli import main
 from speciesgan.data.download import download, part_path
@@ -17,8 +17,23 @@ PAYLOAD = np.random.default_rng(7).integers(0, 256, 3_000_000, dtype=np.uint8).t
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
 
 
+OTHER = np.random.default_rng(8).integers(0, 256, len(PAYLOAD), dtype=np.uint8).tobytes()
+"""Another version of the file, as when a mirror replaces an archive between two runs."""
+
+
 def _leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
+
+
+def interrupted_download(state: ServerState, url: str, out: Path) -> int:
+    """Leave the resume state a killed run leaves: the connection drops half-way, no retry."""
+    state.cut_first = 1
+    with pytest.raises(SpeciesganError, match="rerun to (resume|start over)"):
+        download(url, out, retries=0)
+    assert not out.exists()
+    state.range_headers.clear()
+    state.if_range_headers.clear()
+    return part_path(out).stat().st_size
 
 
 def test_plain_download_verifies_and_leaves_only_the_output(tmp_path: Path) -> None:
@@ -42,40 +57,97 @@ def test_connection_cut_midway_is_resumed_with_a_range_request(tmp_path: Path) -
     assert not part_path(out).exists()
 
 
-def test_part_file_from_a_killed_run_is_continued(tmp_path: Path) -> None:
+def test_part_file_from_a_killed_run_is_continued_if_the_file_is_unchanged(
+    tmp_path: Path,
+) -> None:
     out = tmp_path / "a.tar"
-    part_path(out).write_bytes(PAYLOAD[:1_000_000])
     state = ServerState(files={"/a.tar": PAYLOAD})
     with serve(state) as base:
+        kept = interrupted_download(state, f"{base}/a.tar", out)
         download(f"{base}/a.tar", out, sha256=PAYLOAD_SHA)
-    assert state.range_headers == ["bytes=1000000-"]
+    assert state.range_headers == [f"bytes={kept}-"]
+    assert state.if_range_headers == [etag_of(PAYLOAD)]
+    assert out.read_bytes() == PAYLOAD
+    assert _leftovers(tmp_path) == ["a.tar"]
+
+
+def test_part_file_of_a_replaced_file_is_not_resumed_into_a_mix(tmp_path: Path) -> None:
+    """The server's file changed since the killed run: If-Range makes it send the new one whole.
+
+    Without a pinned sha256 (the official archives have none) a mix of the old
+    file's head and the new one's tail would be accepted as the archive.
+    """
+    out = tmp_path / "a.tar"
+    state = ServerState(files={"/a.tar": PAYLOAD})
+    with serve(state) as base:
+        interrupted_download(state, f"{base}/a.tar", out)
+        state.files["/a.tar"] = OTHER
+        download(f"{base}/a.tar", out)
+    assert out.read_bytes() == OTHER
+    assert state.if_range_headers == [etag_of(PAYLOAD)]  # it asked, the server said "changed"
+    assert _leftovers(tmp_path) == ["a.tar"]
+
+
+def test_replaced_file_is_caught_even_if_the_server_ignores_if_range(tmp_path: Path) -> None:
+    out = tmp_path / "a.tar"
+    state = ServerState(files={"/a.tar": PAYLOAD}, honour_if_range=False)
+    with serve(state) as base:
+        interrupted_download(state, f"{base}/a.tar", out)
+        state.files["/a.tar"] = OTHER
+        download(f"{base}/a.tar", out, backoff_s=0.01)
+    assert out.read_bytes() == OTHER
+
+
+def test_without_etag_or_last_modified_a_part_file_is_not_resumed(tmp_path: Path) -> None:
+    """Nothing can tell whether the bytes kept belong to the file served now: start over."""
+    out = tmp_path / "a.tar"
+    state = ServerState(files={"/a.tar": PAYLOAD}, validators=False)
+    with serve(state) as base:
+        interrupted_download(state, f"{base}/a.tar", out)
+        state.files["/a.tar"] = OTHER
+        download(f"{base}/a.tar", out)
+    assert state.range_headers == [None]
+    assert out.read_bytes() == OTHER
+
+
+def test_part_file_without_resume_state_is_not_trusted(tmp_path: Path) -> None:
+    """A ``.part`` left by something else (or an older version) is not continued."""
+    out = tmp_path / "a.tar"
+    part_path(out).write_bytes(OTHER[:1_000_000])
+    state = ServerState(files={"/a.tar": PAYLOAD})
+    with serve(state) as base:
+        download(f"{base}/a.tar", out)
+    assert state.range_headers == [None]
     assert out.read_bytes() == PAYLOAD
 
 
 def test_server_that_ignores_range_restarts_from_zero(tmp_path: Path) -> None:
     out = tmp_path / "a.tar"
-    part_path(out).write_bytes(PAYLOAD[:1_000_000])
     state = ServerState(files={"/a.tar": PAYLOAD}, ignore_range=True)
     with serve(state) as base:
+        interrupted_download(state, f"{base}/a.tar", out)
         download(f"{base}/a.tar", out, sha256=PAYLOAD_SHA)
     assert out.read_bytes() == PAYLOAD
 
 
 def test_complete_part_file_gets_416_and_is_accepted(tmp_path: Path) -> None:
+    """Killed after the last byte arrived but before the rename."""
     out = tmp_path / "a.tar"
-    part_path(out).write_bytes(PAYLOAD)
     state = ServerState(files={"/a.tar": PAYLOAD})
     with serve(state) as base:
+        interrupted_download(state, f"{base}/a.tar", out)
+        part_path(out).write_bytes(PAYLOAD)
         download(f"{base}/a.tar", out, sha256=PAYLOAD_SHA)
     assert out.read_bytes() == PAYLOAD
-    assert len(state.range_headers) == 1
+    assert state.range_headers == [f"bytes={len(PAYLOAD)}-"]
 
 
 def test_oversized_part_file_is_discarded_after_416(tmp_path: Path) -> None:
     out = tmp_path / "a.tar"
-    part_path(out).write_bytes(PAYLOAD + b"garbage")
     state = ServerState(files={"/a.tar": PAYLOAD})
     with serve(state) as base:
+        interrupted_download(state, f"{base}/a.tar", out)
+        part_path(out).write_bytes(PAYLOAD + b"garbage")
         download(f"{base}/a.tar", out, sha256=PAYLOAD_SHA, backoff_s=0.01)
     assert out.read_bytes() == PAYLOAD
 

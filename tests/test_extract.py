@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import io
+import struct
 import tarfile
 import time
 import zipfile
+import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from speciesgan.data.extract import extract_archives
@@ -137,3 +140,94 @@ def test_many_members_stream_quickly(tmp_path: Path) -> None:
     elapsed = time.perf_counter() - start
     assert sum(1 for _ in (tmp_path / "out" / "Images").rglob("*.jpg")) == 5000
     assert elapsed < 20, f"5000 members took {elapsed:.1f} s"
+
+
+def test_killed_extraction_leaves_a_staging_folder_the_next_run_removes(tmp_path: Path) -> None:
+    from killed_run import run_killed_at_rename
+
+    archive = _tar(tmp_path / "a.tar", [("Images/a/1.jpg", b"one" * 10_000)])
+    out = tmp_path / "work" / "extracted"
+    run_killed_at_rename(
+        f"""
+        from pathlib import Path
+        from speciesgan.data.extract import extract_archives
+        extract_archives([Path({str(archive)!r})], Path({str(out)!r}))
+        """
+    )
+    debris = _only_out_dir_siblings(tmp_path / "work")
+    assert len(debris) == 1 and debris[0].startswith(".extracted.")
+    extract_archives([archive], out)
+    assert _only_out_dir_siblings(tmp_path / "work") == ["extracted"]
+    assert (out / "Images" / "a" / "1.jpg").read_bytes() == b"one" * 10_000
+
+
+def _gzip_of_zeros_tar(path: Path, member_size: int) -> Path:
+    """A genuine .tar.gz (one gzip member) holding ``member_size`` zero bytes, made in ~0.2 s.
+
+    Deflating half a gigabyte takes seconds, so the stream is assembled: after a
+    full flush a deflate encoder keeps no history, so the bytes it emits for one
+    MiB of zeros are valid wherever they are repeated.  The gzip frame (header,
+    CRC-32, length) is written by hand around the raw deflate data.
+    """
+    info = tarfile.TarInfo("zeros.bin")
+    info.size = member_size
+    header, chunk, end = info.tobuf(format=tarfile.GNU_FORMAT), bytes(1 << 20), bytes(1024)
+    assert member_size % len(chunk) == 0
+    encoder = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    crc = zlib.crc32(header)
+    with open(path, "wb") as fh:
+        fh.write(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff")
+        fh.write(encoder.compress(header) + encoder.flush(zlib.Z_FULL_FLUSH))
+        block = encoder.compress(chunk) + encoder.flush(zlib.Z_FULL_FLUSH)
+        for _ in range(member_size // len(chunk)):
+            fh.write(block)
+            crc = zlib.crc32(chunk, crc)
+        fh.write(encoder.compress(end) + encoder.flush(zlib.Z_FINISH))  # end-of-archive blocks
+        crc = zlib.crc32(end, crc)
+        fh.write(struct.pack("<II", crc, (len(header) + member_size + len(end)) & 0xFFFFFFFF))
+    return path
+
+
+def test_decompression_bomb_tar_is_refused_before_it_fills_the_disk(tmp_path: Path) -> None:
+    """512 MiB of zeros from a ~0.5 MB .tar.gz: refused by the default limits, nothing written."""
+    archive = _gzip_of_zeros_tar(tmp_path / "bomb.tar.gz", 512 << 20)
+    assert archive.stat().st_size < 1 << 20
+    with tarfile.open(archive, "r|gz") as tar:  # a well-formed archive, not a broken one
+        first = tar.next()
+        assert first is not None and first.size == 512 << 20
+    out = tmp_path / "out" / "extracted"
+    with pytest.raises(SpeciesganError, match="compression ratio") as info:
+        extract_archives([archive], out)
+    assert str(archive) in str(info.value)
+    assert _only_out_dir_siblings(tmp_path / "out") == []
+
+
+def test_zip_bomb_is_refused_by_its_declared_sizes(tmp_path: Path) -> None:
+    from speciesgan.data.extract import ExtractLimits
+
+    limits = ExtractLimits(ratio_floor_bytes=1 << 20)
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("zeros.bin", bytes(20 << 20))
+    with pytest.raises(SpeciesganError, match="compression ratio") as info:
+        extract_archives([bomb], tmp_path / "out", limits=limits)
+    assert str(bomb) in str(info.value)
+    assert not (tmp_path / "out").exists()
+    honest = tmp_path / "photos.zip"
+    with zipfile.ZipFile(honest, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("noise.bin", np.random.default_rng(0).bytes(2 << 20))
+    extract_archives([honest], tmp_path / "out", limits=limits)
+    assert (tmp_path / "out" / "noise.bin").stat().st_size == 2 << 20
+
+
+def test_total_size_cap_names_the_archive_that_crosses_it(tmp_path: Path) -> None:
+    from speciesgan.data.extract import ExtractLimits
+
+    rng = np.random.default_rng(1)
+    first = _tar(tmp_path / "first.tar", [("a.bin", rng.bytes(600_000))])
+    second = _tar(tmp_path / "second.tar", [("b.bin", rng.bytes(600_000))])
+    limits = ExtractLimits(max_total_bytes=1_000_000)
+    with pytest.raises(SpeciesganError, match="second.tar") as info:
+        extract_archives([first, second], tmp_path / "out", limits=limits)
+    assert "b.bin" in str(info.value)
+    assert not (tmp_path / "out").exists()

@@ -171,3 +171,72 @@ def test_validate_manifest_names_the_bad_column() -> None:
 def test_read_manifest_reports_a_missing_file(tmp_path: Path) -> None:
     with pytest.raises(SpeciesganError, match="manifest not found"):
         read_manifest(tmp_path / "manifest.parquet")
+
+
+def crop_elsewhere(tmp_path: Path, size: int) -> Path:
+    """The same records cropped at ``size`` in another folder (another run of crop-shard)."""
+    other = build_data(tmp_path / f"run{size}")
+    for shard in range(SHARDS):
+        process_shard(
+            other / "records.parquet",
+            shard,
+            other / "shards" / f"shard-{shard:03d}.npy",
+            other / "shards" / f"shard-{shard:03d}.parquet",
+            {"image_size": size},
+        )
+    return other / "shards"
+
+
+def merge(data: Path, rows: list[Path]) -> None:
+    merge_shards(
+        rows,
+        data / "index_rejects.parquet",
+        data / "manifest.parquet",
+        data / "rejects.parquet",
+        {"image_size": SIZE, "min_images_per_species": 5},
+    )
+
+
+@pytest.mark.parametrize("stale", ["images_of_another_size", "images_of_another_shard"])
+def test_shard_whose_files_come_from_different_runs_is_refused_naming_them(
+    tmp_path: Path, stale: str
+) -> None:
+    """A kill between crop-shard's renames can leave new images beside old rows (or the reverse)."""
+    data = build_data(tmp_path)
+    rows = crop_all(data)
+    images = data / "shards" / "shard-000.npy"
+    if stale == "images_of_another_size":
+        source = crop_elsewhere(tmp_path, 2 * SIZE) / "shard-000.npy"
+    else:
+        source = data / "shards" / "shard-001.npy"
+    images.write_bytes(source.read_bytes())
+    with pytest.raises(SpeciesganError) as info:
+        merge(data, rows)
+    assert str(images) in str(info.value) and str(rows[0]) in str(info.value)
+    assert "crop-shard" in str(info.value)
+    assert not (data / "manifest.parquet").exists()
+
+
+def test_stale_rejects_file_beside_a_shard_is_refused(tmp_path: Path) -> None:
+    data = build_data(tmp_path, corrupt_wren=1, wren_photos=7)
+    rows = crop_all(data)
+    clean = crop_elsewhere(tmp_path, SIZE)  # no corrupt photo there: no crop rejects
+    for shard in range(SHARDS):
+        name = f"rejects-{shard:03d}.parquet"
+        (data / "shards" / name).write_bytes((clean / name).read_bytes())
+    with pytest.raises(SpeciesganError, match="rejects-00"):
+        merge(data, rows)
+
+
+def test_loading_a_manifest_whose_shard_file_was_replaced_is_a_clear_error(
+    tmp_path: Path,
+) -> None:
+    data = build_data(tmp_path)
+    merge(data, crop_all(data))
+    images = data / "shards" / "shard-000.npy"
+    images.write_bytes((crop_elsewhere(tmp_path, 2 * SIZE) / "shard-000.npy").read_bytes())
+    with pytest.raises(SpeciesganError, match=str(images)):
+        load_split(data / "manifest.parquet", "all")
+    np.save(images, np.zeros((1, SIZE, SIZE, 3), dtype=np.uint8))  # too few crops
+    with pytest.raises(SpeciesganError, match=str(images)):
+        load_split(data / "manifest.parquet", "all")

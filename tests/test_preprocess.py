@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -96,7 +97,7 @@ def mixed_photos(tmp_path: Path) -> dict[str, tuple[Path, tuple[int, int, int, i
     palette.putpalette([255, 0, 0, 0, 0, 255] + [0] * 762)
     palette.paste(1, (0, 0, 40, 20))  # top half blue, bottom half index 0 = transparent
     palette.save(src / "palette.png", transparency=0)
-    sixteen = Image.fromarray(np.full((30, 30), 40000, dtype=np.uint16))
+    sixteen = Image.fromarray(np.full((40, 40), 40000, dtype=np.uint16))
     sixteen.save(src / "sixteen.png")
     return {
         "good": (good, (10, 5, 50, 35)),
@@ -257,3 +258,113 @@ def test_resample_filter_is_a_setting_and_bad_names_are_refused(tmp_path: Path) 
     assert 0 < difference.mean() < 6  # a different filter, the same picture
     with pytest.raises(SpeciesganError, match="preprocess.resample"):
         process_shard(records, 0, tmp_path / "x.npy", tmp_path / "x.parquet", {"resample": "box"})
+
+
+def noisy_jpeg(path: Path, size: tuple[int, int] = (200, 200), seed: int = 0) -> Path:
+    """A JPEG of noise: no row of a real decode is ever flat grey."""
+    pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path, quality=90)
+    return path
+
+
+def cut_with_end_marker(path: Path, keep: float) -> Path:
+    """Keep the first ``keep`` of the file and append an EOI marker, as a repair tool would."""
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)] + b"\xff\xd9")
+    return path
+
+
+@pytest.mark.parametrize("image_size", [SIZE, 128], ids=["draft-decode", "full-decode"])
+def test_truncated_jpeg_with_an_end_marker_is_a_counted_reject_not_a_grey_crop(
+    tmp_path: Path, image_size: int
+) -> None:
+    """libjpeg fills missing data with grey and Pillow reports success when the file ends in EOI."""
+    good = noisy_jpeg(tmp_path / "good.jpg", seed=1)
+    cut = cut_with_end_marker(noisy_jpeg(tmp_path / "cut.jpg"), keep=0.5)
+    with Image.open(cut) as image:
+        image.load()  # Pillow alone accepts it: this is the gap being closed
+    images, kept, rejects, _ = run_shard(
+        tmp_path, [(good, NO_BOX), (cut, NO_BOX)], image_size=image_size
+    )
+    assert kept["species"].tolist() == ["row0"]
+    assert images.shape[0] == 1
+    assert rejects["species"].tolist() == ["row1"]
+    assert "truncated" in rejects["reason"].iloc[0]
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # 90 Mpx, as found
+def test_huge_header_over_a_few_pixels_of_data_is_rejected(tmp_path: Path) -> None:
+    """A 9500x9500 header over 16x16 of coded data would otherwise crop to flat grey."""
+    path = noisy_jpeg(tmp_path / "tiny.jpg", size=(16, 16))
+    data = bytearray(path.read_bytes())
+    sof = data.index(b"\xff\xc0")
+    struct.pack_into(">HH", data, sof + 5, 9500, 9500)  # height, width after length, precision
+    path.write_bytes(bytes(data))
+    with Image.open(path) as image:
+        assert image.size == (9500, 9500)
+    images, kept, rejects, _ = run_shard(tmp_path, [(path, NO_BOX)])
+    assert kept.empty and images.shape[0] == 0
+    assert "truncated" in rejects["reason"].iloc[0]
+
+
+def test_photos_and_boxes_under_the_minimum_size_are_counted_rejects(tmp_path: Path) -> None:
+    """A 1x1 photo or a 1-pixel box would be blown up to the crop size; a minimum refuses them."""
+    tiny = solid(tmp_path / "tiny.png", "RGB", (10, 200, 10), size=(1, 1))
+    strip = solid(tmp_path / "strip.png", "RGB", (10, 200, 10), size=(300, 20))
+    photo = noisy_jpeg(tmp_path / "photo.jpg")
+    photos = [
+        (tiny, NO_BOX),
+        (strip, NO_BOX),
+        (photo, (50, 50, 51, 51)),  # a 1-pixel box
+        (photo, (50, 50, 70, 60)),  # 20x10: under the default of 32
+        (photo, (50, 50, 90, 60)),  # 40x10: the crop square is 40 px of real photo
+        (photo, NO_BOX),
+    ]
+    images, kept, rejects, _ = run_shard(tmp_path, photos)
+    assert kept["species"].tolist() == ["row4", "row5"]
+    assert images.shape[0] == 2
+    reasons = dict(zip(rejects["species"], rejects["reason"], strict=True))
+    assert sorted(reasons) == ["row0", "row1", "row2", "row3"]
+    assert all("preprocess.min_box_size=32" in r for r in reasons.values())
+    assert "1x1" in reasons["row0"] and "300x20" in reasons["row1"]
+    assert "1x1" in reasons["row2"] and "20x10" in reasons["row3"]
+
+    _, kept, rejects, _ = run_shard(tmp_path, photos, name="lenient", min_box_size=1)
+    assert len(kept) == 6 and rejects.empty
+    with pytest.raises(SpeciesganError, match="preprocess.min_box_size"):
+        run_shard(tmp_path, photos, name="bad", min_box_size=0)
+
+
+def test_min_box_size_is_a_documented_preprocess_setting_with_a_default() -> None:
+    from speciesgan.config import load_schema
+
+    setting = load_schema()["properties"]["preprocess"]["properties"]["min_box_size"]
+    assert setting["default"] == 32 and setting["minimum"] == 1 and setting["description"]
+
+
+def test_crop_shard_killed_before_its_renames_leaves_debris_the_rerun_removes(
+    tmp_path: Path,
+) -> None:
+    from killed_run import run_killed_at_rename
+
+    photos = [(noisy_jpeg(tmp_path / f"p{i}.jpg", seed=i), NO_BOX) for i in range(3)]
+    records = tmp_path / "records.parquet"
+    write_records(records, photos)
+    shards = tmp_path / "shards"
+    images, rows = shards / "shard-000.npy", shards / "shard-000.parquet"
+    run_killed_at_rename(
+        f"""
+        from pathlib import Path
+        from speciesgan.data.preprocess import process_shard
+        process_shard(Path({str(records)!r}), 0, Path({str(images)!r}), Path({str(rows)!r}),
+                      {{"image_size": {SIZE}}})
+        """
+    )
+    debris = sorted(p.name for p in shards.iterdir())
+    assert len(debris) == 1 and debris[0].startswith(".shard-000.npy.")
+    process_shard(records, 0, images, rows, {"image_size": SIZE})
+    assert sorted(p.name for p in shards.iterdir()) == [
+        "rejects-000.parquet",
+        "shard-000.npy",
+        "shard-000.parquet",
+    ]

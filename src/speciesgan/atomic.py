@@ -4,17 +4,102 @@ A job killed by SLURM (time limit, preemption, OOM) must never leave a file that
 looks finished: Snakemake and DVC judge completeness by existence.  Every writer
 in the package goes through these helpers, which write to a temporary sibling and
 ``os.replace`` it into place (atomic on POSIX within one file system).
+
+A writer killed with SIGKILL (the OOM killer, SLURM after its grace period)
+runs no cleanup, so its temporary file stays: a whole crop shard, a whole
+extracted dataset.  Temporary names therefore say who made them,
+``.<target>.<random>.<host>.<pid>.tmp<suffix>``, and the next write of the same
+target removes those whose writer is gone: on this host when the pid is no
+longer running, from another host (a cluster node) once untouched for
+``STALE_AFTER_S``.  Only temporaries of that one target are considered, so
+jobs writing other files in the same folder are never disturbed; Snakemake
+never runs two jobs for one output at the same time.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
+import re
+import shutil
+import socket
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
+
+log = logging.getLogger(__name__)
+
+HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname().split(".")[0]) or "localhost"
+"""This machine's name as it appears in temporary names (no dots: they separate fields)."""
+
+STALE_AFTER_S = 6 * 3600.0
+"""Age after which another host's (or an unlabelled) temporary counts as abandoned.
+
+Its pid cannot be checked from here; no single atomic write takes this long.
+"""
+
+
+def temp_affixes(target: str | os.PathLike[str], suffix: str = "") -> tuple[str, str]:
+    """``prefix, suffix`` for ``tempfile.mkstemp``/``mkdtemp``: names ``remove_stale_temps`` knows."""
+    return f".{Path(target).name}.", f".{HOST}.{os.getpid()}.tmp{suffix}"
+
+
+def _pid_running(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def remove_stale_temps(target: str | os.PathLike[str]) -> list[Path]:
+    """Delete temporaries of ``target`` (files or folders) left by writers that are gone.
+
+    Returns what was removed.  Unlabelled names (``.<target>.<random>.tmp...``,
+    from before writers recorded host and pid) go by age like another host's.
+    """
+    target = Path(target)
+    pattern = re.compile(
+        rf"\.{re.escape(target.name)}\.[a-z0-9_]{{8}}\."
+        r"(?:(?P<host>[A-Za-z0-9-]+)\.(?P<pid>\d+)\.)?tmp(?:\.[^/]*)?"
+    )
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(target.parent))
+    except FileNotFoundError:
+        return removed
+    now = time.time()
+    for entry in entries:
+        match = pattern.fullmatch(entry.name)
+        if match is None:
+            continue
+        try:
+            if match["host"] == HOST:
+                stale = not _pid_running(int(match["pid"]))
+            else:
+                stale = now - entry.stat(follow_symlinks=False).st_mtime > STALE_AFTER_S
+            if not stale:
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+        except FileNotFoundError:
+            continue  # its owner or another cleaner got there first
+        except OSError as exc:
+            log.warning("cannot remove %s, left by an interrupted write: %s", entry.path, exc)
+            continue
+        log.info("removed %s, left by an interrupted write", entry.path)
+        removed.append(Path(entry.path))
+    return removed
 
 
 @contextlib.contextmanager
@@ -23,15 +108,14 @@ def atomic_path(target: str | os.PathLike[str], suffix: str | None = None) -> It
 
     The temporary name keeps the target's suffix (or ``suffix``) so that libraries
     which infer the format from the extension (PIL, numpy, pyarrow) still work.
-    On any exception the temporary file is removed and ``target`` is untouched.
+    On any exception the temporary file is removed and ``target`` is untouched;
+    temporaries of ``target`` from killed writers are removed first.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{target.name}.",
-        suffix=f".tmp{suffix if suffix is not None else target.suffix}",
-        dir=target.parent,
-    )
+    remove_stale_temps(target)
+    prefix, tmp_suffix = temp_affixes(target, suffix if suffix is not None else target.suffix)
+    fd, tmp_name = tempfile.mkstemp(prefix=prefix, suffix=tmp_suffix, dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:

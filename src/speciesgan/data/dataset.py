@@ -12,8 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import torch
 
+from speciesgan.data.preprocess import IMAGE_SIZE_KEY
 from speciesgan.errors import SpeciesganError
 
 
@@ -45,10 +47,19 @@ def species_table(frame: pd.DataFrame) -> tuple[list[str], list[str]]:
     return table["species"].tolist(), table["category"].tolist()
 
 
+def _image_size(manifest: Path) -> int:
+    """The crop size in the manifest's metadata, to check each shard file against."""
+    metadata = pq.read_schema(manifest).metadata or {}
+    if IMAGE_SIZE_KEY not in metadata:
+        raise SpeciesganError(f"{manifest}: no {IMAGE_SIZE_KEY.decode()} in the parquet metadata")
+    return int(metadata[IMAGE_SIZE_KEY])
+
+
 def load_split(manifest: str | Path, split: str = "train") -> CropSet:
     """All crops of ``split`` ("train", "test" or "all") in manifest order."""
     manifest = Path(manifest)
     frame = pd.read_parquet(manifest)
+    size = _image_size(manifest)
     species, categories = species_table(frame)
     rows = frame if split == "all" else frame[frame["split"] == split]
     if rows.empty:
@@ -61,9 +72,16 @@ def load_split(manifest: str | Path, split: str = "train") -> CropSet:
             array = np.load(path, mmap_mode="r")
         except FileNotFoundError as exc:
             raise SpeciesganError(f"{manifest}: shard file missing: {path}") from exc
+        indices = group["index"].to_numpy()
+        if array.shape[1:] != (size, size, 3) or (len(indices) and indices.max() >= len(array)):
+            raise SpeciesganError(
+                f"{manifest}: shard file {path} holds crops of shape {array.shape}, but the "
+                f"manifest wants {size}px crops up to index {indices.max()} (a stale or "
+                "replaced shard file; rerun the data stages)"
+            )
         if images is None:
-            images = np.empty((len(rows), *array.shape[1:]), dtype=np.uint8)
-        images[group.index.to_numpy()] = array[group["index"].to_numpy()]
+            images = np.empty((len(rows), size, size, 3), dtype=np.uint8)
+        images[group.index.to_numpy()] = array[indices]
     assert images is not None
     return CropSet(
         images=torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))),

@@ -8,6 +8,15 @@ an HTTP ``Range`` request.  The ``.part`` file is deliberately *not* written via
 final step is still an atomic ``os.replace`` onto ``out``, so ``out`` exists only
 when complete and (when a sum is configured) verified.
 
+The official archives have no pinned sums, so nothing would notice a ``.part``
+whose bytes belong to another version of the file (replaced on the server, or
+a URL changed in the config) continued with the new file's tail.  Resuming is
+therefore tied to the first response's validator (a strong ``ETag``, else
+``Last-Modified``), kept beside the ``.part`` in ``<out>.part.json`` and sent
+as ``If-Range``: a server whose file changed answers 200 with the whole file
+and the transfer starts over.  No validator (or no record of it) means no
+resume.
+
 ``file://`` URLs are supported so the demo can be "downloaded" like a real
 dataset; ``file://data/demo/x.tar`` (no third slash) is relative to the working
 directory, ``file:///abs/x.tar`` is absolute.
@@ -15,8 +24,10 @@ directory, ``file:///abs/x.tar`` is absolute.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
+import json
 import logging
 import os
 import re
@@ -26,6 +37,7 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from speciesgan.atomic import write_json
 from speciesgan.errors import SpeciesganError
 from speciesgan.progress import progress
 
@@ -43,6 +55,53 @@ class _TransientError(Exception):
 def part_path(out: Path) -> Path:
     """Where the partial transfer for ``out`` lives (kept across retries and reruns)."""
     return out.with_name(out.name + ".part")
+
+
+def resume_state_path(part: Path) -> Path:
+    """Where the validator of the transfer in ``part`` is kept (see the module docstring)."""
+    return part.with_name(part.name + ".json")
+
+
+def _discard(part: Path) -> None:
+    """Forget a partial transfer: the bytes and what they were validated against.
+
+    The state goes first, so a kill in between leaves bytes without state,
+    which are never resumed.
+    """
+    resume_state_path(part).unlink(missing_ok=True)
+    part.unlink(missing_ok=True)
+
+
+def _validator(headers: http.client.HTTPMessage) -> str | None:
+    """The value to send as ``If-Range`` for a response: a strong ETag, else Last-Modified.
+
+    Weak ETags (``W/"..."``) must not be used with If-Range (RFC 9110 13.1.5).
+    """
+    etag = headers.get("ETag")
+    if etag and not etag.startswith("W/"):
+        return etag
+    return headers.get("Last-Modified") or None
+
+
+def _same_version(headers: http.client.HTTPMessage, validator: str) -> bool:
+    """Whether a 206 response is of the version ``validator`` names (False if it says otherwise).
+
+    Guards against servers that honour Range but ignore If-Range.
+    """
+    sent = (headers.get("ETag"), headers.get("Last-Modified"))
+    return validator in sent or not any(sent)
+
+
+def _load_validator(url: str, part: Path) -> str | None:
+    """The validator recorded for the bytes in ``part``, if they were fetched from ``url``."""
+    try:
+        state = json.loads(resume_state_path(part).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(state, dict) or state.get("url") != url:
+        return None
+    validator = state.get("validator")
+    return validator if isinstance(validator, str) and validator else None
 
 
 def file_url_path(url: str) -> Path:
@@ -89,11 +148,15 @@ def _content_range_start(header: str | None) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _open(url: str, part: Path, start: int, timeout: float) -> http.client.HTTPResponse | None:
+def _open(
+    url: str, part: Path, start: int, validator: str | None, timeout: float
+) -> http.client.HTTPResponse | None:
     """Open ``url`` from byte ``start`` of ``part``; None: ``part`` already holds it all."""
     headers = {"User-Agent": USER_AGENT}
     if start > 0:
         headers["Range"] = f"bytes={start}-"
+        if validator is not None:
+            headers["If-Range"] = validator
     request = urllib.request.Request(url, headers=headers)
     try:
         return urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 - http(s) only here
@@ -102,7 +165,7 @@ def _open(url: str, part: Path, start: int, timeout: float) -> http.client.HTTPR
             total = _content_range_total(exc.headers.get("Content-Range"))
             if total == start:
                 return None
-            part.unlink(missing_ok=True)  # longer than the file: not a prefix of it
+            _discard(part)  # longer than the file: not a prefix of it
             raise _TransientError(f"HTTP 416 for a {start}-byte partial file; restarting") from exc
         if exc.code >= 500 or exc.code in (408, 429):
             raise _TransientError(f"HTTP {exc.code} {exc.reason}") from exc
@@ -114,19 +177,36 @@ def _open(url: str, part: Path, start: int, timeout: float) -> http.client.HTTPR
 def _fetch_http(url: str, part: Path, timeout: float) -> None:
     """One attempt: continue ``part`` from where it ends, or restart it when needed."""
     start = part.stat().st_size if part.exists() else 0
-    response = _open(url, part, start, timeout)
+    validator = _load_validator(url, part) if start else None
+    if start and validator is None:
+        log.info("%s: no ETag/Last-Modified recorded for %s; starting over", url, part)
+        _discard(part)
+        start = 0
+    response = _open(url, part, start, validator, timeout)
     if response is None:
         return
     with response:
         if response.status == 206:
             if _content_range_start(response.headers.get("Content-Range")) != start:
-                part.unlink(missing_ok=True)
+                _discard(part)
                 raise _TransientError("server answered a different byte range; restarting")
+            if validator is None or not _same_version(response.headers, validator):
+                _discard(part)
+                raise _TransientError("the file changed on the server; restarting")
             mode = "ab"
         else:
             if start:
-                log.info("%s: server ignored the Range request; restarting from byte 0", url)
+                log.info(
+                    "%s: server sent the whole file (changed since the partial transfer, "
+                    "or Range ignored); restarting from byte 0",
+                    url,
+                )
+            _discard(part)
             start, mode = 0, "wb"
+            part.touch()  # the bytes first, then the state that vouches for them
+            fresh = _validator(response.headers)
+            if fresh is not None:
+                write_json(resume_state_path(part), {"url": url, "validator": fresh})
         length = response.headers.get("Content-Length")
         total = start + int(length) if length is not None else None
         written = start
@@ -160,10 +240,15 @@ def _fetch_http_with_retries(
             return
         except _TransientError as exc:
             if attempt == retries:
+                kept = part.stat().st_size if part.exists() else 0
+                if kept and _load_validator(url, part) is not None:
+                    advice = f"rerun to resume from the {kept} bytes kept in {part}"
+                else:
+                    advice = (
+                        "rerun to start over: the server gave no ETag/Last-Modified to resume by"
+                    )
                 raise SpeciesganError(
-                    f"cannot download {url}: {exc} (gave up after {retries + 1} attempts; "
-                    f"rerun to resume from the {part.stat().st_size if part.exists() else 0} "
-                    f"bytes kept in {part})"
+                    f"cannot download {url}: {exc} (gave up after {retries + 1} attempts; {advice})"
                 ) from None
             delay = min(backoff_s * 2**attempt, MAX_BACKOFF_S)
             log.warning("%s: %s; retry %d/%d in %.1f s", url, exc, attempt + 1, retries, delay)
@@ -192,6 +277,7 @@ def download(
     part = part_path(out)
     scheme = urlsplit(url).scheme.lower()
     if scheme == "file":
+        _discard(part)
         _copy_local(url, part)
     elif scheme in ("http", "https"):
         _fetch_http_with_retries(url, part, retries, timeout, backoff_s)
@@ -201,7 +287,7 @@ def download(
         )
     actual = sha256_of(part)
     if sha256 is not None and actual != sha256.lower():
-        part.unlink(missing_ok=True)
+        _discard(part)
         raise SpeciesganError(
             f"checksum mismatch for {url}: expected sha256 {sha256.lower()}, got {actual}; "
             "the partial file was deleted (fix the URL or the sha256 in the config)"
@@ -209,4 +295,6 @@ def download(
     if sha256 is None:
         log.info("%s: sha256 %s (no expected sum configured; pin it to verify reruns)", url, actual)
     os.replace(part, out)
+    with contextlib.suppress(OSError):
+        resume_state_path(part).unlink()
     return out

@@ -2,7 +2,9 @@
 
 The manifest is what training and evaluation read, so it is validated here,
 where a problem can still be blamed on the data step: columns and types,
-species ids 0..K-1, enough crops per species once crop failures are counted.
+species ids 0..K-1, enough crops per species once crop failures are counted,
+and that each shard's three files come from one crop-shard run (a job killed
+between its renames leaves files of two runs side by side).
 """
 
 from __future__ import annotations
@@ -12,12 +14,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from speciesgan.atomic import atomic_path
-from speciesgan.data.preprocess import IMAGE_SIZE_KEY, rejects_path
+from speciesgan.data.download import sha256_of
+from speciesgan.data.preprocess import (
+    IMAGE_SIZE_KEY,
+    IMAGES_SHA256_KEY,
+    REJECTS_SHA256_KEY,
+    SHARD_SEAL_KEYS,
+    images_path,
+    rejects_path,
+)
 from speciesgan.errors import SpeciesganError
 
 log = logging.getLogger(__name__)
@@ -118,6 +129,48 @@ def _read_parquet(path: Path, what: str) -> pa.Table:
         raise SpeciesganError(f"{path}: cannot read {what}: {exc}") from exc
 
 
+def _check_shard_files(path: Path, table: pa.Table, size: int) -> None:
+    """Raise unless the images and rejects files beside ``path`` are the ones its run wrote.
+
+    The rows file is written last and carries the SHA-256 of the other two, so
+    a match proves all three come from the same finished run.  Reading the
+    array header first gives the more useful message for the common mix-up
+    (another crop size or another shard).
+    """
+    metadata = table.schema.metadata or {}
+    missing = [k.decode() for k in SHARD_SEAL_KEYS if k not in metadata]
+    if missing:
+        raise SpeciesganError(
+            f"{path}: no {', '.join(missing)} metadata: written by an older crop-shard; "
+            "rerun crop-shard for this shard"
+        )
+    images = images_path(path)
+    advice = (
+        "the files come from different crop-shard runs (one killed between its renames?); "
+        "delete them and rerun crop-shard for this shard"
+    )
+    try:
+        array = np.load(images, mmap_mode="r")
+    except FileNotFoundError as exc:
+        raise SpeciesganError(f"{images}: shard images not found beside {path}") from exc
+    except (OSError, ValueError) as exc:
+        raise SpeciesganError(f"{images}: cannot read the shard images: {exc}") from exc
+    expected = (table.num_rows, size, size, 3)
+    if array.shape != expected or array.dtype != np.uint8:
+        raise SpeciesganError(
+            f"{images} holds {array.dtype} crops of shape {array.shape} but {path} describes "
+            f"{expected}: {advice}"
+        )
+    del array  # release the memory map before hashing the file
+    if sha256_of(images) != metadata[IMAGES_SHA256_KEY].decode():
+        raise SpeciesganError(f"{images} is not the images file {path} was written with: {advice}")
+    rejects = rejects_path(path)
+    if rejects.is_file() and sha256_of(rejects) != metadata[REJECTS_SHA256_KEY].decode():
+        raise SpeciesganError(
+            f"{rejects} is not the rejects file {path} was written with: {advice}"
+        )
+
+
 def _read_shard(path: Path) -> tuple[pd.DataFrame, pd.DataFrame, int]:
     """A shard's kept rows, its crop rejects (the sibling file) and its crop size."""
     table = _read_parquet(path, "shard rows")
@@ -126,6 +179,7 @@ def _read_shard(path: Path) -> tuple[pd.DataFrame, pd.DataFrame, int]:
         raise SpeciesganError(
             f"{path}: no {IMAGE_SIZE_KEY.decode()} metadata: not crop-shard output"
         )
+    _check_shard_files(path, table, int(metadata[IMAGE_SIZE_KEY]))
     rejects = _read_parquet(rejects_path(path), "crop rejects").to_pandas()
     missing = [c for c in (*REJECT_COLUMNS, "species_id", "category") if c not in rejects.columns]
     if missing:

@@ -15,10 +15,15 @@ Outputs (named by the caller, except the rejects file):
 - ``shard-NNN.npy``: uint8 ``[N, S, S, 3]``, the kept crops in records order;
 - ``shard-NNN.parquet``: the manifest rows of the kept crops: the records
   columns plus ``index`` (row in the ``.npy``) and ``crop_x0, crop_y0,
-  crop_size``; the crop size is in the parquet metadata;
+  crop_size``; the crop size is in the parquet metadata, with the SHA-256 of
+  the images and rejects files (see ``SHARD_SEAL_KEYS``);
 - ``rejects-NNN.parquet`` next to it (``rejects_path(out_rows)``): one row per
   record that could not be cropped (dataset, file, species, reason, stage,
   plus species_id and category so the manifest step can count every species).
+
+The three files are renamed into place one by one, the rows file last: a job
+killed in between leaves new images beside old rows (or the reverse), which
+the sums in the rows file expose when the manifest step reads the shard.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ from speciesgan.data.crop import (
     crop_region,
     square_crop_box,
 )
+from speciesgan.data.download import sha256_of
 from speciesgan.errors import SpeciesganError
 from speciesgan.progress import progress
 
@@ -53,15 +59,34 @@ log = logging.getLogger(__name__)
 
 IMAGE_SIZE_KEY = b"speciesgan.image_size"
 """Parquet metadata key holding the crop size (shard rows and the manifest)."""
+IMAGES_SHA256_KEY = b"speciesgan.images_sha256"
+REJECTS_SHA256_KEY = b"speciesgan.rejects_sha256"
+SHARD_SEAL_KEYS = (IMAGES_SHA256_KEY, REJECTS_SHA256_KEY)
+"""Rows-file metadata tying a shard's three files to one crop-shard run.
+
+The images file itself is not named (that would make equal shards differ by
+their file names); readers find it as ``images_path(rows)``.
+"""
 
 EXIF_ORIENTATION = 0x0112
 ROTATED_ORIENTATIONS = (5, 6, 7, 8)  # width and height swap when displayed
 WHITE = (255, 255, 255)
 NO_BOX = (-1, -1, -1, -1)  # records value for "no box known": crop the whole photo
 
+JPEG_FORMATS = ("JPEG", "MPO")  # MPO: camera multi-picture files, first frame is a JPEG
+GREY_FILL = frozenset((127, 128))
+"""Sample values libjpeg gives blocks it had no data for: 128 (127 in inverted Adobe CMYK)."""
+
 DEFAULT_IMAGE_SIZE = 128
 DEFAULT_PAD_MODE = "edge"
 DEFAULT_RESAMPLE = "lanczos"
+DEFAULT_MIN_BOX_SIZE = 32
+"""Smallest photo side and box (long side) worth a crop, in source pixels.
+
+Below it the crop is mostly invented by the resampler: a 1-pixel box blown up
+to 128 px is a flat square that trains the GAN on nothing.  32 px keeps every
+animal of the demo and smoke configs and every real annotation we have seen.
+"""
 
 
 class CropRejected(Exception):
@@ -114,6 +139,25 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+def _check_size(box: Box, displayed_w: int, displayed_h: int, min_box_size: int) -> None:
+    """Reject photos and boxes too small to give a crop of real pixels.
+
+    The box's long side is what matters: it is the side of the square that is
+    resampled to the crop size (a thin box still gets a square of real photo).
+    """
+    if min(displayed_w, displayed_h) < min_box_size:
+        raise CropRejected(
+            f"photo {displayed_w}x{displayed_h} is smaller than "
+            f"preprocess.min_box_size={min_box_size} px"
+        )
+    width, height = box[2] - box[0], box[3] - box[1]
+    if max(width, height) < min_box_size:
+        raise CropRejected(
+            f"box {tuple(box)} is {width}x{height} px, smaller than "
+            f"preprocess.min_box_size={min_box_size} px"
+        )
+
+
 def _displayed_box(box: Box, displayed_w: int, displayed_h: int) -> Box:
     """The record's box, or the whole photo when the record has none (-1)."""
     if tuple(box) == NO_BOX:
@@ -147,12 +191,38 @@ def _request_draft(image: Image.Image, side: int, size: int) -> float:
     return stored_w / reduced[2]
 
 
-def crop_photo(path: str, box: Box, size: int, pad_mode: str, resample: str = "lanczos") -> Crop:
+def _ends_in_grey_fill(image: Image.Image) -> bool:
+    """Whether a decoded JPEG's bottom row is entirely the decoder's fill for missing data.
+
+    A JPEG cut short and closed with an end marker (FF D9) decodes without any
+    error: libjpeg warns, Pillow silences the warning, and every block after the
+    cut is zero, i.e. flat mid-grey (128 in every channel).  Baseline JPEGs are
+    coded top to bottom, so any cut before the last row of blocks leaves the
+    whole bottom row at exactly that value, while a real photo's bottom row is
+    practically never one constant 128 across (sensor noise, chroma rounding).
+    Checking one row costs nothing next to the decode.  A progressive JPEG cut
+    after its first scan decodes to a blurred but complete picture and passes.
+    """
+    width, height = image.size
+    row = image.crop((0, height - 1, width, height)).tobytes()
+    first = row[:1]
+    return bool(row) and first[0] in GREY_FILL and row.count(first) == len(row)
+
+
+def crop_photo(
+    path: str,
+    box: Box,
+    size: int,
+    pad_mode: str,
+    resample: str = "lanczos",
+    min_box_size: int = DEFAULT_MIN_BOX_SIZE,
+) -> Crop:
     """Decode ``path`` and crop the square around ``box`` (displayed coordinates).
 
     Raises CropRejected for anything wrong with the file: missing, not an
     image, truncated (Pillow refuses partial data because LOAD_TRUNCATED_IMAGES
-    stays False), or a box outside the photo.
+    stays False; a JPEG closed early by an end marker is caught by its grey
+    fill), a box outside the photo, or a photo or box under ``min_box_size``.
     """
     try:
         with Image.open(path) as image:
@@ -162,11 +232,15 @@ def crop_photo(path: str, box: Box, size: int, pad_mode: str, resample: str = "l
                 displayed_w, displayed_h = stored_h, stored_w
             else:
                 displayed_w, displayed_h = stored_w, stored_h
-            sx, sy, side = square_crop_box(
-                _displayed_box(box, displayed_w, displayed_h), displayed_w, displayed_h
-            )
+            displayed_box = _displayed_box(box, displayed_w, displayed_h)
+            _check_size(displayed_box, displayed_w, displayed_h, min_box_size)
+            sx, sy, side = square_crop_box(displayed_box, displayed_w, displayed_h)
             scale = _request_draft(image, side, size)
             image.load()
+            if image.format in JPEG_FORMATS and _ends_in_grey_fill(image):
+                raise CropRejected(
+                    "truncated JPEG data: the decoder filled the missing rows with grey"
+                )
             if orientation != 1:
                 ImageOps.exif_transpose(image, in_place=True)
             rgb = to_rgb(image)
@@ -192,7 +266,7 @@ def _read_shard_rows(records: Path, shard: int) -> pa.Table:
 
 
 def _crop_results(
-    rows: pa.Table, size: int, pad_mode: str, resample: str, threads: int
+    rows: pa.Table, size: int, pad_mode: str, resample: str, min_box_size: int, threads: int
 ) -> Iterator[Crop | CropRejected]:
     """Crops (or rejections) in row order, computed by ``threads`` workers."""
     files = rows["file"].to_pylist()
@@ -202,7 +276,7 @@ def _crop_results(
 
     def one(i: int) -> Crop | CropRejected:
         try:
-            return crop_photo(files[i], boxes[i], size, pad_mode, resample)
+            return crop_photo(files[i], boxes[i], size, pad_mode, resample, min_box_size)
         except CropRejected as exc:
             return exc
 
@@ -224,7 +298,9 @@ def process_shard(
     """Crop every record of ``shard``: ``out_images`` (.npy), ``out_rows`` and its rejects file.
 
     Settings: ``image_size`` (128), ``pad_mode`` ("edge", "reflect" or
-    "constant"), ``resample`` ("lanczos", "bicubic" or "bilinear").  The result does not depend on ``threads``.
+    "constant"), ``resample`` ("lanczos", "bicubic" or "bilinear"),
+    ``min_box_size`` (32).  The result does not depend on ``threads``.  The
+    manifest step looks for the images as ``images_path(out_rows)``.
     """
     size = int(settings.get("image_size", DEFAULT_IMAGE_SIZE))
     pad_mode = str(settings.get("pad_mode", DEFAULT_PAD_MODE))
@@ -237,6 +313,9 @@ def process_shard(
         )
     if size < 1:
         raise SpeciesganError(f"preprocess.image_size must be positive, not {size}")
+    min_box_size = int(settings.get("min_box_size", DEFAULT_MIN_BOX_SIZE))
+    if min_box_size < 1:
+        raise SpeciesganError(f"preprocess.min_box_size must be at least 1, not {min_box_size}")
     if ImageFile.LOAD_TRUNCATED_IMAGES:
         # Something in this process switched on Pillow's partial decoding; a
         # half-grey crop must never be accepted as a photo.
@@ -252,7 +331,7 @@ def process_shard(
     kept_rows: list[int] = []
     rejected_rows: list[int] = []
     reasons: list[str] = []
-    results = _crop_results(rows, size, pad_mode, resample, threads)
+    results = _crop_results(rows, size, pad_mode, resample, min_box_size, threads)
     for i, result in enumerate(progress(results, total=count, desc=f"shard {shard}")):
         if isinstance(result, CropRejected):
             rejected_rows.append(i)
@@ -264,16 +343,27 @@ def process_shard(
     if rejected_rows:
         log.info("shard %d: %d of %d crops rejected", shard, len(rejected_rows), count)
 
-    with atomic_path(out_images) as tmp, open(tmp, "wb") as fh:
-        np.save(fh, images[: len(kept_rows)])
-    _write_parquet(
+    # Images, then rejects, then the rows that carry both files' sums: the rows
+    # file appearing is what marks the shard complete.
+    with atomic_path(out_images) as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, images[: len(kept_rows)])
+        images_sha = sha256_of(tmp)
+    rejects_sha = _write_parquet(
         _crop_rejects_table(rows.take(pa.array(rejected_rows, type=pa.int64())), reasons),
         rejects_path(out_rows),
     )
-    _write_parquet(
-        _manifest_rows_table(rows.take(pa.array(kept_rows, type=pa.int64())), squares, size),
-        out_rows,
-    )
+    kept = _manifest_rows_table(rows.take(pa.array(kept_rows, type=pa.int64())), squares, size)
+    seal = {
+        IMAGES_SHA256_KEY: images_sha.encode(),
+        REJECTS_SHA256_KEY: rejects_sha.encode(),
+    }
+    _write_parquet(kept.replace_schema_metadata({**kept.schema.metadata, **seal}), out_rows)
+
+
+def images_path(out_rows: str | Path) -> Path:
+    """The images file the manifest step expects beside a shard's rows: same name, ``.npy``."""
+    return Path(out_rows).with_suffix(".npy")
 
 
 def rejects_path(out_rows: str | Path) -> Path:
@@ -307,6 +397,8 @@ def _crop_rejects_table(rejected: pa.Table, reasons: list[str]) -> pa.Table:
     )
 
 
-def _write_parquet(table: pa.Table, out: Path) -> None:
+def _write_parquet(table: pa.Table, out: Path) -> str:
+    """Write ``table`` atomically; return the SHA-256 of the file written."""
     with atomic_path(out) as tmp:
         pq.write_table(table, tmp)
+        return sha256_of(tmp)
