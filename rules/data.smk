@@ -132,7 +132,9 @@ rule crop_shard:
     threads: THREADS
     params:
         shard=lambda w: int(w.shard),
-        settings=as_json(pick("preprocess", "image_size", "pad_mode", "resample")),
+        settings=as_json(
+            pick("preprocess", "image_size", "pad_mode", "resample", "min_box_size")
+        ),
     shell:
         "speciesgan crop-shard --records {input:q} --shard {params.shard:q}"
         " --out-images {output.images:q} --out-rows {output.rows:q} --threads {threads:q}"
