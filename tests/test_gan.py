@@ -24,6 +24,7 @@ from speciesgan.gan.loss import (
     discriminator_loss,
     generator_loss,
     gradient_penalty,
+    mode_seeking_loss,
 )
 from speciesgan.gan.networks import (
     build_networks,
@@ -299,6 +300,49 @@ def test_classifier_guidance_prefers_the_requested_species() -> None:
     assert classifier[1].weight.grad is None
 
 
+def test_mode_seeking_loss_punishes_pairs_that_ignore_the_noise() -> None:
+    z_a, z_b = torch.zeros(4, 8), torch.ones(4, 8)
+    image = torch.rand(4, 3, 8, 8)
+    same = mode_seeking_loss(image, image, z_a, z_b)
+    apart = image.clone().requires_grad_(True)
+    different = mode_seeking_loss(apart, 1 - image, z_a, z_b)
+    assert same > 1000 * different
+    different.backward()  # descending the loss moves the pair further apart
+    with torch.no_grad():
+        moved = apart - 0.1 * apart.grad
+    assert (moved - (1 - image)).abs().mean() > (apart - (1 - image)).abs().mean()
+
+
+def test_projected_species_head_learns_the_species_of_real_crops() -> None:
+    """The AC-GAN head (``species_loss_weight``) is a species classifier on D's features."""
+    from speciesgan.gan.projected import ProjectedDiscriminator
+
+    torch.manual_seed(0)
+    d = ProjectedDiscriminator(num_classes=3, image_size=32, channels=8)
+    images = torch.rand(3, 3, 32, 32) * 0.2 - 1
+    for species_id in range(3):
+        images[species_id, :, 8 * species_id : 8 * species_id + 12] = 1.0  # a bar per species
+    ids = torch.arange(3)
+    d.eval()  # spectral norm's power iteration stays put between the two calls
+    scores = d(images, ids)
+    same_scores, logits = d(images, ids, with_logits=True)
+    assert torch.equal(scores, same_scores) and logits.shape == (3, 3)
+    d.train()
+    opt = torch.optim.Adam([p for p in d.parameters() if p.requires_grad], lr=1e-2)
+    for _ in range(30):
+        _, logits = d(images, ids, with_logits=True)
+        loss = torch.nn.functional.cross_entropy(logits, ids)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert torch.equal(d(images, ids, with_logits=True)[1].argmax(1), ids)
+
+
+def test_species_loss_needs_the_projected_discriminator(manifest: Path, tmp_path: Path) -> None:
+    with pytest.raises(SpeciesganError, match="species_loss_weight needs gan.model: projected"):
+        run(manifest, tmp_path / "run", model="resnet", species_loss_weight=1.0)
+
+
 # ---------------------------------------------------------------- DiffAugment
 
 
@@ -386,15 +430,24 @@ def test_training_writes_generator_log_and_checkpoint(manifest: Path, tmp_path: 
     assert not [p for p in tmp_path.rglob(".*tmp*")]  # no temp files left behind
 
 
+SPECIES_TERMS = {"species_loss_weight": 1.0, "mode_seeking_weight": 1.0}
+
+
 @pytest.mark.parametrize(
-    "model,loss", [("resnet", "hinge"), ("dcgan", "wgan-gp"), ("projected", "hinge")]
+    "model,loss,terms",
+    [
+        ("resnet", "hinge", {}),
+        ("dcgan", "wgan-gp", {}),
+        ("projected", "hinge", {}),
+        ("projected", "hinge", SPECIES_TERMS),
+    ],
 )
 def test_resumed_run_is_bit_identical(
-    manifest: Path, tmp_path: Path, model: str, loss: str
+    manifest: Path, tmp_path: Path, model: str, loss: str, terms: dict[str, float]
 ) -> None:
-    straight = run(manifest, tmp_path / "straight", model=model, loss=loss)
-    run(manifest, tmp_path / "resumed", model=model, loss=loss, steps=2)
-    resumed = run(manifest, tmp_path / "resumed", model=model, loss=loss)  # continues from step 2
+    straight = run(manifest, tmp_path / "straight", model=model, loss=loss, **terms)
+    run(manifest, tmp_path / "resumed", model=model, loss=loss, steps=2, **terms)
+    resumed = run(manifest, tmp_path / "resumed", model=model, loss=loss, **terms)
     assert straight.read_bytes() == resumed.read_bytes()
     assert (tmp_path / "straight/log.csv").read_bytes() == (
         tmp_path / "resumed/log.csv"

@@ -47,12 +47,14 @@ def species_table(frame: pd.DataFrame) -> tuple[list[str], list[str]]:
     return table["species"].tolist(), table["category"].tolist()
 
 
-def _image_size(manifest: Path) -> int:
-    """The crop size in the manifest's metadata, to check each shard file against."""
+def _image_size(manifest: Path) -> int | None:
+    """The crop size in the manifest's metadata, to check each shard file against.
+
+    A manifest written by other tools may lack it: then the first shard's crop
+    size is the one every other shard must match.
+    """
     metadata = pq.read_schema(manifest).metadata or {}
-    if IMAGE_SIZE_KEY not in metadata:
-        raise SpeciesganError(f"{manifest}: no {IMAGE_SIZE_KEY.decode()} in the parquet metadata")
-    return int(metadata[IMAGE_SIZE_KEY])
+    return int(metadata[IMAGE_SIZE_KEY]) if IMAGE_SIZE_KEY in metadata else None
 
 
 def load_split(manifest: str | Path, split: str = "train") -> CropSet:
@@ -73,6 +75,8 @@ def load_split(manifest: str | Path, split: str = "train") -> CropSet:
         except FileNotFoundError as exc:
             raise SpeciesganError(f"{manifest}: shard file missing: {path}") from exc
         indices = group["index"].to_numpy()
+        if size is None and array.ndim == 4:
+            size = int(array.shape[1])
         if array.shape[1:] != (size, size, 3) or (len(indices) and indices.max() >= len(array)):
             raise SpeciesganError(
                 f"{manifest}: shard file {path} holds crops of shape {array.shape}, but the "

@@ -108,6 +108,11 @@ def resolve_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
     for key in ("steps", "batch_size", "d_steps", "checkpoint_every", "log_every"):
         if int(resolved[key]) < 1:
             raise SpeciesganError(f"gan.{key} must be at least 1, got {resolved[key]}")
+    if float(resolved["species_loss_weight"]) > 0 and resolved["model"] != "projected":
+        raise SpeciesganError(
+            "gan.species_loss_weight needs gan.model: projected (the discriminator with a"
+            f" species head), got model {resolved['model']!r}"
+        )
     if int(resolved["snapshot_every"]) < 0:
         raise SpeciesganError(
             f"gan.snapshot_every must be 0 or more, got {resolved['snapshot_every']}"
