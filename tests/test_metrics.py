@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import subprocess
@@ -12,8 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from http_server import ServerState, serve
 from PIL import Image
 
+import speciesgan.metrics.inception as inception_module
 from speciesgan.errors import SpeciesganError
 from speciesgan.metrics.fid import (
     fid_from_features,
@@ -24,6 +27,12 @@ from speciesgan.metrics.fid import (
 from speciesgan.metrics.inception import inception_outputs, load_inception
 from speciesgan.metrics.inception_score import inception_score
 from speciesgan.metrics.kid import kernel_inception_distance
+from speciesgan.weights import (
+    FID_INCEPTION_FILE,
+    checkpoints_dir,
+    file_sha256,
+    random_fid_inception_state,
+)
 
 IMAGES_PER_FOLDER = 16  # pytorch-fid's Inception is slow on CPU
 
@@ -85,19 +94,107 @@ def test_inception_info_flags_placeholder_weights(inception) -> None:
     assert len(inception.info["weights_sha256"]) == 64
 
 
-def test_missing_weights_pretrained_mode_names_the_file(tmp_path: Path, monkeypatch) -> None:
-    import speciesgan.metrics.inception as inception_module
+def test_missing_weights_pretrained_mode_names_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pytorch_fid.inception
 
-    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-
-    def offline() -> None:
-        raise OSError("network unreachable")
-
-    monkeypatch.setattr(inception_module, "_download_published", offline)
-    with pytest.raises(SpeciesganError, match="pt_inception-2015-12-05-6726825d.pth"):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    # the real download path, failing fast and deterministically (as with no network)
+    url = f"file:///nonexistent/{FID_INCEPTION_FILE}"
+    monkeypatch.setattr(pytorch_fid.inception, "FID_WEIGHTS_URL", url)
+    with pytest.raises(SpeciesganError, match=re.escape(FID_INCEPTION_FILE)):
         load_inception("pretrained")
     fallback = load_inception("pretrained_or_random")
     assert fallback.info["weights"] == "random-init (offline placeholder)"
+    assert not (checkpoints_dir() / FID_INCEPTION_FILE).exists()
+
+
+class _CodeRunningPayload:
+    """Unpickling this calls open(marker, "w"): any code could run in its place."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self) -> tuple:
+        return (open, (self.marker, "w"))
+
+
+def _payload_bytes(marker: Path) -> bytes:
+    buffer = io.BytesIO()
+    torch.save({"fc.weight": torch.zeros(1), "x": _CodeRunningPayload(marker)}, buffer)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("mode", ["pretrained", "pretrained_or_random"])
+def test_planted_pickle_under_the_inception_file_name_does_not_run_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    marker = tmp_path / "payload-ran"
+    planted = checkpoints_dir() / FID_INCEPTION_FILE
+    planted.parent.mkdir(parents=True)
+    planted.write_bytes(_payload_bytes(marker))
+    with pytest.raises(SpeciesganError, match=re.escape(str(planted))):
+        load_inception(mode)
+    assert not marker.exists()
+    # control: the payload is real, an unrestricted load does run it
+    torch.load(planted, weights_only=False)["x"].close()
+    assert marker.exists()
+
+
+def test_downloaded_inception_file_is_hash_checked_before_it_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A mirror, proxy or attacker serving a pickle in place of pytorch-fid's file."""
+    import pytorch_fid.inception
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    marker = tmp_path / "payload-ran"
+    state = ServerState(files={f"/{FID_INCEPTION_FILE}": _payload_bytes(marker)})
+    with serve(state) as base:
+        monkeypatch.setattr(
+            pytorch_fid.inception, "FID_WEIGHTS_URL", f"{base}/{FID_INCEPTION_FILE}"
+        )
+        with pytest.raises(SpeciesganError, match=re.escape(FID_INCEPTION_FILE)) as refused:
+            load_inception("pretrained")
+    assert "6726825d" in str(refused.value)  # says why: not the published file
+    assert not marker.exists()
+    # nothing is left in the cache to be picked up (and labelled) by a later run
+    assert not (checkpoints_dir() / FID_INCEPTION_FILE).exists()
+    assert not any(checkpoints_dir().iterdir())
+
+
+def test_downloaded_inception_file_with_the_published_hash_is_cached_and_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The online path end to end; the pinned prefix is that of a stand-in file here."""
+    import pytorch_fid.inception
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    buffer = io.BytesIO()
+    torch.save(random_fid_inception_state(seed=3), buffer)
+    body = buffer.getvalue()
+    served = tmp_path / "served.pth"
+    served.write_bytes(body)
+    monkeypatch.setattr(inception_module, "PUBLISHED_SHA256_PREFIX", file_sha256(served)[:8])
+    with serve(ServerState(files={f"/{FID_INCEPTION_FILE}": body})) as base:
+        monkeypatch.setattr(
+            pytorch_fid.inception, "FID_WEIGHTS_URL", f"{base}/{FID_INCEPTION_FILE}"
+        )
+        net = load_inception("pretrained")
+    cached = checkpoints_dir() / FID_INCEPTION_FILE
+    assert cached.read_bytes() == body
+    assert net.is_published and net.info["weights_sha256"] == file_sha256(served)
+
+
+def test_cached_inception_file_without_the_published_hash_is_used_but_unverified() -> None:
+    """B0's policy: conftest's placeholder loads, named as unverified wherever it is reported."""
+    net = load_inception("pretrained")
+    cached = checkpoints_dir() / FID_INCEPTION_FILE
+    assert not net.is_published
+    assert net.info["weights_sha256"] == file_sha256(cached)
+    assert "unverified" in net.info["weights"] and FID_INCEPTION_FILE in net.info["weights"]
 
 
 def _reference_is(logits: np.ndarray, splits: int) -> tuple[float, float]:

@@ -313,7 +313,7 @@ def _weights_note(weights: dict[str, Any] | None) -> str:
         '<p class="note">Inception weights: '
         f"{html.escape(str(weights.get('weights')))} (sha256 "
         f"{html.escape(str(weights.get('weights_sha256', ''))[:16])}…). FID, IS and KID were "
-        "computed with placeholder weights and are NOT comparable with published numbers.</p>"
+        "computed with placeholder or unverified weights and are NOT comparable with published numbers.</p>"
     )
 
 

@@ -6,22 +6,34 @@ network with the same preprocessing, so this module reuses pytorch-fid's
 scaling) and feeds it uint8 images, exactly what pytorch-fid reads from PNG
 files.  The Inception Score needs class logits from the *same* network; they are
 the pool features through the ``fc`` layer stored in the same weights file.
+
+The weights file is fetched and read here, not by pytorch-fid: its
+``fid_inception_v3()`` goes through ``torch.hub.load_state_dict_from_url``,
+which unpickles with ``weights_only=False`` and checks no hash, so a pickle
+planted in a shared ``TORCH_HOME`` or served by a mirror would run code.  A
+download must carry pytorch-fid's SHA-256 prefix before it is kept; every
+file is read with ``weights_only=True``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import http.client
 import io
 import logging
+import shutil
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from speciesgan.atomic import atomic_open
 from speciesgan.errors import SpeciesganError
 from speciesgan.progress import progress
 from speciesgan.weights import (
@@ -42,7 +54,11 @@ PUBLISHED_SHA256_PREFIX = "6726825d"
 
 WEIGHTS_PUBLISHED = "pytorch-fid"
 WEIGHTS_RANDOM = "random-init (offline placeholder)"
-WEIGHTS_UNRECOGNISED = "unrecognised file (SHA-256 differs from pytorch-fid's published weights)"
+WEIGHTS_UNVERIFIED = (
+    f"unverified file {FID_INCEPTION_FILE} (SHA-256 differs from pytorch-fid's published weights)"
+)
+"""A cached file that loads but is not pytorch-fid's (the tests' placeholder, a modified file)."""
+DOWNLOAD_TIMEOUT_S = 20
 
 INCEPTION_MODES = ("pretrained", "pretrained_or_random")
 
@@ -86,11 +102,30 @@ def _fid_loader_returning(state: dict[str, torch.Tensor]) -> Iterator[None]:
         fid_inception.load_state_dict_from_url = original
 
 
-def _download_published() -> None:
-    """Fetch the pytorch-fid weights into torch's cache (works on an online node)."""
+def _download_published(target: Path) -> None:
+    """Fetch pytorch-fid's weights file into torch's cache at ``target``.
+
+    The file is kept only when its SHA-256 starts with the prefix in its name
+    (torch hub's convention), checked before anything reads it; otherwise it is
+    removed and a SpeciesganError says why.  Network failures raise OSError.
+    """
     from pytorch_fid.inception import FID_WEIGHTS_URL
 
-    torch.hub.load_state_dict_from_url(FID_WEIGHTS_URL, progress=False, map_location="cpu")
+    try:
+        with (
+            urllib.request.urlopen(FID_WEIGHTS_URL, timeout=DOWNLOAD_TIMEOUT_S) as response,
+            atomic_open(target) as fh,
+        ):
+            shutil.copyfileobj(response, fh)
+    except (ValueError, http.client.HTTPException) as exc:
+        raise OSError(f"{FID_WEIGHTS_URL}: {exc}") from exc
+    digest = file_sha256(target)
+    if not digest.startswith(PUBLISHED_SHA256_PREFIX):
+        target.unlink(missing_ok=True)
+        raise SpeciesganError(
+            f"{target}: the file downloaded from {FID_WEIGHTS_URL} has SHA-256 {digest[:12]}..., "
+            f"not pytorch-fid's published {PUBLISHED_SHA256_PREFIX}...; removed unread"
+        )
 
 
 def _weights_state(mode: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -102,8 +137,8 @@ def _weights_state(mode: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     path = cached_weights(FID_INCEPTION_FILE)
     if path is None:
         try:
-            _download_published()
-        except Exception as exc:  # noqa: BLE001 - any network/IO failure means "not available"
+            _download_published(checkpoints_dir() / FID_INCEPTION_FILE)
+        except (OSError, SpeciesganError) as exc:  # offline, or not the published file
             if mode == "pretrained":
                 raise SpeciesganError(
                     f"the pytorch-fid Inception weights are missing and could not be downloaded "
@@ -123,20 +158,26 @@ def _weights_state(mode: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
             raise SpeciesganError(
                 f"download did not produce {checkpoints_dir() / FID_INCEPTION_FILE}"
             )
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - a truncated or foreign file
-        raise SpeciesganError(
-            f"{path}: cannot read the Inception weights ({exc}); delete it"
-        ) from exc
     sha256 = file_sha256(path)
-    kind = WEIGHTS_PUBLISHED if sha256.startswith(PUBLISHED_SHA256_PREFIX) else WEIGHTS_UNRECOGNISED
+    try:
+        # data only: a planted pickle in a shared TORCH_HOME must not run code
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - a truncated or foreign file; name it
+        raise SpeciesganError(
+            f"{path}: cannot load the pytorch-fid Inception weights ({exc}); "
+            "delete the file and fetch it again"
+        ) from exc
+    # as for EfficientNet-B0: a cached file that is not the published one is used,
+    # labelled unverified in the log, eval/metrics.json and the report
+    kind = WEIGHTS_PUBLISHED if sha256.startswith(PUBLISHED_SHA256_PREFIX) else WEIGHTS_UNVERIFIED
     if kind != WEIGHTS_PUBLISHED:
         log.warning(
-            "%s is not pytorch-fid's published file (sha256 %s): metric values are not "
-            "comparable with published numbers",
+            "%s: SHA-256 %s... is not pytorch-fid's (%s...): unverified weights (an offline "
+            "placeholder or a modified file); metric values are not comparable with "
+            "published numbers",
             path,
-            sha256[:16],
+            sha256[:12],
+            PUBLISHED_SHA256_PREFIX,
         )
     return state, {"weights": kind, "weights_sha256": sha256}
 
