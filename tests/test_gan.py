@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import json
 import os
+import re
 import signal
 import socket
 import threading
@@ -16,6 +18,7 @@ import pytest
 import torch
 from torch import nn
 
+from speciesgan.cli import main
 from speciesgan.errors import SpeciesganError
 from speciesgan.gan import checkpoint as ckpt
 from speciesgan.gan.augment import diff_augment, parse_policy
@@ -98,7 +101,7 @@ def manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_manifest(tmp_path_factory.mktemp("data"))
 
 
-def run(manifest: Path, out: Path, **overrides: object) -> Path:
+def run(manifest: Path, out: Path, restart: bool = False, **overrides: object) -> Path:
     """Train into ``out``; returns the generator file."""
     settings = {**TINY, "steps": 4, **overrides}
     train_gan(
@@ -111,8 +114,33 @@ def run(manifest: Path, out: Path, **overrides: object) -> Path:
         seed=3,
         threads=1,
         out_snapshots=out / "snapshots.pt",
+        restart=restart,
     )
     return out / "generator.pt"
+
+
+def run_cli(manifest: Path, out: Path, *flags: str, **overrides: object) -> int:
+    """``speciesgan train-gan`` as Snakemake runs it (in this process); returns the exit status."""
+    settings = {**TINY, "steps": 4, **overrides}
+    return main(
+        [
+            "train-gan",
+            "--manifest", str(manifest),
+            "--out-generator", str(out / "generator.pt"),
+            "--out-log", str(out / "log.csv"),
+            "--out-snapshots", str(out / "snapshots.pt"),
+            "--checkpoint-dir", str(out / "checkpoints"),
+            "--seed", "3",
+            "--threads", "1",
+            "--settings", json.dumps(settings),
+            *flags,
+        ]
+    )  # fmt: skip
+
+
+def aside_files(checkpoint_dir: Path, reason: str) -> list[Path]:
+    """Checkpoints moved aside as ``last.<reason>-<UTC time>.pt``."""
+    return sorted(checkpoint_dir.glob(f"last.{reason}-*.pt"))
 
 
 # ---------------------------------------------------------------- networks
@@ -484,11 +512,57 @@ def test_same_seed_reruns_are_bit_identical_with_bf16(manifest: Path, tmp_path: 
     assert first.read_bytes() == second.read_bytes()
 
 
-def test_changed_settings_start_fresh(manifest: Path, tmp_path: Path) -> None:
+def test_changed_settings_move_the_old_checkpoint_aside_and_start_fresh(
+    manifest: Path, tmp_path: Path
+) -> None:
+    """Snakemake reruns train_gan when a gan param changes: the old state is stale, not lost."""
     run(manifest, tmp_path / "a", steps=2)
+    old = (tmp_path / "a/checkpoints/last.pt").read_bytes()
     changed = run(manifest, tmp_path / "a", lr_g=1e-3)  # resume refused: other settings
     fresh = run(manifest, tmp_path / "b", lr_g=1e-3)
     assert changed.read_bytes() == fresh.read_bytes()
+    (kept,) = aside_files(tmp_path / "a/checkpoints", "mismatch")
+    assert kept.read_bytes() == old
+    assert re.fullmatch(r"last\.mismatch-\d{8}T\d{6}Z\.pt", kept.name)
+
+
+def test_corrupt_checkpoint_stops_training_and_is_kept(
+    manifest: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(manifest, tmp_path / "cut", steps=2)
+    last = tmp_path / "cut/checkpoints/last.pt"
+    damaged = last.read_bytes()[: last.stat().st_size // 2]  # a truncated copy, a disk fault
+    last.write_bytes(damaged)
+    (tmp_path / "cut/generator.pt").unlink()
+    assert run_cli(manifest, tmp_path / "cut") == 1
+    error = capsys.readouterr().err
+    assert str(last) in error and "--restart" in error
+    assert last.read_bytes() == damaged  # not overwritten, not renamed
+    assert not (tmp_path / "cut/generator.pt").exists()
+    # the flag restarts from step 0; the damaged file stays, under a name that says why
+    assert run_cli(manifest, tmp_path / "cut", "--restart") == 0
+    assert (tmp_path / "cut/generator.pt").read_bytes() == run(
+        manifest, tmp_path / "b"
+    ).read_bytes()
+    (kept,) = aside_files(tmp_path / "cut/checkpoints", "corrupt")
+    assert kept.read_bytes() == damaged
+
+
+def test_lowered_steps_stop_instead_of_overwriting_the_longer_run(
+    manifest: Path, tmp_path: Path
+) -> None:
+    run(manifest, tmp_path / "long", steps=4)
+    last = tmp_path / "long/checkpoints/last.pt"
+    longer = last.read_bytes()
+    with pytest.raises(SpeciesganError, match=r"step 4.*gan\.steps=2") as stopped:
+        run(manifest, tmp_path / "long", steps=2)
+    assert str(last) in str(stopped.value) and "--restart" in str(stopped.value)
+    assert last.read_bytes() == longer
+    # asking for it explicitly: a 2-step run from step 0, the longer one kept aside
+    shorter = run(manifest, tmp_path / "long", steps=2, restart=True)
+    assert shorter.read_bytes() == run(manifest, tmp_path / "b", steps=2).read_bytes()
+    (kept,) = aside_files(tmp_path / "long/checkpoints", "restart")
+    assert kept.read_bytes() == longer
 
 
 def test_preemption_saves_and_resume_matches(
@@ -502,18 +576,22 @@ def test_preemption_saves_and_resume_matches(
     assert torch.load(tmp_path / "cut/checkpoints/last.pt", weights_only=True)["step"] == 0
     assert not (tmp_path / "cut/generator.pt").exists()
     monkeypatch.delenv("SPECIESGAN_DEADLINE")
+    resumed = run(manifest, tmp_path / "cut", steps=6, checkpoint_every=100)
+    assert resumed.read_bytes() == straight.read_bytes()
     # a signal mid-run (SLURM's warning): checkpoint at whatever step, then resume
     timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGUSR1))
     timer.start()
     try:
-        run(manifest, tmp_path / "cut", steps=400, checkpoint_every=1000, log_every=1000)
+        run(manifest, tmp_path / "signal", steps=400, checkpoint_every=1000, log_every=1000)
         pytest.fail("the signal did not stop training")
     except TrainingInterrupted:
         pass
     finally:
         timer.cancel()
-    # same identity (steps is not part of it), so the 6-step run resumes or restarts cleanly
-    resumed = run(manifest, tmp_path / "cut", steps=6, checkpoint_every=100)
+    # same identity (steps is not part of it): two steps past the saved one
+    saved = torch.load(tmp_path / "signal/checkpoints/last.pt", weights_only=True)["step"]
+    straight = run(manifest, tmp_path / "straight2", steps=saved + 2, checkpoint_every=100)
+    resumed = run(manifest, tmp_path / "signal", steps=saved + 2, checkpoint_every=100)
     assert resumed.read_bytes() == straight.read_bytes()
 
 

@@ -127,6 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--out-snapshots", type=Path, default=None, help="G-EMA by step (gan.snapshot_every)"
     )
+    p.add_argument(
+        "--restart",
+        action="store_true",
+        help="start at step 0 even if CHECKPOINT_DIR/last.pt could be continued or is damaged "
+        "(it is moved aside, not deleted)",
+    )
     _add_common(p)
 
     p = sub.add_parser("sample", help="sample images per species (grids), or mix two species")
@@ -293,6 +299,7 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901 - a flat dispatch table
             seed=args.seed,
             threads=args.threads,
             out_snapshots=args.out_snapshots,
+            restart=args.restart,
         )
     elif cmd == "sample":
         from speciesgan import sample

@@ -1,16 +1,31 @@
 """State that any resumable training loop saves: RNG states, and a canonical payload.
 
 Shared by the GAN checkpoint and the classifier's resume file, so both continue
-bit for bit and both write byte-identical files whether or not they were resumed.
+bit for bit and both write byte-identical files whether or not they were resumed,
+and both keep a resume file they cannot use instead of overwriting it
+(:func:`move_aside`).
 """
 
 from __future__ import annotations
 
+import itertools
+import logging
+import os
 import sys
 from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import torch
+
+log = logging.getLogger(__name__)
+
+RESTART_HINT = (
+    "rerun with --restart to start from step 0 (the file is then moved aside, not deleted); "
+    "under Snakemake, move the file away yourself and rerun"
+)
+"""How a user gets past a resume file that training refuses to use."""
 
 
 def rng_states(generators: Mapping[str, torch.Generator]) -> dict[str, Any]:
@@ -58,3 +73,20 @@ def canonical(value: Any) -> Any:
     if isinstance(value, tuple):
         return tuple(canonical(v) for v in value)
     return value
+
+
+def move_aside(path: Path, reason: str) -> Path:
+    """Rename ``path`` to ``<stem>.<reason>-<UTC time><suffix>`` in its folder; return the new path.
+
+    A resume file that a run will not continue is still hours of training, and
+    may be wanted back (a damaged copy fetched again, the old settings restored):
+    it is never deleted or overwritten, only renamed to say why it was set aside.
+    """
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    for count in itertools.count():
+        tag = f"{reason}-{stamp}" + (f"-{count}" if count else "")
+        target = path.with_name(f"{path.stem}.{tag}{path.suffix}")
+        if not target.exists():
+            break
+    os.rename(path, target)
+    return target

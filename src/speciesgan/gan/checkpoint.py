@@ -9,8 +9,28 @@ plain data.
 
 A checkpoint is only reused by a run with the same *identity*: a hash of the
 settings that shape the trajectory, the seed, the manifest's content and the
-classifier's content.  Anything else means the saved state answers a different
-question, so the run starts fresh (and says so in the log).
+classifier's content.  What happens to one that cannot be continued
+(:func:`checkpoint_to_resume`) is chosen so that no training state is ever
+destroyed without being asked to, yet a Snakemake rerun after a param change
+needs no hand:
+
+* other identity (a gan param, the seed, the data or the classifier changed;
+  the checkpoint folder does not depend on them, so Snakemake's rerun meets
+  the old run's ``last.pt``): the file answers a different question, so it is
+  moved aside as ``last.mismatch-<UTC time>.pt`` and training starts at step 0,
+  with a warning naming both files;
+* unreadable or not a checkpoint (a damaged copy, a disk fault, another
+  program's file): training stops with a ``SpeciesganError`` naming the file
+  and the reason, and the file stays as it is.  Atomic writes mean a killed
+  run never leaves one, so this needs a person's look;
+* a step past ``gan.steps`` (steps lowered): continuing cannot give the shorter
+  run and starting over would overwrite the longer one, so training stops too;
+* ``restart=True`` (``train-gan --restart``): whatever is there is moved aside
+  (``last.corrupt-…``, ``last.mismatch-…`` or ``last.restart-…``) and training
+  starts at step 0.
+
+Moved-aside files stay in the checkpoint folder (and are published with it by
+DVC) until deleted by hand.
 """
 
 from __future__ import annotations
@@ -26,7 +46,14 @@ import torch
 from torch import nn
 
 from speciesgan.atomic import atomic_open
-from speciesgan.resume_state import canonical, restore_rng_states, rng_states
+from speciesgan.errors import SpeciesganError
+from speciesgan.resume_state import (
+    RESTART_HINT,
+    canonical,
+    move_aside,
+    restore_rng_states,
+    rng_states,
+)
 from speciesgan.weights import file_sha256
 
 log = logging.getLogger(__name__)
@@ -113,22 +140,90 @@ def remove_stale_temporaries(checkpoint_dir: str | Path) -> list[Path]:
     return stale
 
 
+PAYLOAD_KEYS = ("identity", "step", "networks", "optimizers", "rng", "log_rows")
+
+
+def unusable(path: Path, reason: str) -> SpeciesganError:
+    """The error for a checkpoint that training will neither continue nor replace."""
+    return SpeciesganError(f"{path}: {reason}. The file is kept as it is; {RESTART_HINT}")
+
+
+def read_checkpoint(path: Path) -> dict[str, Any] | None:
+    """The payload of ``path``; None when there is no file.
+
+    Raises a SpeciesganError naming the file when it is unreadable or not a
+    checkpoint of this format.
+    """
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:  # none, or moved aside by rank 0 meanwhile
+        return None
+    except Exception as exc:  # noqa: BLE001 - truncated, damaged or foreign: say so
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise unusable(
+            path, f"unreadable training checkpoint ({type(exc).__name__}: {first_line[:200]})"
+        ) from exc
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT_VERSION:
+        raise unusable(path, f"not a speciesgan GAN checkpoint of format {FORMAT_VERSION}")
+    missing = [key for key in PAYLOAD_KEYS if key not in payload]
+    if missing:
+        raise unusable(path, f"damaged training checkpoint (missing {missing})")
+    return payload
+
+
 def load_checkpoint(checkpoint_dir: str | Path, identity: str) -> dict[str, Any] | None:
-    """The saved payload if ``last.pt`` exists and belongs to this run, else None."""
+    """The saved payload if ``last.pt`` exists and belongs to this run, else None.
+
+    Reads only; an unusable file is a SpeciesganError (see :func:`read_checkpoint`).
+    """
+    payload = read_checkpoint(checkpoint_path(checkpoint_dir))
+    if payload is None or payload["identity"] != identity:
+        return None
+    return payload
+
+
+def checkpoint_to_resume(
+    checkpoint_dir: str | Path, identity: str, steps: int, restart: bool, may_move: bool
+) -> dict[str, Any] | None:
+    """The payload to continue from, or None to start at step 0 (policy: module docstring).
+
+    ``may_move``: this process may rename files (rank 0 of a distributed run).
+    """
     path = checkpoint_path(checkpoint_dir)
     if not path.is_file():
         return None
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # unreadable: a fresh start is the only safe answer
-        log.warning("%s is unreadable (%s); starting fresh", path, exc)
+    if restart:
+        try:
+            payload = read_checkpoint(path)
+        except SpeciesganError:
+            reason = "corrupt"
+        else:
+            stale = payload is not None and payload["identity"] != identity
+            reason = "mismatch" if stale else "restart"
+        if may_move and path.is_file():
+            aside = move_aside(path, reason)
+            log.warning("--restart: moved %s aside to %s; training starts at step 0", path, aside)
         return None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT_VERSION:
-        log.warning("%s has an unknown format; starting fresh", path)
+    payload = read_checkpoint(path)
+    if payload is None:
         return None
-    if payload.get("identity") != identity:
-        log.info("%s belongs to other settings, seed or data; starting fresh", path)
+    if payload["identity"] != identity:
+        if may_move:
+            aside = move_aside(path, "mismatch")
+            log.warning(
+                "%s belongs to other settings, seed or data: moved aside to %s; "
+                "training starts at step 0",
+                path,
+                aside,
+            )
         return None
+    if int(payload["step"]) > steps:
+        raise SpeciesganError(
+            f"{path}: this checkpoint is at step {int(payload['step'])}, past "
+            f"gan.steps={steps}. Continuing it cannot give a {steps}-step run and starting "
+            f"over would overwrite the longer one, so nothing was changed. Set gan.steps to "
+            f"{int(payload['step'])} or more to continue it, or {RESTART_HINT}"
+        )
     return payload
 
 
@@ -137,13 +232,27 @@ def restore_checkpoint(
     networks: Mapping[str, nn.Module],
     optimizers: Mapping[str, torch.optim.Optimizer],
     generators: Mapping[str, torch.Generator],
+    source: Path | None = None,
 ) -> tuple[int, list[list[float]]]:
-    """Load a payload into live objects; returns ``(step, log_rows)``."""
-    for name, net in networks.items():
-        net.load_state_dict(payload["networks"][name])
-    for name, opt in optimizers.items():
-        opt.load_state_dict(payload["optimizers"][name])
-    restore_rng_states(payload["rng"], generators)
+    """Load a payload into live objects; returns ``(step, log_rows)``.
+
+    With ``source`` (the file it came from), a payload that does not fit the
+    networks (same settings, but written by an incompatible version) is a
+    SpeciesganError naming that file.
+    """
+    try:
+        for name, net in networks.items():
+            net.load_state_dict(payload["networks"][name])
+        for name, opt in optimizers.items():
+            opt.load_state_dict(payload["optimizers"][name])
+        restore_rng_states(payload["rng"], generators)
+    except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+        if source is None:
+            raise
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise unusable(
+            source, f"does not fit the networks ({type(exc).__name__}: {first_line[:200]})"
+        ) from exc
     return int(payload["step"]), [list(row) for row in payload["log_rows"]]
 
 

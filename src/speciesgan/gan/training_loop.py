@@ -472,13 +472,17 @@ def train_gan(
     seed: int,
     threads: int,
     out_snapshots: str | Path | None = None,
+    restart: bool = False,
 ) -> None:
     """Train (or resume training of) the conditional GAN; write the generator and the log.
 
     ``out_generator`` holds the EMA weights (used for sampling and metrics) and
     the raw trained weights (for the "without EMA" ablation).  ``out_snapshots``
     holds G-EMA every ``snapshot_every`` steps plus the final step, for the
-    metrics-over-steps curve.
+    metrics-over-steps curve.  ``checkpoint_dir/last.pt`` is continued when it
+    belongs to this run; one of other settings is moved aside and training
+    starts fresh, a damaged one or one past ``steps`` stops training, and
+    ``restart`` moves any aside (see ``gan.checkpoint``).
     """
     manifest = Path(manifest)
     if not manifest.is_file():
@@ -504,16 +508,13 @@ def train_gan(
         start, rows, snapshots = 0, [], {}
         if ranks.is_main:
             ckpt.remove_stale_temporaries(checkpoint_dir)
-        payload = ckpt.load_checkpoint(checkpoint_dir, identity)
-        if payload is not None and int(payload["step"]) > cfg["steps"]:
-            log.info(
-                "checkpoint is at step %d, past gan.steps=%d; starting fresh",
-                payload["step"],
-                cfg["steps"],
-            )
-            payload = None
+        payload = ckpt.checkpoint_to_resume(
+            checkpoint_dir, identity, int(cfg["steps"]), restart, may_move=ranks.is_main
+        )
         if payload is not None:
-            start, rows = ckpt.restore_checkpoint(payload, networks, optimizers, trainer.rngs)
+            start, rows = ckpt.restore_checkpoint(
+                payload, networks, optimizers, trainer.rngs, ckpt.checkpoint_path(checkpoint_dir)
+            )
             # only the current grid (an earlier run may have used another)
             every = cfg["snapshot_every"]
             snapshots = {
