@@ -35,6 +35,7 @@ from speciesgan.classifier.model import (
     uint8_to_model_range,
 )
 from speciesgan.classifier.train import augment_batch, resume_path, train_classifier
+from speciesgan.cli import main
 from speciesgan.data.dataset import load_split
 from speciesgan.errors import SpeciesganError
 from speciesgan.preemption import TrainingInterrupted
@@ -416,7 +417,12 @@ def test_interrupted_then_resumed_training_equals_an_uninterrupted_run(
     assert not resume_path(model_b).exists()
 
 
-def test_resume_file_from_other_settings_is_ignored(
+def _aside(model: Path, reason: str) -> list[Path]:
+    """Resume files moved aside as ``model.pt.resume.<reason>-<UTC time>.pt``."""
+    return sorted(model.parent.glob(f"{model.name}.resume.{reason}-*.pt"))
+
+
+def test_resume_file_from_other_settings_is_moved_aside(
     manifest: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     short = {**SHORT, "epochs": 1}
@@ -428,10 +434,44 @@ def test_resume_file_from_other_settings_is_ignored(
     assert stale.is_file()
     (tmp_path / "b").mkdir()
     stale.rename(resume_path(tmp_path / "b" / "model.pt"))
+    stale_bytes = resume_path(tmp_path / "b" / "model.pt").read_bytes()
 
     _train(manifest, tmp_path / "a", settings=short)
-    _train(manifest, tmp_path / "b", settings=short)
+    _train(manifest, tmp_path / "b", settings=short)  # a Snakemake rerun after a param change
     assert (tmp_path / "a" / "metrics.json").read_bytes() == (
         tmp_path / "b" / "metrics.json"
     ).read_bytes()
     assert not resume_path(tmp_path / "b" / "model.pt").exists()
+    (kept,) = _aside(tmp_path / "b" / "model.pt", "mismatch")  # stale, but not destroyed
+    assert kept.read_bytes() == stale_bytes
+
+
+def test_damaged_resume_file_stops_training_and_is_kept(
+    short_run: tuple[Path, Path], manifest: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def stop_mid_epoch(epoch: int, step: int) -> None:
+        if (epoch, step) == (1, 1):
+            os.kill(os.getpid(), signal.SIGUSR1)
+
+    with pytest.raises(TrainingInterrupted):
+        _train(manifest, tmp_path, SHORT, on_step=stop_mid_epoch)
+    resume = resume_path(tmp_path / "model.pt")
+    damaged = resume.read_bytes()[:1000]  # a truncated copy, a disk fault
+    resume.write_bytes(damaged)
+    with pytest.raises(SpeciesganError, match=re.escape(str(resume))) as stopped:
+        _train(manifest, tmp_path, SHORT)
+    assert "--restart" in str(stopped.value)
+    assert resume.read_bytes() == damaged and not (tmp_path / "model.pt").exists()
+    # the flag starts over; the damaged file stays, under a name that says why
+    args = [
+        "train-classifier",
+        "--manifest",
+        str(manifest),
+        "--out-model",
+        str(tmp_path / "model.pt"),
+    ]
+    args += ["--out-metrics", str(tmp_path / "metrics.json"), "--seed", "3", "--threads", "1"]
+    assert main([*args, "--settings", json.dumps(SHORT), "--restart"]) == 0
+    assert (tmp_path / "metrics.json").read_bytes() == short_run[1].read_bytes()
+    (kept,) = _aside(tmp_path / "model.pt", "corrupt")
+    assert kept.read_bytes() == damaged

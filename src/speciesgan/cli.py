@@ -116,6 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--manifest", type=Path, required=True)
     p.add_argument("--out-model", type=Path, required=True)
     p.add_argument("--out-metrics", type=Path, required=True)
+    p.add_argument(
+        "--restart",
+        action="store_true",
+        help="start at epoch 1 even if OUT_MODEL.resume.pt could be continued or is damaged "
+        "(it is moved aside, not deleted)",
+    )
     _add_common(p)
 
     p = sub.add_parser("train-gan", help="train the conditional GAN (resumes automatically)")
@@ -285,6 +291,7 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901 - a flat dispatch table
             settings=args.settings,
             seed=args.seed,
             threads=args.threads,
+            restart=args.restart,
         )
     elif cmd == "train-gan":
         from speciesgan.gan.training_loop import train_gan

@@ -19,6 +19,8 @@ from typing import Any
 
 import torch
 
+from speciesgan.errors import SpeciesganError
+
 log = logging.getLogger(__name__)
 
 RESTART_HINT = (
@@ -26,6 +28,17 @@ RESTART_HINT = (
     "under Snakemake, move the file away yourself and rerun"
 )
 """How a user gets past a resume file that training refuses to use."""
+
+
+def unusable(path: Path, reason: str) -> SpeciesganError:
+    """The error for a resume file that training will neither continue nor replace."""
+    return SpeciesganError(f"{path}: {reason}. The file is kept as it is; {RESTART_HINT}")
+
+
+def exception_summary(exc: BaseException) -> str:
+    """``Type: first line`` of an exception (torch's load errors run to a page)."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0][:200] if lines else ''}"
 
 
 def rng_states(generators: Mapping[str, torch.Generator]) -> dict[str, Any]:

@@ -12,6 +12,13 @@ A SLURM job may be preempted or hit its time limit: the loop checks a
 continue exactly (``<out_model>.resume.pt``) and raises ``TrainingInterrupted``.
 The next attempt picks that file up, so an interrupted-and-resumed run produces
 the same model as an uninterrupted one.
+
+A resume file the run cannot continue is never overwritten unasked (see
+``gan.checkpoint`` for the same policy): one of other settings or data (a
+Snakemake rerun after a param change, an older version's) is moved aside as
+``<model>.resume.mismatch-<UTC time>.pt`` and training starts over; an
+unreadable one stops training with a SpeciesganError naming it; ``restart``
+(``train-classifier --restart``) moves any aside and starts over.
 """
 
 from __future__ import annotations
@@ -41,7 +48,14 @@ from speciesgan.data.dataset import CropSet, load_split
 from speciesgan.errors import SpeciesganError
 from speciesgan.preemption import StopRequest, TrainingInterrupted
 from speciesgan.progress import progress
-from speciesgan.resume_state import canonical, restore_rng_states, rng_states
+from speciesgan.resume_state import (
+    canonical,
+    exception_summary,
+    move_aside,
+    restore_rng_states,
+    rng_states,
+    unusable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -269,6 +283,35 @@ def save_resume(
     save_torch(canonical(payload), path)
 
 
+RESUME_KEYS = (
+    "settings_hash", "epoch", "step", "history", "loss_sum", "correct", "seen",
+    "model", "optimizer", "scheduler",
+)  # fmt: skip
+
+
+def _read_resume(path: Path) -> dict[str, Any] | None:
+    """The resume payload; None when there is none; SpeciesganError when it is unusable."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        return None
+    except Exception as exc:  # noqa: BLE001 - truncated, damaged or foreign: say so
+        raise unusable(
+            path, f"unreadable classifier resume file ({exception_summary(exc)})"
+        ) from exc
+    if not isinstance(payload, dict):
+        raise unusable(path, "not a classifier resume file (top level is not a dict)")
+    missing = [key for key in RESUME_KEYS if key not in payload]
+    if missing:
+        raise unusable(path, f"damaged classifier resume file (missing {missing})")
+    return payload
+
+
+def _is_stale(payload: dict[str, Any], run_hash: str) -> bool:
+    """Other settings or data, or an older version's file (no RNG states)."""
+    return payload["settings_hash"] != run_hash or "rng" not in payload
+
+
 def load_resume(
     path: Path,
     run_hash: str,
@@ -276,25 +319,41 @@ def load_resume(
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     augment_generator: torch.Generator,
+    restart: bool = False,
 ) -> TrainState | None:
-    """Restore an interrupted run, or return None when there is no usable resume file."""
+    """Restore an interrupted run, or return None to start over (policy: module docstring)."""
     if not path.is_file():
         return None
+    if restart:
+        try:
+            payload = _read_resume(path)
+        except SpeciesganError:
+            reason = "corrupt"
+        else:
+            reason = (
+                "mismatch" if payload is not None and _is_stale(payload, run_hash) else "restart"
+            )
+        if path.is_file():
+            log.warning("--restart: moved %s aside to %s", path, move_aside(path, reason))
+        return None
+    payload = _read_resume(path)
+    if payload is None:
+        return None
+    if _is_stale(payload, run_hash):
+        aside = move_aside(path, "mismatch")
+        log.warning(
+            "%s: made with other settings, data or version: moved aside to %s; starting over",
+            path,
+            aside,
+        )
+        return None
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a damaged resume file only costs the work it held
-        log.warning("%s: unreadable resume file, starting over (%s)", path, exc)
-        return None
-    if payload.get("settings_hash") != run_hash:
-        log.warning("%s: made with other settings or data; starting over", path)
-        return None
-    if "rng" not in payload:
-        log.warning("%s: written by an older version; starting over", path)
-        return None
-    model.load_state_dict(payload["model"])
-    optimizer.load_state_dict(payload["optimizer"])
-    scheduler.load_state_dict(payload["scheduler"])
-    restore_rng_states(payload["rng"], {"augment": augment_generator})
+        model.load_state_dict(payload["model"])
+        optimizer.load_state_dict(payload["optimizer"])
+        scheduler.load_state_dict(payload["scheduler"])
+        restore_rng_states(payload["rng"], {"augment": augment_generator})
+    except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+        raise unusable(path, f"does not fit the classifier ({exception_summary(exc)})") from exc
     log.info("%s: resuming at epoch %d step %d", path, payload["epoch"] + 1, payload["step"])
     return TrainState(
         epoch=int(payload["epoch"]),
@@ -347,11 +406,13 @@ def train_classifier(
     threads: int,
     *,
     on_step: Callable[[int, int], None] | None = None,
+    restart: bool = False,
 ) -> None:
     """Train EfficientNet-B0 on the manifest's train split; evaluate on its test split.
 
     ``on_step(epoch, step)`` is called after every optimiser step (tests use it to
-    send themselves a stop signal at a known point).
+    send themselves a stop signal at a known point).  ``restart`` starts over
+    even when a resume file could be continued (it is moved aside).
     """
     manifest, out_model, out_metrics = Path(manifest), Path(out_model), Path(out_metrics)
     cfg = resolve_settings(settings)
@@ -400,7 +461,9 @@ def train_classifier(
     # Lite0, and its resume state must never be loaded into a B0 on a later attempt
     built = {**cfg, "built_arch": info["arch"], "init_sha256": info["weights_sha256"]}
     run_hash = settings_hash(built, seed, train, test)
-    state = load_resume(resume_file, run_hash, model, optimizer, scheduler, augment_generator)
+    state = load_resume(
+        resume_file, run_hash, model, optimizer, scheduler, augment_generator, restart
+    )
     state = state or TrainState(history=[])
     log.info(
         "classifier: %d species, %d train / %d test images at %d px, weights: %s, %s, "

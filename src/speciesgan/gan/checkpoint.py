@@ -50,9 +50,11 @@ from speciesgan.errors import SpeciesganError
 from speciesgan.resume_state import (
     RESTART_HINT,
     canonical,
+    exception_summary,
     move_aside,
     restore_rng_states,
     rng_states,
+    unusable,
 )
 from speciesgan.weights import file_sha256
 
@@ -143,11 +145,6 @@ def remove_stale_temporaries(checkpoint_dir: str | Path) -> list[Path]:
 PAYLOAD_KEYS = ("identity", "step", "networks", "optimizers", "rng", "log_rows")
 
 
-def unusable(path: Path, reason: str) -> SpeciesganError:
-    """The error for a checkpoint that training will neither continue nor replace."""
-    return SpeciesganError(f"{path}: {reason}. The file is kept as it is; {RESTART_HINT}")
-
-
 def read_checkpoint(path: Path) -> dict[str, Any] | None:
     """The payload of ``path``; None when there is no file.
 
@@ -159,10 +156,7 @@ def read_checkpoint(path: Path) -> dict[str, Any] | None:
     except FileNotFoundError:  # none, or moved aside by rank 0 meanwhile
         return None
     except Exception as exc:  # noqa: BLE001 - truncated, damaged or foreign: say so
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise unusable(
-            path, f"unreadable training checkpoint ({type(exc).__name__}: {first_line[:200]})"
-        ) from exc
+        raise unusable(path, f"unreadable training checkpoint ({exception_summary(exc)})") from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT_VERSION:
         raise unusable(path, f"not a speciesgan GAN checkpoint of format {FORMAT_VERSION}")
     missing = [key for key in PAYLOAD_KEYS if key not in payload]
@@ -249,10 +243,7 @@ def restore_checkpoint(
     except (KeyError, RuntimeError, ValueError, TypeError) as exc:
         if source is None:
             raise
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise unusable(
-            source, f"does not fit the networks ({type(exc).__name__}: {first_line[:200]})"
-        ) from exc
+        raise unusable(source, f"does not fit the networks ({exception_summary(exc)})") from exc
     return int(payload["step"]), [list(row) for row in payload["log_rows"]]
 
 
