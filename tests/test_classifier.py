@@ -7,6 +7,9 @@ import logging
 import os
 import re
 import signal
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -475,3 +478,64 @@ def test_damaged_resume_file_stops_training_and_is_kept(
     assert (tmp_path / "metrics.json").read_bytes() == short_run[1].read_bytes()
     (kept,) = _aside(tmp_path / "model.pt", "corrupt")
     assert kept.read_bytes() == damaged
+
+
+KILLED_CHILD = """
+import os, signal, sys
+from pathlib import Path
+from speciesgan.classifier.train import train_classifier
+
+def die():  # what the OOM killer or a crashed node does: no cleanup, nothing saved
+    os.kill(os.getpid(), signal.SIGKILL)
+
+def in_second_epoch(epoch, step):
+    if (epoch, step) == (1, 0) and {kill_at!r} == "second epoch":
+        die()
+
+replace = os.replace
+def replace_unless_model(src, dst, *args, **kwargs):
+    if Path(dst).name == "model.pt" and {kill_at!r} == "model write":
+        die()
+    replace(src, dst, *args, **kwargs)
+os.replace = replace_unless_model
+
+manifest, out, settings = Path(sys.argv[1]), Path(sys.argv[2]), {settings!r}
+train_classifier(manifest, out / "model.pt", out / "metrics.json", settings, seed=3, threads=1,
+                 on_step=in_second_epoch)
+"""
+
+
+@pytest.mark.parametrize(
+    ("kill_at", "resumes_at"),
+    [("second epoch", (1, 0)), ("model write", None)],
+    ids=["killed_in_the_second_epoch", "killed_at_the_model_write"],
+)
+def test_sigkilled_training_resumes_from_its_last_finished_epoch(
+    short_run: tuple[Path, Path],
+    manifest: Path,
+    tmp_path: Path,
+    kill_at: str,
+    resumes_at: tuple[int, int] | None,
+) -> None:
+    """SHORT has 2 epochs: killed in the second, or after both but before model.pt exists."""
+    script = textwrap.dedent(KILLED_CHILD.format(kill_at=kill_at, settings=SHORT))
+    killed = subprocess.run(
+        [sys.executable, "-c", script, str(manifest), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert resume_path(tmp_path / "model.pt").is_file()
+    assert not (tmp_path / "model.pt").exists()
+
+    steps_run = []
+    model_b, metrics_b = _train(
+        manifest, tmp_path, SHORT, on_step=lambda epoch, step: steps_run.append((epoch, step))
+    )
+    # finished epochs are not trained again (none at all when both were done)
+    assert (steps_run[0] if steps_run else None) == resumes_at
+    model_a, metrics_a = short_run
+    assert metrics_a.read_bytes() == metrics_b.read_bytes()
+    assert _same_weights(model_a, model_b)
+    assert not resume_path(model_b).exists()

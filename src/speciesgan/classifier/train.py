@@ -10,8 +10,10 @@ augmentation, dropout) comes from generators seeded by ``seed``.
 A SLURM job may be preempted or hit its time limit: the loop checks a
 :class:`~speciesgan.preemption.StopRequest` every step, saves everything needed to
 continue exactly (``<out_model>.resume.pt``) and raises ``TrainingInterrupted``.
-The next attempt picks that file up, so an interrupted-and-resumed run produces
-the same model as an uninterrupted one.
+The same file is also written (atomically) after every epoch, because a process
+killed outright (SIGKILL, the OOM killer, a node crash) saves nothing on its way
+out.  The next attempt picks that file up, so an interrupted-and-resumed run
+produces the same model as an uninterrupted one.
 
 A resume file the run cannot continue is never overwritten unasked (see
 ``gan.checkpoint`` for the same policy): one of other settings or data (a
@@ -481,6 +483,7 @@ def train_classifier(
 
     # loop
     stop = StopRequest()
+    test_logits: torch.Tensor | None = None
     try:
         for epoch in range(state.epoch, epochs):
             order = epoch_order(num_train, seed, epoch).to(device)
@@ -536,11 +539,19 @@ def train_classifier(
                 entry["test_top1"],
             )
             state.step, state.loss_sum, state.correct, state.seen = 0, 0.0, 0, 0
+            # SIGKILL (the OOM killer, a crashed node, SLURM past its grace time) gives
+            # no chance to save on the way out: keep every finished epoch, atomically
+            state.epoch = epoch + 1
+            save_resume(
+                resume_file, run_hash, model, optimizer, scheduler, augment_generator, state
+            )
     finally:
         stop.restore()
 
     # save (the last epoch's evaluation is the final one: the model has not changed since)
     assert state.history is not None
+    if test_logits is None:  # resumed after the last epoch, killed before the model was saved
+        test_logits = predict_logits(model, test.images, device)
     metrics = final_metrics(test_logits, test, num_train, cfg, info, state.history)
     save_classifier(out_model, model, train.species, image_size, info)
     write_json(out_metrics, metrics)
