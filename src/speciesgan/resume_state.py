@@ -9,7 +9,6 @@ and both keep a resume file they cannot use instead of overwriting it
 from __future__ import annotations
 
 import itertools
-import logging
 import os
 import sys
 from collections.abc import Mapping
@@ -21,10 +20,8 @@ import torch
 
 from speciesgan.errors import SpeciesganError
 
-log = logging.getLogger(__name__)
-
 RESTART_HINT = (
-    "rerun with --restart to start from step 0 (the file is then moved aside, not deleted); "
+    "rerun with --restart to start from scratch (the file is then moved aside, not deleted); "
     "under Snakemake, move the file away yourself and rerun"
 )
 """How a user gets past a resume file that training refuses to use."""
