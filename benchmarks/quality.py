@@ -46,7 +46,33 @@ from speciesgan.metrics.fid import RealFeatures, fid_from_features, real_feature
 from speciesgan.metrics.inception import InceptionNet, inception_outputs, load_inception
 from speciesgan.sample import generate_images, save_png, tile
 
-COLUMNS = ("steps", "CPU s", "wall s", "gen acc mean", "worst acc", "worst species", "FID")
+COLUMNS = (
+    "steps",
+    "CPU s",
+    "wall s",
+    "gen acc mean",
+    "worst acc",
+    "worst species",
+    "diversity",
+    "FID",
+)
+
+
+def within_species_spread(images: torch.Tensor, ids: torch.Tensor) -> float:
+    """Mean L1 distance between two images of the same species, averaged over species.
+
+    Accuracy alone rewards a generator that draws one recognisable image per
+    species; divided by the same figure for real crops ("diversity" column) it
+    says how much of the photos' variety (colour, pose, place) G keeps:
+    about 1 is as varied as the photos, near 0 is one image per species.
+    """
+    spreads = []
+    for species_id in ids.unique():
+        group = images[ids == species_id].float().flatten(1)
+        if len(group) > 1:
+            distances = torch.cdist(group, group, p=1) / group.shape[1]
+            spreads.append(distances.sum() / (len(group) * (len(group) - 1)))
+    return float(torch.stack(spreads).mean())
 
 
 def layered(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -92,6 +118,7 @@ def evaluate(
     ids = torch.arange(len(species)).repeat_interleave(args.images_per_species)
     images = generate_images(generator, ids, seed=args.seed)
     correct = classifier_accuracy(classifier, images, ids)
+    diversity = within_species_spread(images, ids) / args.real_spread
     per_species = correct.reshape(len(species), -1).mean(axis=1)
     worst = int(np.argmin(per_species))
     if args.grid_dir is not None:  # to look at, not only count: 8 per species, a row each
@@ -107,6 +134,7 @@ def evaluate(
         "accuracy_per_species": dict(zip(species, per_species.tolist(), strict=True)),
         "worst_species": species[worst],
         "worst_accuracy": float(per_species[worst]),
+        "diversity": diversity,
         "fid": fid,
     }
 
@@ -120,6 +148,7 @@ def table_row(row: dict[str, Any]) -> str:
         f"{row['accuracy_mean']:.3f}",
         f"{row['worst_accuracy']:.3f}",
         row["worst_species"],
+        f"{row['diversity']:.2f}",
         fid,
     )
     return "| " + " | ".join(cells) + " |"
@@ -171,6 +200,10 @@ def main() -> None:
             args.manifest, "train", net, cache, per_species=args.fid_images_per_species
         )
     trainer = build_trainer(data, None, cfg, seed=args.seed, ranks=Ranks(), device=device)
+    picks = torch.cat(
+        [(data.labels == k).nonzero()[: args.images_per_species, 0] for k in data.labels.unique()]
+    )  # uint8, as generate_images returns
+    args.real_spread = within_species_spread(data.images[picks], data.labels[picks])
     trainer.raw_g.train()
     trainer.raw_d.train()
 

@@ -21,8 +21,8 @@ import pytest
 
 from tests.workflow import copy_workflow, env, planned_jobs, snakemake
 
-DEMO_SNAPSHOT_STEPS = [400, 800, 1200]
-"""configs/demo.yaml: gan.steps 1200, gan.snapshot_every 400."""
+DEMO_SNAPSHOT_STEPS = [750, 1500]
+"""configs/demo.yaml: gan.steps 1500, gan.snapshot_every 750."""
 
 
 @pytest.mark.slow
