@@ -5,7 +5,9 @@ network with the same preprocessing, so this module reuses pytorch-fid's
 ``InceptionV3`` as is (its bilinear resize to 299 and its [0, 1] -> [-1, 1]
 scaling) and feeds it uint8 images, exactly what pytorch-fid reads from PNG
 files.  The Inception Score needs class logits from the *same* network; they are
-the pool features through the ``fc`` layer stored in the same weights file.
+the pool features times the ``fc`` weights stored in the same weights file,
+without the ``fc`` bias: the original IS code (its ``pool3 @ W``) and
+torch-fidelity use the unbiased logits, and a bias shifts the softmax.
 
 The weights file is fetched and read here, not by pytorch-fid: its
 ``fid_inception_v3()`` goes through ``torch.hub.load_state_dict_from_url``,
@@ -208,6 +210,8 @@ def inception_outputs(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pool features [N, 2048] and logits [N, 1008] (float64) of uint8 images [N, 3, H, W].
 
+    The logits are ``pool @ fc.weight.T`` without the bias (see the module docstring).
+
     uint8 input is required so that in-memory images and the same images saved as
     PNG (what ``python -m pytorch_fid`` reads) give identical features.
     """
@@ -224,5 +228,5 @@ def inception_outputs(
             batch = images[start : start + batch_size].to(net.device).float().div(255)
             pool = net.features(batch)[0].flatten(1)
             features[start : start + len(batch)] = pool.cpu().double().numpy()
-            logits[start : start + len(batch)] = net.fc(pool).cpu().double().numpy()
+            logits[start : start + len(batch)] = (pool @ net.fc.weight.T).cpu().double().numpy()
     return features, logits
