@@ -384,3 +384,30 @@ def test_inception_logits_leave_out_the_fc_bias(inception) -> None:
     weight = inception.fc.weight.detach().double().numpy()
     assert np.abs(inception.fc.bias.detach().numpy()).max() > 0  # the test would prove nothing
     np.testing.assert_allclose(logits, features @ weight.T, rtol=1e-4, atol=1e-4)
+
+
+def _species_features(rng: np.random.Generator, labels: np.ndarray, dims: int = 16) -> np.ndarray:
+    """Features of a 'perfect generator': each species' own Gaussian, the same for real and fake."""
+    centres = np.random.default_rng(99).normal(scale=3.0, size=(int(labels.max()) + 1, dims))
+    return centres[labels] + rng.normal(size=(len(labels), dims))
+
+
+def test_fid_generated_mix_follows_the_real_species_frequencies() -> None:
+    from speciesgan.metrics.evaluate import fid_features, matched_species_counts
+    from speciesgan.metrics.fid import fid_from_features
+
+    rng = np.random.default_rng(0)
+    real_labels = np.repeat([0, 1, 2], [800, 200, 200])  # 2/3 of the real crops are species 0
+    counts = matched_species_counts(real_labels, num_species=3, total=600)
+    assert counts.tolist() == [400, 100, 100] and counts.sum() == 600
+    real = _species_features(rng, real_labels)
+    balanced_labels = np.repeat([0, 1, 2], 200)  # what evaluate generates for the accuracy
+    balanced = _species_features(rng, balanced_labels)
+    features, labels = fid_features(
+        balanced, balanced_labels, real_labels, 3, lambda extra: _species_features(rng, extra)
+    )
+    assert np.bincount(labels, minlength=3).tolist() == [400, 100, 100]
+    assert len(features) == len(balanced)
+    # balanced images are reused first: only species 0's shortfall is generated anew
+    np.testing.assert_array_equal(features[labels == 1], balanced[balanced_labels == 1][:100])
+    assert fid_from_features(features, real) < 0.5 * fid_from_features(balanced, real)
