@@ -411,3 +411,23 @@ def test_fid_generated_mix_follows_the_real_species_frequencies() -> None:
     # balanced images are reused first: only species 0's shortfall is generated anew
     np.testing.assert_array_equal(features[labels == 1], balanced[balanced_labels == 1][:100])
     assert fid_from_features(features, real) < 0.5 * fid_from_features(balanced, real)
+
+
+def test_evaluate_stops_on_a_classifier_with_species_in_another_order(tmp_path: Path) -> None:
+    """Accuracy per species would silently compare each species with another one."""
+    from speciesgan.metrics.evaluate import evaluate
+
+    size = 16
+    manifest = _write_manifest(tmp_path / "data", _blobs(5, 4, size, smooth=True), [0, 0, 1, 1])
+    (tmp_path / "g").mkdir()
+    (tmp_path / "c").mkdir()
+    generator, _ = _trained_files(tmp_path / "g", ["Alpha Dog", "Beta Bird"], size)
+    _, classifier = _trained_files(tmp_path / "c", ["Beta Bird", "Alpha Dog"], size)
+    out = tmp_path / "eval" / "metrics.json"
+    settings = {"images_per_species": 2, "is_splits": 1, "batch_size": 4}
+    with pytest.raises(SpeciesganError) as caught:
+        evaluate(generator, manifest, classifier, out, settings, seed=1, threads=1)
+    message = str(caught.value)
+    assert "index 0" in message and "'Beta Bird'" in message and "'Alpha Dog'" in message
+    assert str(classifier) in message and str(generator) in message
+    assert not out.exists()

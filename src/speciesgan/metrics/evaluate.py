@@ -31,6 +31,7 @@ from speciesgan.metrics.inception_score import inception_score
 from speciesgan.metrics.kid import kernel_inception_distance
 from speciesgan.progress import progress
 from speciesgan.sample import generate_images
+from speciesgan.species_lists import require_same_species
 
 log = logging.getLogger(__name__)
 
@@ -294,19 +295,17 @@ def evaluate(
     cache = Path(cache_dir) if cache_dir is not None else Path(out).parent / "fid_cache"
     model, meta = load_generator(Path(generator), device, weights=weights)
     species = list(meta["species"])
+    # checked before any Inception work: a classifier with the species in another
+    # order would score every generated image against the wrong species
+    classifier_net = load_classifier(Path(classifier), device)
+    require_same_species(species, generator, classifier_net.species, classifier)
     net = load_inception(settings.get("inception_weights", DEFAULTS["inception_weights"]), device)
     real = _real(Path(manifest), net, cache, {**DEFAULTS, **settings})  # once, for both
-    if real.species != species:
-        raise SpeciesganError(
-            f"{manifest}: its species ({len(real.species)}) differ from the generator's "
-            f"({len(species)}); was the generator trained on another manifest?"
-        )
-    classifier_net = load_classifier(Path(classifier), device)
+    require_same_species(species, generator, real.species, manifest)
     result = evaluate_generator(model, species, classifier_net, real, net, settings, seed)
     result["generator_weights"] = weights
     if snapshots is not None:
         generators, snapshot_meta = load_snapshots(Path(snapshots), device)
-        if list(snapshot_meta["species"]) != species:
-            raise SpeciesganError(f"{snapshots}: its species differ from {generator}'s")
+        require_same_species(species, generator, list(snapshot_meta["species"]), snapshots)
         result["over_steps"] = metrics_over_steps(generators, real, net, settings, seed)
     write_json(out, result)
