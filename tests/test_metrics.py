@@ -431,3 +431,36 @@ def test_evaluate_stops_on_a_classifier_with_species_in_another_order(tmp_path: 
     assert "index 0" in message and "'Beta Bird'" in message and "'Alpha Dog'" in message
     assert str(classifier) in message and str(generator) in message
     assert not out.exists()
+
+
+@pytest.mark.parametrize("real_count", [40, 160])
+def test_kid_std_is_the_spread_of_the_estimate_when_a_subset_is_a_whole_set(
+    real_count: int,
+) -> None:
+    """Per species, the subset is the whole generated set: its std must still be honest."""
+    rng = np.random.default_rng(real_count)
+    generated = rng.normal(size=(40, 32))
+    real = rng.normal(loc=0.2, size=(real_count, 32))
+    reported = kernel_inception_distance(generated, real, seed=0, num_subsets=20)
+    # the actual spread: the same estimate on fresh draws of the same two distributions
+    fresh = [
+        kernel_inception_distance(
+            rng.normal(size=(40, 32)), rng.normal(loc=0.2, size=(real_count, 32)), seed=0
+        )["mean"]
+        for _ in range(200)
+    ]
+    assert 0.5 * np.std(fresh) < reported["std"] < 2.0 * np.std(fresh)
+    assert reported["mean"] == pytest.approx(np.mean(fresh), abs=3 * np.std(fresh))
+
+
+def test_kid_jackknife_std_equals_leave_one_out_by_hand() -> None:
+    from speciesgan.metrics.kid import jackknife_std, mmd2_unbiased
+
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(7, 5)), rng.normal(loc=0.3, size=(9, 5))
+    without_x = np.array([mmd2_unbiased(np.delete(x, i, 0), y) for i in range(7)])
+    without_y = np.array([mmd2_unbiased(x, np.delete(y, j, 0)) for j in range(9)])
+    variance = 6 / 7 * np.sum((without_x - without_x.mean()) ** 2) + 8 / 9 * np.sum(
+        (without_y - without_y.mean()) ** 2
+    )
+    assert jackknife_std(x, y) == pytest.approx(np.sqrt(variance), rel=1e-9)
