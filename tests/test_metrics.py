@@ -453,6 +453,22 @@ def test_kid_std_is_the_spread_of_the_estimate_when_a_subset_is_a_whole_set(
     assert reported["mean"] == pytest.approx(np.mean(fresh), abs=3 * np.std(fresh))
 
 
+def test_real_images_per_species_is_a_seeded_random_sample() -> None:
+    """Manifest order groups crops by source photo/site: the first N are not representative."""
+    from speciesgan.metrics.fid import sample_per_species
+
+    labels = torch.tensor([0] * 50 + [1] * 30 + [0] * 20)
+    chosen = sample_per_species(labels, 10, seed=0)
+    assert torch.equal(chosen, sample_per_species(labels, 10, seed=0))
+    assert not torch.equal(chosen, sample_per_species(labels, 10, seed=1))
+    assert torch.bincount(labels[chosen]).tolist() == [10, 10]
+    assert len(set(chosen.tolist())) == 20 and chosen.tolist() == sorted(chosen.tolist())
+    first_ten = set(range(10)) | set(range(50, 60))
+    assert set(chosen.tolist()) != first_ten
+    assert sample_per_species(labels, None, seed=0).tolist() == list(range(100))
+    assert len(sample_per_species(labels, 40, seed=0)) == 70  # 40 caps species 1's 30
+
+
 def test_kid_jackknife_std_equals_leave_one_out_by_hand() -> None:
     from speciesgan.metrics.kid import jackknife_std, mmd2_unbiased
 
