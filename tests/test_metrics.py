@@ -469,6 +469,26 @@ def test_real_images_per_species_is_a_seeded_random_sample() -> None:
     assert len(sample_per_species(labels, 40, seed=0)) == 70  # 40 caps species 1's 30
 
 
+def test_inception_features_run_without_tf32_and_restore_the_flags(inception) -> None:
+    """TF32 matmuls/convolutions would make GPU features (and FID) differ from pytorch-fid's."""
+    seen: list[tuple[bool, bool]] = []
+    hook = inception.features.register_forward_hook(
+        lambda *_: seen.append(
+            (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+        )
+    )
+    before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    try:
+        inception_outputs(inception, torch.as_tensor(_blobs(1, 2, 16, smooth=True)), 2)
+        assert seen == [(False, False)]
+        assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+    finally:
+        hook.remove()
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+
+
 def test_kid_jackknife_std_equals_leave_one_out_by_hand() -> None:
     from speciesgan.metrics.kid import jackknife_std, mmd2_unbiased
 
