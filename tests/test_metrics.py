@@ -500,3 +500,53 @@ def test_kid_jackknife_std_equals_leave_one_out_by_hand() -> None:
         (without_y - without_y.mean()) ** 2
     )
     assert jackknife_std(x, y) == pytest.approx(np.sqrt(variance), rel=1e-9)
+
+
+def test_inception_score_agrees_with_torch_fidelity() -> None:
+    """Same logits, same split order: torch-fidelity's IS (unbiased logits, float64)."""
+    from torch_fidelity.metric_isc import isc_features_to_metric
+
+    logits = np.random.default_rng(5).normal(scale=4.0, size=(200, 1008))
+    order = np.random.default_rng(2).permutation(200)  # our seeded shuffle, seed 2
+    reference = isc_features_to_metric(torch.tensor(logits[order]), splits=10, shuffle=False)
+    mean, std = inception_score(logits, splits=10, seed=2)
+    assert mean == pytest.approx(reference["inception_score_mean"], rel=1e-4)
+    assert std == pytest.approx(reference["inception_score_std"], rel=1e-4)
+
+
+def test_fid_agrees_with_torch_fidelity() -> None:
+    from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
+
+    from speciesgan.metrics.fid import fid_from_features
+
+    rng = np.random.default_rng(6)
+    a = rng.normal(size=(400, 64))
+    b = rng.normal(size=(400, 64)) @ rng.normal(size=(64, 64)) * 0.3 + 0.5
+    reference = fid_statistics_to_metric(
+        fid_features_to_statistics(torch.tensor(a)),
+        fid_features_to_statistics(torch.tensor(b)),
+        verbose=False,
+    )
+    assert fid_from_features(a, b) == pytest.approx(
+        reference["frechet_inception_distance"], rel=1e-4
+    )
+
+
+def test_kid_agrees_with_torch_fidelity() -> None:
+    """Subset draws differ between the two, so compare one subset and the whole-set case."""
+    from torch_fidelity.metric_kid import kernel_mmd, kid_features_to_metric
+
+    from speciesgan.metrics.kid import mmd2_unbiased
+
+    rng = np.random.default_rng(7)
+    a, b = rng.normal(size=(60, 32)), rng.normal(loc=0.2, size=(60, 32))
+    options = {"kid_kernel": "poly", "kid_kernel_poly_degree": 3, "kid_kernel_poly_coef0": 1}
+    assert mmd2_unbiased(a, b) == pytest.approx(
+        kernel_mmd(a, b, **options, kid_kernel_poly_gamma=None), rel=1e-4
+    )
+    # subsets as large as the sets: every torch-fidelity subset is the whole set
+    reference = kid_features_to_metric(
+        torch.tensor(a), torch.tensor(b), kid_subsets=5, kid_subset_size=60, verbose=False
+    )
+    ours = kernel_inception_distance(a, b, seed=0, num_subsets=5, subset_size=60)
+    assert ours["mean"] == pytest.approx(reference["kernel_inception_distance_mean"], rel=1e-4)
