@@ -658,3 +658,37 @@ def test_two_process_training_matches_one_process(manifest: Path, tmp_path: Path
     np.testing.assert_allclose(two.to_numpy(), one.to_numpy(), rtol=1e-3, atol=1e-4)
     loaded, meta = load_generator(tmp_path / "ddp" / "generator.pt")
     assert meta["species"] == SPECIES
+
+
+def test_classifier_with_species_in_another_order_stops_training(
+    manifest: Path, tmp_path: Path
+) -> None:
+    """Same count, other order: guidance would push each species towards another one."""
+    from speciesgan.classifier.model import (
+        SpeciesClassifier,
+        build_classifier_network,
+        save_classifier,
+    )
+
+    swapped = ["dog", "cat", "owl"]
+    network, info = build_classifier_network("efficientnet_b0", len(swapped), "none")
+    classifier = tmp_path / "classifier.pt"
+    save_classifier(
+        classifier, SpeciesClassifier(network, swapped, 16, info["arch"]), swapped, 16, info
+    )
+    out = tmp_path / "run"
+    with pytest.raises(SpeciesganError) as caught:
+        train_gan(
+            manifest,
+            classifier,
+            out / "generator.pt",
+            out / "log.csv",
+            out / "checkpoints",
+            settings={**TINY, "steps": 2, "classifier_loss_weight": 0.1},
+            seed=3,
+            threads=1,
+        )
+    message = str(caught.value)
+    assert "index 0" in message and "'dog'" in message and "'cat'" in message
+    assert str(classifier) in message and str(manifest) in message
+    assert not (out / "generator.pt").exists()

@@ -198,7 +198,7 @@ def test_cached_inception_file_without_the_published_hash_is_used_but_unverified
 
 
 def _reference_is(logits: np.ndarray, splits: int) -> tuple[float, float]:
-    """Textbook IS: softmax, marginal, KL, exp - in float64 numpy."""
+    """Textbook IS: softmax, marginal, KL, exp - in float64 numpy (splits in the given order)."""
     probs = np.exp(logits - logits.max(axis=1, keepdims=True))
     probs /= probs.sum(axis=1, keepdims=True)
     part = len(probs) // splits
@@ -212,8 +212,9 @@ def _reference_is(logits: np.ndarray, splits: int) -> tuple[float, float]:
 
 def test_inception_score_matches_numpy_reference() -> None:
     logits = np.random.default_rng(0).normal(scale=4.0, size=(205, 1008))
-    mean, std = inception_score(logits, splits=10)
-    ref_mean, ref_std = _reference_is(logits, 10)
+    mean, std = inception_score(logits, splits=10, seed=3)
+    # the score shuffles with a seeded numpy permutation before splitting
+    ref_mean, ref_std = _reference_is(logits[np.random.default_rng(3).permutation(205)], 10)
     assert mean == pytest.approx(ref_mean, abs=1e-4)
     assert std == pytest.approx(ref_std, abs=1e-4)
     assert 1.0 < mean < 1008.0
@@ -225,7 +226,8 @@ def test_inception_score_extremes() -> None:
     assert inception_score(one_class, splits=4)[0] == pytest.approx(1.0, abs=1e-9)
     each_class = np.full((40, 10), -50.0)
     each_class[np.arange(40), np.arange(40) % 10] = 50.0
-    assert inception_score(each_class, splits=4)[0] == pytest.approx(10.0, rel=1e-6)
+    # one split: a shuffled split of 10 need not hold every class exactly once
+    assert inception_score(each_class, splits=1)[0] == pytest.approx(10.0, rel=1e-6)
 
 
 def test_kid_is_unbiased_and_separates_distributions() -> None:
@@ -355,3 +357,196 @@ def test_frechet_distance_matches_pytorch_fid_reference(num: int, dims: int) -> 
     assert frechet_distance(*feature_statistics(a), *feature_statistics(a)) == pytest.approx(
         0, abs=1e-4
     )
+
+
+def _perfect_generator_logits(num_species: int, per_species: int) -> np.ndarray:
+    """Logits of a perfect generator: each image confidently its own species, in species order."""
+    labels = np.repeat(np.arange(num_species), per_species)
+    logits = np.full((len(labels), 1008), -20.0)
+    logits[np.arange(len(labels)), labels] = 20.0
+    return logits
+
+
+def test_inception_score_does_not_depend_on_generation_order() -> None:
+    """evaluate generates species by species; contiguous splits must not each see few species."""
+    logits = _perfect_generator_logits(50, 50)
+    shuffled = logits[np.random.default_rng(7).permutation(len(logits))]
+    in_order = inception_score(logits, splits=10)[0]
+    assert in_order == pytest.approx(inception_score(shuffled, splits=10)[0], rel=0.03)
+    assert 40.0 < in_order <= 50.0  # 250 images per split: the marginal is nearly uniform
+    assert inception_score(logits, splits=10) == inception_score(logits, splits=10)  # seeded
+
+
+def test_inception_logits_leave_out_the_fc_bias(inception) -> None:
+    """IS uses the unbiased fc logits, as the original IS code and torch-fidelity do."""
+    images = torch.as_tensor(_blobs(4, 3, 32, smooth=True))
+    features, logits = inception_outputs(inception, images, batch_size=3)
+    weight = inception.fc.weight.detach().double().numpy()
+    assert np.abs(inception.fc.bias.detach().numpy()).max() > 0  # the test would prove nothing
+    np.testing.assert_allclose(logits, features @ weight.T, rtol=1e-4, atol=1e-4)
+
+
+def _species_features(rng: np.random.Generator, labels: np.ndarray, dims: int = 16) -> np.ndarray:
+    """Features of a 'perfect generator': each species' own Gaussian, the same for real and fake."""
+    centres = np.random.default_rng(99).normal(scale=3.0, size=(int(labels.max()) + 1, dims))
+    return centres[labels] + rng.normal(size=(len(labels), dims))
+
+
+def test_fid_generated_mix_follows_the_real_species_frequencies() -> None:
+    from speciesgan.metrics.evaluate import fid_features, matched_species_counts
+    from speciesgan.metrics.fid import fid_from_features
+
+    rng = np.random.default_rng(0)
+    real_labels = np.repeat([0, 1, 2], [800, 200, 200])  # 2/3 of the real crops are species 0
+    counts = matched_species_counts(real_labels, num_species=3, total=600)
+    assert counts.tolist() == [400, 100, 100] and counts.sum() == 600
+    real = _species_features(rng, real_labels)
+    balanced_labels = np.repeat([0, 1, 2], 200)  # what evaluate generates for the accuracy
+    balanced = _species_features(rng, balanced_labels)
+    features, labels = fid_features(
+        balanced, balanced_labels, real_labels, 3, lambda extra: _species_features(rng, extra)
+    )
+    assert np.bincount(labels, minlength=3).tolist() == [400, 100, 100]
+    assert len(features) == len(balanced)
+    # balanced images are reused first: only species 0's shortfall is generated anew
+    np.testing.assert_array_equal(features[labels == 1], balanced[balanced_labels == 1][:100])
+    assert fid_from_features(features, real) < 0.5 * fid_from_features(balanced, real)
+
+
+def test_evaluate_stops_on_a_classifier_with_species_in_another_order(tmp_path: Path) -> None:
+    """Accuracy per species would silently compare each species with another one."""
+    from speciesgan.metrics.evaluate import evaluate
+
+    size = 16
+    manifest = _write_manifest(tmp_path / "data", _blobs(5, 4, size, smooth=True), [0, 0, 1, 1])
+    (tmp_path / "g").mkdir()
+    (tmp_path / "c").mkdir()
+    generator, _ = _trained_files(tmp_path / "g", ["Alpha Dog", "Beta Bird"], size)
+    _, classifier = _trained_files(tmp_path / "c", ["Beta Bird", "Alpha Dog"], size)
+    out = tmp_path / "eval" / "metrics.json"
+    settings = {"images_per_species": 2, "is_splits": 1, "batch_size": 4}
+    with pytest.raises(SpeciesganError) as caught:
+        evaluate(generator, manifest, classifier, out, settings, seed=1, threads=1)
+    message = str(caught.value)
+    assert "index 0" in message and "'Beta Bird'" in message and "'Alpha Dog'" in message
+    assert str(classifier) in message and str(generator) in message
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("real_count", [40, 160])
+def test_kid_std_is_the_spread_of_the_estimate_when_a_subset_is_a_whole_set(
+    real_count: int,
+) -> None:
+    """Per species, the subset is the whole generated set: its std must still be honest."""
+    rng = np.random.default_rng(real_count)
+    generated = rng.normal(size=(40, 32))
+    real = rng.normal(loc=0.2, size=(real_count, 32))
+    reported = kernel_inception_distance(generated, real, seed=0, num_subsets=20)
+    # the actual spread: the same estimate on fresh draws of the same two distributions
+    fresh = [
+        kernel_inception_distance(
+            rng.normal(size=(40, 32)), rng.normal(loc=0.2, size=(real_count, 32)), seed=0
+        )["mean"]
+        for _ in range(200)
+    ]
+    assert 0.5 * np.std(fresh) < reported["std"] < 2.0 * np.std(fresh)
+    assert reported["mean"] == pytest.approx(np.mean(fresh), abs=3 * np.std(fresh))
+
+
+def test_real_images_per_species_is_a_seeded_random_sample() -> None:
+    """Manifest order groups crops by source photo/site: the first N are not representative."""
+    from speciesgan.metrics.fid import sample_per_species
+
+    labels = torch.tensor([0] * 50 + [1] * 30 + [0] * 20)
+    chosen = sample_per_species(labels, 10, seed=0)
+    assert torch.equal(chosen, sample_per_species(labels, 10, seed=0))
+    assert not torch.equal(chosen, sample_per_species(labels, 10, seed=1))
+    assert torch.bincount(labels[chosen]).tolist() == [10, 10]
+    assert len(set(chosen.tolist())) == 20 and chosen.tolist() == sorted(chosen.tolist())
+    first_ten = set(range(10)) | set(range(50, 60))
+    assert set(chosen.tolist()) != first_ten
+    assert sample_per_species(labels, None, seed=0).tolist() == list(range(100))
+    assert len(sample_per_species(labels, 40, seed=0)) == 70  # 40 caps species 1's 30
+
+
+def test_inception_features_run_without_tf32_and_restore_the_flags(inception) -> None:
+    """TF32 matmuls/convolutions would make GPU features (and FID) differ from pytorch-fid's."""
+    seen: list[tuple[bool, bool]] = []
+    hook = inception.features.register_forward_hook(
+        lambda *_: seen.append(
+            (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+        )
+    )
+    before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    try:
+        inception_outputs(inception, torch.as_tensor(_blobs(1, 2, 16, smooth=True)), 2)
+        assert seen == [(False, False)]
+        assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+    finally:
+        hook.remove()
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+
+
+def test_kid_jackknife_std_equals_leave_one_out_by_hand() -> None:
+    from speciesgan.metrics.kid import jackknife_std, mmd2_unbiased
+
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(7, 5)), rng.normal(loc=0.3, size=(9, 5))
+    without_x = np.array([mmd2_unbiased(np.delete(x, i, 0), y) for i in range(7)])
+    without_y = np.array([mmd2_unbiased(x, np.delete(y, j, 0)) for j in range(9)])
+    variance = 6 / 7 * np.sum((without_x - without_x.mean()) ** 2) + 8 / 9 * np.sum(
+        (without_y - without_y.mean()) ** 2
+    )
+    assert jackknife_std(x, y) == pytest.approx(np.sqrt(variance), rel=1e-9)
+
+
+def test_inception_score_agrees_with_torch_fidelity() -> None:
+    """Same logits, same split order: torch-fidelity's IS (unbiased logits, float64)."""
+    from torch_fidelity.metric_isc import isc_features_to_metric
+
+    logits = np.random.default_rng(5).normal(scale=4.0, size=(200, 1008))
+    order = np.random.default_rng(2).permutation(200)  # our seeded shuffle, seed 2
+    reference = isc_features_to_metric(torch.tensor(logits[order]), splits=10, shuffle=False)
+    mean, std = inception_score(logits, splits=10, seed=2)
+    assert mean == pytest.approx(reference["inception_score_mean"], rel=1e-4)
+    assert std == pytest.approx(reference["inception_score_std"], rel=1e-4)
+
+
+def test_fid_agrees_with_torch_fidelity() -> None:
+    from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
+
+    from speciesgan.metrics.fid import fid_from_features
+
+    rng = np.random.default_rng(6)
+    a = rng.normal(size=(400, 64))
+    b = rng.normal(size=(400, 64)) @ rng.normal(size=(64, 64)) * 0.3 + 0.5
+    reference = fid_statistics_to_metric(
+        fid_features_to_statistics(torch.tensor(a)),
+        fid_features_to_statistics(torch.tensor(b)),
+        verbose=False,
+    )
+    assert fid_from_features(a, b) == pytest.approx(
+        reference["frechet_inception_distance"], rel=1e-4
+    )
+
+
+def test_kid_agrees_with_torch_fidelity() -> None:
+    """Subset draws differ between the two, so compare one subset and the whole-set case."""
+    from torch_fidelity.metric_kid import kernel_mmd, kid_features_to_metric
+
+    from speciesgan.metrics.kid import mmd2_unbiased
+
+    rng = np.random.default_rng(7)
+    a, b = rng.normal(size=(60, 32)), rng.normal(loc=0.2, size=(60, 32))
+    options = {"kid_kernel": "poly", "kid_kernel_poly_degree": 3, "kid_kernel_poly_coef0": 1}
+    assert mmd2_unbiased(a, b) == pytest.approx(
+        kernel_mmd(a, b, **options, kid_kernel_poly_gamma=None), rel=1e-4
+    )
+    # subsets as large as the sets: every torch-fidelity subset is the whole set
+    reference = kid_features_to_metric(
+        torch.tensor(a), torch.tensor(b), kid_subsets=5, kid_subset_size=60, verbose=False
+    )
+    ours = kernel_inception_distance(a, b, seed=0, num_subsets=5, subset_size=60)
+    assert ours["mean"] == pytest.approx(reference["kernel_inception_distance_mean"], rel=1e-4)

@@ -53,6 +53,7 @@ from speciesgan.gan.networks import build_networks, save_generator, save_snapsho
 from speciesgan.gan.standing_stats import with_standing_statistics
 from speciesgan.preemption import StopRequest, TrainingInterrupted
 from speciesgan.progress import progress
+from speciesgan.species_lists import require_same_species
 
 log = logging.getLogger(__name__)
 
@@ -503,6 +504,8 @@ def train_gan(
         if classifier is None and float(cfg["classifier_loss_weight"]) > 0:
             log.info("no classifier given: the classifier loss term is off")
         data = DeviceCrops.from_manifest(manifest, device)
+        if frozen is not None:  # same count, other order: guidance would steer to wrong species
+            require_same_species(data.species, manifest, frozen.species, classifier)
         trainer = build_trainer(data, frozen, cfg, seed, ranks, device)
         networks, optimizers = trainer.checkpoint_parts()
         start, rows, snapshots = 0, [], {}

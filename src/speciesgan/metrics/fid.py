@@ -119,19 +119,32 @@ def real_features_key(
         "device": device_type,
         "per_species": per_species,
     }
+    if per_species is not None:  # the sample, so caches of the old first-N choice are not reused
+        identity["per_species_sample"] = f"random, seed {REAL_SAMPLE_SEED}"
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
 
-def first_per_species(labels: torch.Tensor, limit: int | None) -> torch.Tensor:
-    """Indices of the first ``limit`` images of each species, in manifest order."""
+def sample_per_species(labels: torch.Tensor, limit: int | None, seed: int) -> torch.Tensor:
+    """Indices (ascending) of a seeded random sample of ``limit`` images of each species.
+
+    Random, not the first ones: manifest order follows the source files, so the
+    first crops of a species tend to come from one source, photographer or site
+    and would give FID/KID a real side narrower than the species.  Species with
+    fewer images keep all of them; ``limit=None`` keeps everything.
+    """
     if limit is None:
         return torch.arange(len(labels))
+    rng = np.random.default_rng(seed)
     keep = [
         index
         for species in labels.unique(sorted=True).tolist()
-        for index in (labels == species).nonzero().flatten()[:limit].tolist()
+        for index in rng.permutation((labels == species).nonzero().flatten().numpy())[:limit]
     ]
-    return torch.tensor(sorted(keep), dtype=torch.long)
+    return torch.tensor(sorted(int(index) for index in keep), dtype=torch.long)
+
+
+REAL_SAMPLE_SEED = 0
+"""Fixed, so every evaluation of the same data shares one capped real sample (and cache)."""
 
 
 def real_features(
@@ -144,8 +157,8 @@ def real_features(
 ) -> RealFeatures:
     """Inception features of the real ``split``, loaded from ``cache_dir`` when present.
 
-    ``per_species`` caps the real images per species (the first ones in manifest
-    order): on CPU the Inception pass costs ~0.2 s per image, and FIDs are only
+    ``per_species`` caps the real images per species (a seeded random sample, see
+    :func:`sample_per_species`): on CPU the Inception pass costs ~0.2 s per image, and FIDs are only
     comparable at equal image counts anyway.
     """
     manifest = Path(manifest)
@@ -161,7 +174,7 @@ def real_features(
         except (OSError, KeyError, ValueError) as exc:
             log.warning("%s: unreadable FID cache (%s); recomputing", cache_file, exc)
     crops = load_split(manifest, split)
-    chosen = first_per_species(crops.labels, per_species)
+    chosen = sample_per_species(crops.labels, per_species, REAL_SAMPLE_SEED)
     log.info("computing Inception features of %d real %s images", len(chosen), split)
     features, _ = inception_outputs(net, crops.images[chosen], batch_size, desc=f"real {split}")
     labels = crops.labels[chosen].numpy().astype(np.int64)

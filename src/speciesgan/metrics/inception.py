@@ -5,7 +5,9 @@ network with the same preprocessing, so this module reuses pytorch-fid's
 ``InceptionV3`` as is (its bilinear resize to 299 and its [0, 1] -> [-1, 1]
 scaling) and feeds it uint8 images, exactly what pytorch-fid reads from PNG
 files.  The Inception Score needs class logits from the *same* network; they are
-the pool features through the ``fc`` layer stored in the same weights file.
+the pool features times the ``fc`` weights stored in the same weights file,
+without the ``fc`` bias: the original IS code (its ``pool3 @ W``) and
+torch-fidelity use the unbiased logits, and a bias shifts the softmax.
 
 The weights file is fetched and read here, not by pytorch-fid: its
 ``fid_inception_v3()`` goes through ``torch.hub.load_state_dict_from_url``,
@@ -203,10 +205,31 @@ def load_inception(mode: str = "pretrained", device: str | torch.device = "cpu")
     return InceptionNet(features.to(device).eval(), fc.to(device).eval(), info, device)
 
 
+@contextmanager
+def _without_tf32() -> Iterator[None]:
+    """Full float32 matmuls and convolutions inside, the caller's TF32 settings after.
+
+    TF32 keeps 10 mantissa bits: on Ampere and newer GPUs the features (and
+    FID) would differ from pytorch-fid's float32 ones by far more than the
+    last bits, and training code may have switched TF32 on for speed.
+    """
+    matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = matmul
+        torch.backends.cudnn.allow_tf32 = cudnn
+
+
 def inception_outputs(
     net: InceptionNet, images: torch.Tensor, batch_size: int = 50, desc: str = "inception"
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pool features [N, 2048] and logits [N, 1008] (float64) of uint8 images [N, 3, H, W].
+
+    The logits are ``pool @ fc.weight.T`` without the bias (see the module docstring).
+    TF32 is off while the network runs (see ``_without_tf32``).
 
     uint8 input is required so that in-memory images and the same images saved as
     PNG (what ``python -m pytorch_fid`` reads) give identical features.
@@ -219,10 +242,10 @@ def inception_outputs(
     features = np.empty((count, FEATURE_DIM), dtype=np.float64)
     logits = np.empty((count, NUM_LOGITS), dtype=np.float64)
     starts = range(0, count, max(1, batch_size))
-    with torch.no_grad():
+    with torch.no_grad(), _without_tf32():
         for start in progress(starts, desc=desc, unit="batch"):
             batch = images[start : start + batch_size].to(net.device).float().div(255)
             pool = net.features(batch)[0].flatten(1)
             features[start : start + len(batch)] = pool.cpu().double().numpy()
-            logits[start : start + len(batch)] = net.fc(pool).cpu().double().numpy()
+            logits[start : start + len(batch)] = (pool @ net.fc.weight.T).cpu().double().numpy()
     return features, logits
