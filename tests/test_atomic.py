@@ -8,9 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-from killed_run import run_killed_at_rename
-
 from speciesgan.atomic import atomic_path, write_text
+from tests.killed_run import run_killed_at_rename
 
 
 def siblings(folder: Path) -> list[str]:

@@ -143,7 +143,7 @@ def test_many_members_stream_quickly(tmp_path: Path) -> None:
 
 
 def test_killed_extraction_leaves_a_staging_folder_the_next_run_removes(tmp_path: Path) -> None:
-    from killed_run import run_killed_at_rename
+    from tests.killed_run import run_killed_at_rename
 
     archive = _tar(tmp_path / "a.tar", [("Images/a/1.jpg", b"one" * 10_000)])
     out = tmp_path / "work" / "extracted"

@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from http_server import ServerState, serve
 from PIL import Image
 
 import speciesgan.metrics.inception as inception_module
@@ -33,6 +32,7 @@ from speciesgan.weights import (
     file_sha256,
     random_fid_inception_state,
 )
+from tests.http_server import ServerState, serve
 
 IMAGES_PER_FOLDER = 16  # pytorch-fid's Inception is slow on CPU
 

@@ -345,7 +345,7 @@ def test_min_box_size_is_a_documented_preprocess_setting_with_a_default() -> Non
 def test_crop_shard_killed_before_its_renames_leaves_debris_the_rerun_removes(
     tmp_path: Path,
 ) -> None:
-    from killed_run import run_killed_at_rename
+    from tests.killed_run import run_killed_at_rename
 
     photos = [(noisy_jpeg(tmp_path / f"p{i}.jpg", seed=i), NO_BOX) for i in range(3)]
     records = tmp_path / "records.parquet"
