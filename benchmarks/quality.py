@@ -28,10 +28,9 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 
 from speciesgan.classifier.model import load_classifier
-from speciesgan.config import validate_config
+from speciesgan.config import load_config
 from speciesgan.errors import SpeciesganError
 from speciesgan.gan.standing_stats import with_standing_statistics
 from speciesgan.gan.training_loop import (
@@ -45,6 +44,7 @@ from speciesgan.metrics.evaluate import classifier_accuracy
 from speciesgan.metrics.fid import RealFeatures, fid_from_features, real_features
 from speciesgan.metrics.inception import InceptionNet, inception_outputs, load_inception
 from speciesgan.sample import generate_images, save_png, tile
+from speciesgan.species_lists import require_same_species
 
 COLUMNS = (
     "steps",
@@ -75,23 +75,11 @@ def within_species_spread(images: torch.Tensor, ids: torch.Tensor) -> float:
     return float(torch.stack(spreads).mean())
 
 
-def layered(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    """``over`` merged into ``base`` key by key, recursing into mappings (Snakemake's --configfile)."""
-    merged = dict(base)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = layered(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
 def load_recipe(
     config: Path, overlay: Path, overrides: list[str]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(gan settings, metrics settings) of ``overlay`` over ``config``, then ``--set`` overrides."""
-    merged = layered(yaml.safe_load(config.read_text()), yaml.safe_load(overlay.read_text()))
-    merged = validate_config(merged)
+    merged = load_config([overlay], base=config)  # as the workflow layers --configfile
     gan = {key: value for key, value in merged["gan"].items() if key != "gpus"}
     for item in overrides:
         key, sep, text = item.partition("=")
@@ -111,6 +99,7 @@ def evaluate(
     real: RealFeatures | None,
     args: argparse.Namespace,
     step: int,
+    real_spread: float,
 ) -> dict[str, Any]:
     """Accuracy per species and FID of the EMA generator, on the same latents every time."""
     species = trainer.data.species
@@ -118,7 +107,7 @@ def evaluate(
     ids = torch.arange(len(species)).repeat_interleave(args.images_per_species)
     images = generate_images(generator, ids, seed=args.seed)
     correct = classifier_accuracy(classifier, images, ids)
-    diversity = within_species_spread(images, ids) / args.real_spread
+    diversity = within_species_spread(images, ids) / real_spread
     per_species = correct.reshape(len(species), -1).mean(axis=1)
     worst = int(np.argmin(per_species))
     if args.grid_dir is not None:  # to look at, not only count: 8 per species, a row each
@@ -190,8 +179,7 @@ def main() -> None:
     cfg, metrics = load_recipe(args.config, args.overlay, args.overrides)
     data = DeviceCrops.from_manifest(args.manifest, device)
     classifier = load_classifier(args.classifier, device)
-    if classifier.species != data.species:
-        raise SystemExit(f"{args.classifier}: its species differ from {args.manifest}'s")
+    require_same_species(data.species, args.manifest, classifier.species, args.classifier)
     net = real = None
     if not args.no_fid:
         net = load_inception(metrics["inception_weights"], device)
@@ -203,7 +191,7 @@ def main() -> None:
     picks = torch.cat(
         [(data.labels == k).nonzero()[: args.images_per_species, 0] for k in data.labels.unique()]
     )  # uint8, as generate_images returns
-    args.real_spread = within_species_spread(data.images[picks], data.labels[picks])
+    real_spread = within_species_spread(data.images[picks], data.labels[picks])
     trainer.raw_g.train()
     trainer.raw_d.train()
 
@@ -222,7 +210,7 @@ def main() -> None:
                 next_eval += every
             eval_start = time.perf_counter()
             row = {"steps": step, "cpu_s": cpu_s, "wall_s": wall_s}
-            row |= evaluate(trainer, classifier, net, real, args, step)
+            row |= evaluate(trainer, classifier, net, real, args, step, real_spread)
             row["eval_wall_s"] = time.perf_counter() - eval_start
             rows.append(row)
             print(table_row(row), flush=True)
