@@ -330,19 +330,24 @@ def _csv(frame: pd.DataFrame) -> bytes:
     return frame.to_csv(index=False).encode("utf-8", errors="surrogatepass")
 
 
+def _read_photo_table(name: str, data: bytes) -> None:
+    """``data`` as a photo table named ``name`` beside two real photos: a reject or valid records."""
+    with tempfile.TemporaryDirectory() as tmp:
+        _photo(Path(tmp) / "a.jpg")
+        _photo(Path(tmp) / "b.png")
+        path = _write(Path(tmp) / name, data)
+        found = _outcome(lambda: table.read(path, "listed", "butterfly"), [path])
+        if found is not None:
+            _check_records(*found, "listed")
+
+
 VALID_CSV = b"path,species,split,x0,y0,x1,y1\na.jpg,Monarch,train,1,2,30,25\nb.png,Robin,,,,,\n"
 
 
 @FUZZ
 @given(st.one_of(table_frames().map(_csv), _mutated(VALID_CSV), JUNK))
 def test_csv_photo_tables(data: bytes) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        _photo(Path(tmp) / "a.jpg")
-        _photo(Path(tmp) / "b.png")
-        path = _write(Path(tmp) / "photos.csv", data)
-        found = _outcome(lambda: table.read(path, "listed", "butterfly"), [path])
-        if found is not None:
-            _check_records(*found, "listed")
+    _read_photo_table("photos.csv", data)
 
 
 PARQUET_VALUE = st.one_of(
@@ -391,13 +396,7 @@ def _valid_parquet() -> bytes:
 @FEW
 @given(st.one_of(parquet_tables(), _mutated(_valid_parquet()), JUNK))
 def test_parquet_photo_tables(data: bytes) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        _photo(Path(tmp) / "a.jpg")
-        _photo(Path(tmp) / "b.png")
-        path = _write(Path(tmp) / "photos.parquet", data)
-        found = _outcome(lambda: table.read(path, "listed", "butterfly"), [path])
-        if found is not None:
-            _check_records(*found, "listed")
+    _read_photo_table("photos.parquet", data)
 
 
 # ---------------------------------------------------------------- image folders

@@ -74,14 +74,7 @@ def crop_all(data: Path) -> list[Path]:
 
 def test_pipeline_output_loads_with_load_split(tmp_path: Path) -> None:
     data = build_data(tmp_path, corrupt_wren=1, wren_photos=7)
-    rows = crop_all(data)
-    merge_shards(
-        rows,
-        data / "index_rejects.parquet",
-        data / "manifest.parquet",
-        data / "rejects.parquet",
-        {"image_size": SIZE, "min_images_per_species": 5},
-    )
+    merge(data, crop_all(data))
 
     manifest = read_manifest(data / "manifest.parquet")
     assert len(manifest) == 12
