@@ -9,7 +9,8 @@ rule evaluate:
         shards=shard_arrays(),
         classifier=f"{RESULTS}/classifier/eval/model.pt",
     output:
-        f"{RESULTS}/eval/metrics.json",
+        metrics=f"{RESULTS}/eval/metrics.json",
+        pairs=f"{RESULTS}/eval/closest_pairs.png",
     log:
         f"{RESULTS}/logs/evaluate.log",
     benchmark:
@@ -19,13 +20,16 @@ rule evaluate:
     threads: THREADS
     params:
         settings=as_json(config["metrics"]),
+        # CAS trains a classifier on generated images with the eval classifier's recipe
+        classifier_settings=as_json(config["classifier"]),
         seed=config["seed"],
         threads=THREADS,
     shell:
         "speciesgan evaluate --generator {input.generator:q} --manifest {input.manifest:q}"
         " --classifier {input.classifier:q} --snapshots {input.snapshots:q}"
-        " --out {output:q} --seed {params.seed:q}"
-        " --threads {params.threads:q} --settings {params.settings:q} > {log:q} 2>&1"
+        " --out {output.metrics:q} --out-pairs {output.pairs:q} --seed {params.seed:q}"
+        " --threads {params.threads:q} --settings {params.settings:q}"
+        " --classifier-settings {params.classifier_settings:q} > {log:q} 2>&1"
 
 
 rule report:
@@ -37,6 +41,7 @@ rule report:
         training_log=f"{RESULTS}/gan/training_log.csv",
         samples=f"{RESULTS}/samples",
         metrics=f"{RESULTS}/eval/metrics.json",
+        pairs=f"{RESULTS}/eval/closest_pairs.png",
         ablation=lambda w: (
             [f"{RESULTS}/ablation/table.json"] if ablation_variants() else []
         ),

@@ -197,6 +197,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="real-image feature cache (default: fid_cache beside --out)",
     )
+    p.add_argument(
+        "--classifier-settings",
+        type=json.loads,
+        default=None,
+        help="the config's classifier section as JSON: enables CAS with that recipe",
+    )
+    p.add_argument(
+        "--out-pairs",
+        type=Path,
+        default=None,
+        help="PNG of the memorisation check's closest (generated, training crop) pairs",
+    )
     _add_common(p)
 
     p = sub.add_parser("report", help="write report.html and metrics.json")
@@ -345,6 +357,8 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901 - a flat dispatch table
             weights=args.weights,
             snapshots=args.snapshots,
             cache_dir=args.cache_dir,
+            classifier_settings=args.classifier_settings,
+            out_pairs=args.out_pairs,
         )
     elif cmd == "ablation-table":
         from speciesgan.ablation import write_ablation_table

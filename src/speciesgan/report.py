@@ -275,35 +275,157 @@ def generation_summary(evaluation: dict[str, Any]) -> dict[str, Any]:
     """The numbers of ``eval/metrics.json`` that belong in the run summary."""
     keys = (
         "fid", "fid_num_images", "fid_note", "inception_score", "kid", "kid_per_species",
-        "accuracy_mean", "accuracy_per_species", "chance",
+        "accuracy_mean", "accuracy_per_species", "chance", "headline_space", "fd_lite0",
+        "fd_dinov2", "fd_dinov2_skipped", "intra_class_fid", "fidelity_diversity", "cas",
+        "memorisation", "comparability",
     )  # fmt: skip
-    return {key: evaluation.get(key) for key in keys}
+    summary = {key: evaluation.get(key) for key in keys}
+    summary["feature_spaces"] = {
+        name: {key: space.get(key) for key in SPACE_KEYS}
+        for name, space in (evaluation.get("feature_spaces") or {}).items()
+    }
+    return summary
 
 
-def _generation_section(generation: dict[str, Any]) -> str:
+SPACE_KEYS = ("fd", "precision", "recall", "density", "coverage", "intra_class_fd", "num_images")
+SPACE_TITLES = {"inception": "Inception (FID)", "lite0": "EfficientNet-Lite0", "dinov2": "DINOv2"}
+EXPLAIN = {
+    "FID": "Fréchet distance between Gaussians fitted to Inception features of real and "
+    "generated images; lower is better.",
+    "IS": "Inception Score: confident and varied ImageNet predictions; higher is better, "
+    "blind to the real data.",
+    "KID": "Kernel Inception Distance: unbiased at small sample sizes; lower is better.",
+    "top1": "How often the eval classifier (trained on real crops) recognises the species "
+    "that was asked for.",
+    "CAS": "Top-1 on real test crops of a classifier trained only on generated images; "
+    "low when a species' variety is missing.",
+    "intra": "Mean over species of each species' own Fréchet distance; catches species "
+    "that are drawn as another one.",
+    "fd": "Fréchet distance in the space's features; lower is better.",
+    "precision": "Share of generated images that fall inside the real images' k-NN manifold "
+    "(fidelity).",
+    "recall": "Share of real images that fall inside the generated images' manifold (diversity).",
+    "density": "How many real neighbourhoods contain each generated image, on average "
+    "(fidelity, robust to outliers; 1 for matching distributions).",
+    "coverage": "Share of real images with a generated image in their neighbourhood "
+    "(diversity, robust to outliers).",
+    "memorisation": "Share of generated images closer to a training crop than almost any "
+    "training crop is to another: possible copies.",
+}
+
+
+def _explained(rows: list[tuple[str, Any, str]]) -> str:
+    return _table(
+        ["metric", "value", "what it says"],
+        [[name, value, EXPLAIN[key]] for name, value, key in rows],
+    )
+
+
+def _spaces_section(generation: dict[str, Any]) -> str:
+    spaces = generation.get("feature_spaces") or {}
+    if not spaces:
+        return ""
+    rows = []
+    for name, space in spaces.items():
+        intra = (space.get("intra_class_fd") or {}).get("mean")
+        rows.append(
+            [SPACE_TITLES.get(name, name), space.get("fd"), space.get("precision"),
+             space.get("recall"), space.get("density"), space.get("coverage"), intra]
+        )  # fmt: skip
+    comparability = generation.get("comparability") or {}
+    notes = "".join(
+        f"<li><b>{html.escape(SPACE_TITLES.get(name, name))}</b>: {html.escape(text)}</li>"
+        for name, text in comparability.items()
+    )
+    skipped = generation.get("fd_dinov2_skipped")
+    dinov2 = f"<p>FD-DINOv2 not computed: {html.escape(str(skipped))}</p>" if skipped else ""
+    return (
+        "<h3>Feature spaces</h3>"
+        + _table(
+            [
+                "space",
+                "Fréchet distance",
+                "precision",
+                "recall",
+                "density",
+                "coverage",
+                "intra-class FD",
+            ],
+            rows,
+        )  # fmt: skip
+        + _table(
+            ["figure", "what it says"],
+            [[key, EXPLAIN[key]] for key in ("fd", "precision", "recall", "density", "coverage")],
+        )
+        + f"<p>Which figures compare with published numbers:</p><ul>{notes}</ul>{dinov2}"
+    )
+
+
+def _memorisation_section(generation: dict[str, Any], pairs_png: Path | None) -> str:
+    memo = generation.get("memorisation") or {}
+    if "fraction" not in memo:
+        return _missing(f"memorisation in eval/metrics.json ({memo.get('skipped', 'absent')})")
+    rows = [
+        [pair.get("species"), pair.get("train_species"), pair.get("distance")]
+        for pair in memo.get("pairs", [])
+    ]
+    picture = (
+        "<p>Closest pairs, one per row: generated (left), nearest training crop (right).</p>"
+        + _img(_file_uri(pairs_png), "closest pairs")
+        if pairs_png is not None and pairs_png.is_file()
+        else ""
+    )
+    return (
+        "<h3>Memorisation</h3>"
+        + _explained([("memorised fraction", memo.get("fraction"), "memorisation")])
+        + f"<p>Threshold: {_fmt(memo.get('threshold'))} (the {_fmt(memo.get('percentile'))}th "
+        "percentile of the training crops' nearest-neighbour distances, "
+        f"{html.escape(str(memo.get('space')))} features).</p>"
+        + _table(["generated species", "training crop species", "distance"], rows)
+        + picture
+    )
+
+
+def _generation_section(generation: dict[str, Any], pairs_png: Path | None = None) -> str:
     inception = generation.get("inception_score") or {}
     kid = generation.get("kid") or {}
-    headline = _table(
-        ["metric", "value"],
-        [
-            ["FID", generation.get("fid")],
-            [
-                "Inception Score (mean ± std)",
-                f"{_fmt(inception.get('mean'))} ± {_fmt(inception.get('std'))}",
-            ],
-            ["KID (mean ± std)", f"{_fmt(kid.get('mean'))} ± {_fmt(kid.get('std'))}"],
-            ["classifier top-1 on generated images (mean)", generation.get("accuracy_mean")],
-            ["chance", generation.get("chance")],
-        ],
+    cas = generation.get("cas") or {}
+    intra = (generation.get("intra_class_fid") or {}).get("mean")
+    rows: list[tuple[str, Any, str]] = [
+        ("FID", generation.get("fid"), "FID"),
+        ("Inception Score (mean ± std)",
+         f"{_fmt(inception.get('mean'))} ± {_fmt(inception.get('std'))}", "IS"),
+        ("KID (mean ± std)", f"{_fmt(kid.get('mean'))} ± {_fmt(kid.get('std'))}", "KID"),
+        ("intra-class FID (mean over species)", intra, "intra"),
+        ("FD-Lite0", generation.get("fd_lite0"), "fd"),
+    ]  # fmt: skip
+    if generation.get("fd_dinov2") is not None:
+        rows.append(("FD-DINOv2", generation.get("fd_dinov2"), "fd"))
+    fidelity = generation.get("fidelity_diversity") or {}
+    space = SPACE_TITLES.get(str(fidelity.get("space")), str(fidelity.get("space")))
+    for key in ("precision", "recall", "density", "coverage"):
+        rows.append((f"{key} ({space})", fidelity.get(key), key))
+    rows.append(
+        ("classifier top-1 on generated images (mean)", generation.get("accuracy_mean"), "top1")
     )
+    rows.append(("CAS top-1", cas.get("top1", cas.get("skipped", "off")), "CAS"))
+    headline = _explained(rows) + f"<p>chance: {_fmt(generation.get('chance'))}</p>"
     note = f"<p>{html.escape(generation['fid_note'])}</p>" if generation.get("fid_note") else ""
     kid_species = generation.get("kid_per_species") or {}
-    rows = [
-        [name, accuracy, generation.get("chance"), (kid_species.get(name) or {}).get("mean")]
+    cas_species = cas.get("per_species") or {}
+    rows_species = [
+        [name, accuracy, cas_species.get(name), (kid_species.get(name) or {}).get("mean")]
         for name, accuracy in (generation.get("accuracy_per_species") or {}).items()
     ]
-    per_species = _table(["species", "generated top-1", "chance", "KID vs real"], rows)
-    return headline + note + "<h3>Per species</h3>" + per_species
+    per_species = _table(["species", "generated top-1", "CAS top-1", "KID vs real"], rows_species)
+    return (
+        headline
+        + note
+        + "<h3>Per species</h3>"
+        + per_species
+        + _spaces_section(generation)
+        + _memorisation_section(generation, pairs_png)
+    )
 
 
 def _weights_note(weights: dict[str, Any] | None) -> str:
@@ -389,7 +511,7 @@ def write_report(
         ("GAN training", _img(_png_uri(loss_curves_png(pd.read_csv(log_path))), "loss curves") if log_path.is_file() else _missing("gan/training_log.csv")),
         ("Samples", _samples_section(results_dir / "samples", manifest_path, manifest)),
         ("Species interpolation", _strip_section(generator, generator_species)),
-        ("Generation metrics", _weights_note(weights) + (_generation_section(generation) if generation else _missing("eval/metrics.json"))),
+        ("Generation metrics", _weights_note(weights) + (_generation_section(generation, results_dir / "eval" / "closest_pairs.png") if generation else _missing("eval/metrics.json"))),
         ("Metrics over training steps", _over_steps_section(over_steps)),
         ("Ablation", _ablation_section(ablation)),
     ]  # fmt: skip

@@ -225,6 +225,66 @@ def _memory_format(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
     return batch
 
 
+@dataclass
+class Optimisation:
+    """What one training step updates: AdamW, its one-cycle schedule, the loss, the device."""
+
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    criterion: nn.Module
+    device: torch.device
+
+
+def new_classifier(
+    cfg: dict[str, Any],
+    species: list[str],
+    image_size: int,
+    device: torch.device,
+    seed: int,
+    total_steps: int,
+) -> tuple[SpeciesClassifier, dict[str, Any], torch.optim.Optimizer, Any, nn.Module]:
+    """The recipe's network (seeded init), AdamW without decay on norms, one-cycle LR, CE loss.
+
+    Shared by the species classifiers and the CAS classifier (trained on generated
+    images), so "the eval classifier's recipe" is one piece of code.
+    """
+    torch.manual_seed(seed)
+    network, info = build_classifier_network(str(cfg["arch"]), len(species), str(cfg["pretrained"]))
+    input_size = None if cfg["input_size"] is None else int(cfg["input_size"])
+    model = SpeciesClassifier(network, list(species), image_size, info["arch"], input_size)
+    model = model.to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(
+        parameter_groups(model, float(cfg["weight_decay"])), lr=float(cfg["lr"])
+    )
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=float(cfg["lr"]), total_steps=total_steps
+    )
+    criterion = nn.CrossEntropyLoss(label_smoothing=float(cfg["label_smoothing"]))
+    return model, info, optimizer, scheduler, criterion
+
+
+def optimisation_step(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    augment_generator: torch.Generator,
+    training: Optimisation,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Augment uint8 ``images``, take one optimiser step; (loss, logits), both detached."""
+    device = training.device
+    batch = augment_batch(uint8_to_model_range(images), augment_generator)
+    with _autocast(device):
+        logits = model(_memory_format(batch, device))
+        loss = training.criterion(logits.float(), labels)
+    training.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    training.optimizer.step()
+    training.scheduler.step()
+    return loss.detach(), logits.detach()
+
+
 def _round(value: float) -> float:
     return round(float(value), 6)
 
@@ -437,26 +497,12 @@ def train_classifier(
     steps = steps_per_epoch(num_train, batch_size)
     epochs = int(cfg["epochs"])
 
-    # model (its random init and dropout use torch's global generator, seeded here)
-    torch.manual_seed(seed)
-    network, info = build_classifier_network(
-        str(cfg["arch"]), train.num_classes, str(cfg["pretrained"])
+    # model and optimiser (random init and dropout use torch's global generator, seeded here)
+    model, info, optimizer, scheduler, criterion = new_classifier(
+        cfg, train.species, image_size, device, seed, epochs * steps
     )
-    input_size = None if cfg["input_size"] is None else int(cfg["input_size"])
-    model = SpeciesClassifier(network, train.species, image_size, info["arch"], input_size)
-    model = model.to(device)
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
     augment_generator = torch.Generator(device=device).manual_seed(seed)
-
-    # optimiser
-    optimizer = torch.optim.AdamW(
-        parameter_groups(model, float(cfg["weight_decay"])), lr=float(cfg["lr"])
-    )
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=float(cfg["lr"]), total_steps=epochs * steps
-    )
-    criterion = nn.CrossEntropyLoss(label_smoothing=float(cfg["label_smoothing"]))
+    training = Optimisation(optimizer, scheduler, criterion, device)
 
     resume_file = resume_path(out_model)
     # what was built, not only what was asked: an offline B0 request falls back to
@@ -502,17 +548,12 @@ def train_classifier(
                         f"step {step}; state saved to {resume_file}"
                     )
                 index = order[step * batch_size : (step + 1) * batch_size]
-                images = augment_batch(uint8_to_model_range(train_images[index]), augment_generator)
                 labels = train_labels[index]
-                with _autocast(device):
-                    logits = model(_memory_format(images, device))
-                    loss = criterion(logits.float(), labels)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                scheduler.step()
-                state.loss_sum += float(loss.detach()) * len(index)
-                state.correct += int((logits.detach().argmax(dim=1) == labels).sum())
+                loss, logits = optimisation_step(
+                    model, train_images[index], labels, augment_generator, training
+                )
+                state.loss_sum += float(loss) * len(index)
+                state.correct += int((logits.argmax(dim=1) == labels).sum())
                 state.seen += len(index)
                 bar.update(1)
                 if on_step is not None:

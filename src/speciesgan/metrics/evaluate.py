@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,18 +20,22 @@ import torch
 from torch import nn
 
 from speciesgan.atomic import write_json
+from speciesgan.data.dataset import CropSet, load_split
 from speciesgan.errors import SpeciesganError
+from speciesgan.metrics.cas import classification_accuracy_score
+from speciesgan.metrics.feature_spaces import FeatureSpace, lite0_space
 from speciesgan.metrics.fid import (
     RealFeatures,
     fid_from_features,
     rank_deficiency_note,
     real_features,
 )
-from speciesgan.metrics.inception import InceptionNet, inception_outputs, load_inception
+from speciesgan.metrics.generated import generated_outputs, regenerate
+from speciesgan.metrics.inception import InceptionNet, inception_space, load_inception
 from speciesgan.metrics.inception_score import inception_score
 from speciesgan.metrics.kid import kernel_inception_distance
 from speciesgan.progress import progress
-from speciesgan.sample import generate_images
+from speciesgan.sample import save_png, tile
 from speciesgan.species_lists import require_same_species
 
 log = logging.getLogger(__name__)
@@ -43,7 +48,19 @@ DEFAULTS: dict[str, Any] = {
     "inception_weights": "pretrained",
     "real_images_per_species": None,
     "curve_images_per_species": 8,
+    "cas": True,
+    "precision_recall_k": 3,
+    "density_coverage_k": 5,
+    "memorisation_percentile": 1.0,
+    "dinov2": "vitl14",
+    "dinov2_download": True,
 }
+MEMO_PAIRS = 8
+MEMORISATION_NOTE = (
+    "Fraction of generated images whose nearest training crop (EfficientNet-Lite0 features) "
+    "is closer than the given percentile of the training crops' own nearest-neighbour "
+    "distances; the closest pairs are shown for a person to judge."
+)
 KID_SUBSETS = 100
 KID_SUBSET_SIZE = 1000
 FID_SPECIES_MIX_NOTE = (
@@ -108,44 +125,28 @@ def fid_features(
     keeps every image distinct: resampling the balanced pool with replacement
     would repeat images and shrink the covariance FID measures.
     """
+    kept, extra_labels = matched_rows(labels, real_labels, num_species)
     labels = np.asarray(labels, dtype=np.int64)
-    counts = matched_species_counts(real_labels, num_species, len(labels))
-    kept = np.concatenate(
-        [np.flatnonzero(labels == k)[: counts[k]] for k in range(num_species)]
-    ).astype(np.int64)
-    shortfall = counts - np.bincount(labels[kept], minlength=num_species)
-    extra_labels = np.repeat(np.arange(num_species), shortfall)
     if len(extra_labels) == 0:
         return features[kept], labels[kept]
     extra = np.asarray(extra_features(extra_labels), dtype=np.float64)
     return np.concatenate([features[kept], extra]), np.concatenate([labels[kept], extra_labels])
 
 
-def _matched_generated_features(
-    generator: nn.Module,
-    net: InceptionNet,
-    features: np.ndarray,
-    labels: torch.Tensor,
-    real: RealFeatures,
-    seed: int,
-    batch_size: int,
-) -> np.ndarray:
-    """:func:`fid_features` with the shortfall generated from latents seeded ``seed + 1``.
+def matched_rows(
+    labels: np.ndarray, real_labels: np.ndarray, num_species: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(rows of the balanced set to keep, species of the images still to generate).
 
-    ``seed + 1`` keeps the extra latents apart from the balanced set's (seeded
-    ``seed``), whose images stay exactly as they were.
+    The selection behind :func:`fid_features`, shared by every feature space.
     """
-
-    def generate_more(extra_labels: np.ndarray) -> np.ndarray:
-        extra_images = generate_images(
-            generator, torch.as_tensor(extra_labels), seed + 1, batch_size
-        )
-        return inception_outputs(net, extra_images, batch_size, desc="generated (mix)")[0]
-
-    matched, _ = fid_features(
-        features, labels.numpy(), real.labels, len(real.species), generate_more
-    )
-    return matched
+    labels = np.asarray(labels, dtype=np.int64)
+    counts = matched_species_counts(real_labels, num_species, len(labels))
+    kept = np.concatenate(
+        [np.flatnonzero(labels == k)[: counts[k]] for k in range(num_species)]
+    ).astype(np.int64)
+    shortfall = counts - np.bincount(labels[kept], minlength=num_species)
+    return kept, np.repeat(np.arange(num_species), shortfall).astype(np.int64)
 
 
 def per_species_kid(
@@ -173,18 +174,63 @@ def per_species_kid(
     return scores
 
 
-def _real(
-    manifest: Path, net: InceptionNet, cache_dir: Path, options: dict[str, Any]
-) -> RealFeatures:
-    limit = options["real_images_per_species"]
-    return real_features(
-        manifest,
-        options["real_split"],
-        net,
-        cache_dir,
-        int(options["batch_size"]),
-        per_species=None if limit is None else int(limit),
-    )
+def fidelity_diversity(
+    real: np.ndarray, fake: np.ndarray, k_pr: int, k_dc: int
+) -> dict[str, float] | None:
+    """Precision, recall, density, coverage; None when a side has too few rows for its k."""
+    from speciesgan.metrics.prdc import density_coverage, precision_recall
+
+    if min(len(real), len(fake)) <= max(k_pr, k_dc):
+        return None
+    return {**precision_recall(real, fake, k=k_pr), **density_coverage(real, fake, k=k_dc)}
+
+
+def space_metrics(
+    matched: np.ndarray,
+    balanced: np.ndarray,
+    balanced_labels: np.ndarray,
+    real: RealFeatures,
+    options: dict[str, Any],
+) -> dict[str, Any]:
+    """Fréchet distance, precision/recall, density/coverage and intra-class FD in one space.
+
+    Overall figures use the generated set mixed like the real one (``matched``);
+    per-species and intra-class figures use the balanced set, species by species.
+    """
+    from speciesgan.metrics.intra_fid import intra_class_fid
+
+    k_pr, k_dc = int(options["precision_recall_k"]), int(options["density_coverage_k"])
+    overall = fidelity_diversity(real.features, matched, k_pr, k_dc)
+    per_species = {
+        name: fidelity_diversity(
+            real.features[real.labels == k], balanced[balanced_labels == k], k_pr, k_dc
+        )
+        for k, name in enumerate(real.species)
+    }
+    return {
+        "fd": fid_from_features(matched, real.features),
+        **(overall or {"precision": None, "recall": None, "density": None, "coverage": None}),
+        "k": {"precision_recall": k_pr, "density_coverage": k_dc},
+        "per_species": per_species,
+        "intra_class_fd": intra_class_fid(
+            real.features, real.labels, balanced, balanced_labels, list(real.species)
+        ),
+        "num_images": {"generated": len(matched), "real": len(real.features)},
+    }
+
+
+def closest_pairs_image(
+    generator: nn.Module,
+    labels: torch.Tensor,
+    seed: int,
+    pairs: list[dict[str, Any]],
+    train_images: torch.Tensor,
+) -> np.ndarray:
+    """Each closest (generated, nearest training crop) pair side by side, one pair per row."""
+    generated = regenerate(generator, labels, seed, [pair["generated"] for pair in pairs])
+    train = train_images[[pair["train"] for pair in pairs]]
+    side_by_side = torch.stack([generated, train.to(generated.device)], dim=1).flatten(0, 1)
+    return tile(side_by_side.cpu(), columns=2)
 
 
 def metrics_over_steps(
@@ -203,15 +249,16 @@ def metrics_over_steps(
     options = {**DEFAULTS, **settings}
     per_species = int(options["curve_images_per_species"])
     batch_size = int(options["batch_size"])
-    labels = torch.arange(len(real.species)).repeat_interleave(per_species)
+    labels = np.repeat(np.arange(len(real.species)), per_species)
     points = []
     for step, generator in snapshots:
-        images = generate_images(generator, labels, seed, batch_size)
-        features, logits = inception_outputs(net, images, batch_size, desc=f"step {step}")
-        is_mean, is_std = inception_score(logits, int(options["is_splits"]))
-        matched = _matched_generated_features(
-            generator, net, features, labels, real, seed, batch_size
-        )
+        balanced = generated_outputs(generator, labels, seed, batch_size, net, desc=f"step {step}")
+        is_mean, is_std = inception_score(balanced.logits, int(options["is_splits"]))
+        kept, extra_labels = matched_rows(labels, real.labels, len(real.species))
+        matched = balanced.inception[kept]
+        if len(extra_labels):
+            extra = generated_outputs(generator, extra_labels, seed + 1, batch_size, net)
+            matched = np.concatenate([matched, extra.inception])
         points.append(
             {
                 "step": step,
@@ -222,38 +269,87 @@ def metrics_over_steps(
     return {"images_per_species": per_species, "points": points}
 
 
+@dataclass
+class RealSide:
+    """Everything evaluate reads from the real crops, in every feature space."""
+
+    spaces: dict[str, RealFeatures]  # the (capped) real split, per space incl. "inception"
+    train_lite0: RealFeatures  # the whole train split in Lite0 space: memorisation
+    train_counts: np.ndarray  # real train crops per species: CAS's training set
+    test: CropSet | None  # real test crops: CAS's test set (None: no test split)
+    train_images: torch.Tensor  # uint8 train crops, for the closest-pairs picture
+
+    @property
+    def inception(self) -> RealFeatures:
+        return self.spaces["inception"]
+
+
 def evaluate_generator(
     generator: nn.Module,
     species: list[str],
     classifier: nn.Module,
-    real: RealFeatures,
+    real: RealSide,
     net: InceptionNet,
+    spaces: list[FeatureSpace],
     settings: dict[str, Any],
     seed: int,
-) -> dict[str, Any]:
-    """All generation metrics as a JSON-ready dict (see the module docstring)."""
+    classifier_settings: dict[str, Any] | None = None,
+) -> tuple[dict[str, Any], np.ndarray | None]:
+    """All generation metrics as a JSON-ready dict, and the closest-pairs picture (or None).
+
+    One streamed pass over the balanced generated set feeds Inception, the
+    classifier and every extra feature space; a second, smaller pass generates
+    the images the real species mix needs beyond the balanced set.
+    """
     options = {**DEFAULTS, **settings}
     per_species = int(options["images_per_species"])
     batch_size = int(options["batch_size"])
-    labels = torch.arange(len(species)).repeat_interleave(per_species)
-    images = generate_images(generator, labels, seed, batch_size)
-    features, logits = inception_outputs(net, images, batch_size, desc="generated")
-    correct = classifier_accuracy(classifier, images, labels, batch_size)
-    accuracy = {name: float(correct[labels.numpy() == k].mean()) for k, name in enumerate(species)}
-    is_mean, is_std = inception_score(logits, int(options["is_splits"]))
-    # overall FID/KID: species mixed like the real split; the rest keeps the balanced set
-    matched = _matched_generated_features(generator, net, features, labels, real, seed, batch_size)
+    labels = np.repeat(np.arange(len(species)), per_species)
+    balanced = generated_outputs(
+        generator, labels, seed, batch_size, net, spaces, classifier, desc="generated"
+    )
+    assert balanced.correct is not None
+    accuracy = {name: float(balanced.correct[labels == k].mean()) for k, name in enumerate(species)}
+    is_mean, is_std = inception_score(balanced.logits, int(options["is_splits"]))
+    # overall figures: species mixed like the real split; the rest keeps the balanced set
+    kept, extra_labels = matched_rows(labels, real.inception.labels, len(species))
+    extra = (
+        generated_outputs(generator, extra_labels, seed + 1, batch_size, net, spaces, desc="mix")
+        if len(extra_labels)
+        else None
+    )
+
+    def matched(space: str) -> np.ndarray:
+        rows = balanced.inception if space == "inception" else balanced.spaces[space]
+        if extra is None:
+            return rows[kept]
+        more = extra.inception if space == "inception" else extra.spaces[space]
+        return np.concatenate([rows[kept], more])
+
+    inception_matched = matched("inception")
     result: dict[str, Any] = {
-        "fid": fid_from_features(matched, real.features),
-        "fid_num_images": {"generated": len(features), "real": len(real.features)},
-        "fid_note": rank_deficiency_note(len(features), len(real.features)),
+        "fid": fid_from_features(inception_matched, real.inception.features),
+        "fid_num_images": {
+            "generated": len(inception_matched),
+            "real": len(real.inception.features),
+        },
+        "fid_note": rank_deficiency_note(len(inception_matched), len(real.inception.features)),
         "inception_score": {"mean": is_mean, "std": is_std, "splits": int(options["is_splits"])},
         "fid_species_mix": FID_SPECIES_MIX_NOTE,
         "kid": kernel_inception_distance(
-            matched, real.features, seed=seed, num_subsets=KID_SUBSETS, subset_size=KID_SUBSET_SIZE
+            inception_matched,
+            real.inception.features,
+            seed=seed,
+            num_subsets=KID_SUBSETS,
+            subset_size=KID_SUBSET_SIZE,
         ),
         "kid_per_species": per_species_kid(
-            real.features, real.labels, features, labels.numpy(), species, seed
+            real.inception.features,
+            real.inception.labels,
+            balanced.inception,
+            labels,
+            species,
+            seed,
         ),
         "kid_per_species_note": PER_SPECIES_KID_NOTE,
         "accuracy_per_species": accuracy,
@@ -264,9 +360,102 @@ def evaluate_generator(
         "seed": seed,
         "inception_weights": dict(net.info),
     }
+    all_spaces = [inception_space(net), *spaces]
+    result["feature_spaces"] = {}
+    for space in all_spaces:
+        rows = balanced.inception if space.name == "inception" else balanced.spaces[space.name]
+        entry = space_metrics(matched(space.name), rows, labels, real.spaces[space.name], options)
+        result["feature_spaces"][space.name] = {
+            **entry,
+            "weights": dict(space.info),
+            "comparable": space.comparable,
+        }
+    result["intra_class_fid"] = result["feature_spaces"]["inception"]["intra_class_fd"]
+    result["fd_lite0"] = result["feature_spaces"]["lite0"]["fd"]
+    headline = "inception" if net.is_published else "lite0"
+    chosen = result["feature_spaces"][headline]
+    result["fidelity_diversity"] = {
+        "space": headline,
+        **{key: chosen[key] for key in ("precision", "recall", "density", "coverage", "k")},
+    }
+    result["headline_space"] = headline
+    result["comparability"] = {space.name: space.comparable for space in all_spaces}
+
+    pairs_png = None
+    memo = memorisation_figure(balanced.spaces["lite0"], real.train_lite0, options)
+    if memo is not None and memo["pairs"]:
+        pairs_png = closest_pairs_image(
+            generator, torch.as_tensor(labels), seed, memo["pairs"], real.train_images
+        )
+        for pair in memo["pairs"]:
+            pair["species"] = species[int(labels[pair["generated"]])]
+            pair["train_species"] = species[int(real.train_lite0.labels[pair["train"]])]
+    result["memorisation"] = memo or {"skipped": "fewer than 2 training crops"}
+
+    if options["cas"] and classifier_settings is not None:
+        if real.test is None or len(real.test.labels) == 0:
+            result["cas"] = {"skipped": "the manifest has no test crops to test on"}
+        else:
+            result["cas"] = classification_accuracy_score(
+                generator, real.train_counts, real.test, classifier_settings, seed + 2
+            )
     if result["fid_note"]:
         log.warning(result["fid_note"])
-    return result
+    return result, pairs_png
+
+
+def memorisation_figure(
+    generated: np.ndarray, train: RealFeatures, options: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The memorisation fraction in Lite0 space against the whole train split (None: too few)."""
+    from speciesgan.metrics.memorisation import memorisation
+
+    if len(train.features) < 2:
+        return None
+    percentile = float(options["memorisation_percentile"])
+    result = memorisation(train.features, generated, percentile=percentile, pairs=MEMO_PAIRS)
+    return {"space": "lite0", "percentile": percentile, **result, "note": MEMORISATION_NOTE}
+
+
+def _real_side(
+    manifest: Path,
+    net: InceptionNet,
+    spaces: list[FeatureSpace],
+    cache_dir: Path,
+    options: dict[str, Any],
+) -> RealSide:
+    limit = options["real_images_per_species"]
+    per_species = None if limit is None else int(limit)
+    batch_size = int(options["batch_size"])
+    split = options["real_split"]
+    real_spaces = {
+        space.name: real_features(manifest, split, space, cache_dir, batch_size, per_species)
+        for space in [inception_space(net), *spaces]
+    }
+    lite0 = next(space for space in spaces if space.name == "lite0")
+    train_lite0 = real_features(manifest, "train", lite0, cache_dir, batch_size, None)
+    train = load_split(manifest, "train")
+    counts = np.bincount(train.labels.numpy(), minlength=train.num_classes)
+    try:
+        test: CropSet | None = load_split(manifest, "test")
+    except SpeciesganError:
+        test = None
+    return RealSide(real_spaces, train_lite0, counts, test, train.images)
+
+
+def extra_spaces(options: dict[str, Any], device: torch.device) -> tuple[list[FeatureSpace], str]:
+    """Lite0 always; DINOv2 when configured and its weights can be had (else the reason)."""
+    spaces = [lite0_space(device)]
+    if options.get("dinov2") is None:
+        return spaces, "metrics.dinov2 is null"
+    try:
+        from speciesgan.metrics.dinov2 import dinov2_space
+    except ImportError:
+        return spaces, "FD-DINOv2 is not built into this version"
+    space, reason = dinov2_space(str(options["dinov2"]), device, bool(options["dinov2_download"]))
+    if space is not None:
+        spaces.append(space)
+    return spaces, reason
 
 
 def evaluate(
@@ -280,18 +469,23 @@ def evaluate(
     weights: str = "ema",
     snapshots: Path | None = None,
     cache_dir: Path | None = None,
+    classifier_settings: dict | None = None,
+    out_pairs: Path | None = None,
 ) -> None:
     """Load the generator and the classifier, score them, write ``out`` (JSON).
 
     ``weights`` picks the EMA generator (what sampling uses) or the raw one;
     ``snapshots`` adds FID/IS by training step; ``cache_dir`` is where real
-    features are cached (shared between evaluations of the same data).
+    features are cached (shared between evaluations of the same data);
+    ``classifier_settings`` (the config's classifier section) enables CAS;
+    ``out_pairs`` receives the memorisation check's closest pairs as a PNG.
     """
     from speciesgan.classifier.model import load_classifier
     from speciesgan.gan.networks import load_generator, load_snapshots
 
     torch.set_num_threads(threads)
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    options = {**DEFAULTS, **settings}
     cache = Path(cache_dir) if cache_dir is not None else Path(out).parent / "fid_cache"
     model, meta = load_generator(Path(generator), device, weights=weights)
     species = list(meta["species"])
@@ -299,13 +493,24 @@ def evaluate(
     # order would score every generated image against the wrong species
     classifier_net = load_classifier(Path(classifier), device)
     require_same_species(species, generator, classifier_net.species, classifier)
-    net = load_inception(settings.get("inception_weights", DEFAULTS["inception_weights"]), device)
-    real = _real(Path(manifest), net, cache, {**DEFAULTS, **settings})  # once, for both
-    require_same_species(species, generator, real.species, manifest)
-    result = evaluate_generator(model, species, classifier_net, real, net, settings, seed)
+    net = load_inception(options["inception_weights"], device)
+    spaces, dinov2_reason = extra_spaces(options, torch.device(device))
+    if dinov2_reason:
+        log.info("FD-DINOv2 skipped: %s", dinov2_reason)
+    real = _real_side(Path(manifest), net, spaces, cache, options)  # once, for both
+    require_same_species(species, generator, real.inception.species, manifest)
+    result, pairs_png = evaluate_generator(
+        model, species, classifier_net, real, net, spaces, settings, seed, classifier_settings
+    )
+    result["fd_dinov2"] = result["feature_spaces"].get("dinov2", {}).get("fd")
+    result["fd_dinov2_skipped"] = dinov2_reason or None
     result["generator_weights"] = weights
     if snapshots is not None:
         generators, snapshot_meta = load_snapshots(Path(snapshots), device)
         require_same_species(species, generator, list(snapshot_meta["species"]), snapshots)
-        result["over_steps"] = metrics_over_steps(generators, real, net, settings, seed)
+        result["over_steps"] = metrics_over_steps(generators, real.inception, net, settings, seed)
+    if out_pairs is not None:
+        if pairs_png is None:  # an empty picture keeps the output contract
+            pairs_png = np.full((8, 8, 3), 255, dtype=np.uint8)
+        save_png(pairs_png, Path(out_pairs))
     write_json(out, result)

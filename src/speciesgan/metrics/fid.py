@@ -22,7 +22,8 @@ import torch
 from speciesgan.atomic import atomic_path
 from speciesgan.data.dataset import load_split
 from speciesgan.errors import SpeciesganError
-from speciesgan.metrics.inception import InceptionNet, inception_outputs
+from speciesgan.metrics.feature_spaces import FeatureSpace, features_of
+from speciesgan.metrics.inception import InceptionNet, inception_space
 from speciesgan.weights import file_sha256
 
 log = logging.getLogger(__name__)
@@ -33,9 +34,9 @@ FULL_RANK_IMAGES = 2048
 
 @dataclass
 class RealFeatures:
-    """Inception pool features of a real split, with each image's species id."""
+    """Features of a real split (Inception pool or another space), with each image's species id."""
 
-    features: np.ndarray  # float64 [N, 2048]
+    features: np.ndarray  # float64 [N, dim]
     labels: np.ndarray  # int64 [N]
     species: list[str]
     cache_file: Path
@@ -100,8 +101,9 @@ def real_features_key(
     weights_sha256: str,
     device_type: str = "cpu",
     per_species: int | None = None,
+    space: str = "inception",
 ) -> str:
-    """Cache key: SHA-256 of (manifest content, split, crop size, Inception weights, device).
+    """Cache key: SHA-256 of (manifest content, split, crop size, feature space and weights, device).
 
     The device type is part of it because GPU and CPU convolutions differ in the last
     bits: a cache filled on a GPU node must not break byte-identical CPU reruns.
@@ -119,6 +121,8 @@ def real_features_key(
         "device": device_type,
         "per_species": per_species,
     }
+    if space != "inception":  # Inception keys stay as they were: existing caches remain valid
+        identity["feature_space"] = space
     if per_species is not None:  # the sample, so caches of the old first-N choice are not reused
         identity["per_species_sample"] = f"random, seed {REAL_SAMPLE_SEED}"
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
@@ -150,33 +154,36 @@ REAL_SAMPLE_SEED = 0
 def real_features(
     manifest: Path,
     split: str,
-    net: InceptionNet,
+    net: InceptionNet | FeatureSpace,
     cache_dir: Path,
     batch_size: int = 50,
     per_species: int | None = None,
 ) -> RealFeatures:
-    """Inception features of the real ``split``, loaded from ``cache_dir`` when present.
+    """Features of the real ``split`` in ``net``'s space, loaded from ``cache_dir`` when present.
 
+    ``net`` is the Inception network (FID's space) or any :class:`FeatureSpace`.
     ``per_species`` caps the real images per species (a seeded random sample, see
     :func:`sample_per_species`): on CPU the Inception pass costs ~0.2 s per image, and FIDs are only
     comparable at equal image counts anyway.
     """
+    space = inception_space(net) if isinstance(net, InceptionNet) else net
     manifest = Path(manifest)
     key = real_features_key(
-        manifest, split, net.info["weights_sha256"], net.device.type, per_species
+        manifest, split, space.weights_sha256, space.device.type, per_species, space.name
     )
-    cache_file = Path(cache_dir) / f"real-{key[:32]}.npz"
+    prefix = "real" if space.name == "inception" else f"real-{space.name}"
+    cache_file = Path(cache_dir) / f"{prefix}-{key[:32]}.npz"
     if cache_file.is_file():
         try:
             with np.load(cache_file) as cached:
                 species = [str(name) for name in cached["species"]]
                 return RealFeatures(cached["features"], cached["labels"], species, cache_file)
         except (OSError, KeyError, ValueError) as exc:
-            log.warning("%s: unreadable FID cache (%s); recomputing", cache_file, exc)
+            log.warning("%s: unreadable feature cache (%s); recomputing", cache_file, exc)
     crops = load_split(manifest, split)
     chosen = sample_per_species(crops.labels, per_species, REAL_SAMPLE_SEED)
-    log.info("computing Inception features of %d real %s images", len(chosen), split)
-    features, _ = inception_outputs(net, crops.images[chosen], batch_size, desc=f"real {split}")
+    log.info("computing %s features of %d real %s images", space.name, len(chosen), split)
+    features = features_of(space, crops.images[chosen], batch_size, desc=f"real {split}")
     labels = crops.labels[chosen].numpy().astype(np.int64)
     with atomic_path(cache_file) as tmp:
         np.savez(tmp, features=features, labels=labels, species=np.array(crops.species))

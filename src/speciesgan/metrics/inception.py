@@ -37,6 +37,7 @@ from torch import nn
 
 from speciesgan.atomic import atomic_open
 from speciesgan.errors import SpeciesganError
+from speciesgan.metrics.feature_spaces import FeatureSpace, without_tf32
 from speciesgan.progress import progress
 from speciesgan.weights import (
     FID_INCEPTION_FILE,
@@ -205,31 +206,13 @@ def load_inception(mode: str = "pretrained", device: str | torch.device = "cpu")
     return InceptionNet(features.to(device).eval(), fc.to(device).eval(), info, device)
 
 
-@contextmanager
-def _without_tf32() -> Iterator[None]:
-    """Full float32 matmuls and convolutions inside, the caller's TF32 settings after.
-
-    TF32 keeps 10 mantissa bits: on Ampere and newer GPUs the features (and
-    FID) would differ from pytorch-fid's float32 ones by far more than the
-    last bits, and training code may have switched TF32 on for speed.
-    """
-    matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32 = matmul
-        torch.backends.cudnn.allow_tf32 = cudnn
-
-
 def inception_outputs(
     net: InceptionNet, images: torch.Tensor, batch_size: int = 50, desc: str = "inception"
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pool features [N, 2048] and logits [N, 1008] (float64) of uint8 images [N, 3, H, W].
 
     The logits are ``pool @ fc.weight.T`` without the bias (see the module docstring).
-    TF32 is off while the network runs (see ``_without_tf32``).
+    TF32 is off while the network runs (see ``without_tf32``).
 
     uint8 input is required so that in-memory images and the same images saved as
     PNG (what ``python -m pytorch_fid`` reads) give identical features.
@@ -242,10 +225,26 @@ def inception_outputs(
     features = np.empty((count, FEATURE_DIM), dtype=np.float64)
     logits = np.empty((count, NUM_LOGITS), dtype=np.float64)
     starts = range(0, count, max(1, batch_size))
-    with torch.no_grad(), _without_tf32():
+    with torch.no_grad(), without_tf32():
         for start in progress(starts, desc=desc, unit="batch"):
             batch = images[start : start + batch_size].to(net.device).float().div(255)
             pool = net.features(batch)[0].flatten(1)
             features[start : start + len(batch)] = pool.cpu().double().numpy()
             logits[start : start + len(batch)] = (pool @ net.fc.weight.T).cpu().double().numpy()
     return features, logits
+
+
+def inception_space(net: InceptionNet) -> FeatureSpace:
+    """pytorch-fid's pool3 features as a :class:`FeatureSpace` (what FID is computed in)."""
+
+    def pool(images: torch.Tensor) -> torch.Tensor:
+        return net.features(images.float().div(255))[0].flatten(1)
+
+    comparable = (
+        "Comparable with published FIDs computed with pytorch-fid at the same image count "
+        "(its weights, verified by SHA-256)."
+        if net.is_published
+        else "Not comparable with anything: placeholder Inception weights (offline), so "
+        "FID, IS and KID here are noise; use FD-Lite0 instead."
+    )
+    return FeatureSpace("inception", pool, dict(net.info), net.device, comparable)

@@ -1,0 +1,100 @@
+"""Generated images streamed through every network the metrics need, batch by batch.
+
+At full scale an evaluation scores tens of thousands of generated images.
+Keeping them (uint8, 128 px: 49 kB each) plus Inception's float inputs would
+need gigabytes; instead each batch is generated, passed through Inception (pool
+features and logits), the species classifier and every extra feature space, and
+dropped.  Only the per-image outputs are kept, written into arrays allocated
+once (no list of batches concatenated at the end), so peak memory is the
+outputs plus one batch.  The latents are drawn up front from ``seed`` exactly as
+:func:`speciesgan.sample.generate_images` draws them, so any image can be made
+again from its index (the memorisation report does that for its closest pairs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from speciesgan.metrics.feature_spaces import FeatureSpace, without_tf32
+from speciesgan.metrics.inception import FEATURE_DIM, NUM_LOGITS, InceptionNet
+from speciesgan.progress import progress
+from speciesgan.sample import latents, quantize
+
+
+@dataclass
+class GeneratedOutputs:
+    """Per-image outputs of one generated set (row i is the image of ``labels[i]``)."""
+
+    labels: np.ndarray  # int64 [N]
+    inception: np.ndarray  # float64 [N, 2048] pool features
+    logits: np.ndarray  # float64 [N, 1008], unbiased (see inception.py)
+    correct: np.ndarray | None  # bool [N]: classifier top-1 == labels (None without classifier)
+    spaces: dict[str, np.ndarray] = field(default_factory=dict)  # name -> float64 [N, dim]
+
+
+def _device_of(module: nn.Module) -> torch.device:
+    return next(module.parameters()).device
+
+
+def generated_outputs(
+    generator: nn.Module,
+    species_ids: torch.Tensor | np.ndarray,
+    seed: int,
+    batch_size: int,
+    inception: InceptionNet,
+    spaces: list[FeatureSpace] = (),  # type: ignore[assignment]
+    classifier: nn.Module | None = None,
+    desc: str = "generated",
+) -> GeneratedOutputs:
+    """Generate one image per entry of ``species_ids`` and keep only what the metrics read."""
+    species_ids = torch.as_tensor(species_ids, dtype=torch.long)
+    count = len(species_ids)
+    z = latents(count, int(generator.z_dim), seed)
+    device = _device_of(generator)
+    out = GeneratedOutputs(
+        labels=species_ids.numpy().astype(np.int64),
+        inception=np.empty((count, FEATURE_DIM), dtype=np.float64),
+        logits=np.empty((count, NUM_LOGITS), dtype=np.float64),
+        correct=None if classifier is None else np.empty(count, dtype=bool),
+    )
+    generator.eval()
+    if classifier is not None:
+        classifier.eval()
+    starts = range(0, count, max(1, batch_size))
+    with torch.no_grad(), without_tf32():
+        for start in progress(starts, desc=desc, unit="batch"):
+            rows = slice(start, min(start + batch_size, count))
+            ids = species_ids[rows].to(device)
+            images = quantize(generator(z[rows].to(device), ids))
+            pool = inception.features(images.to(inception.device).float().div(255))[0].flatten(1)
+            out.inception[rows] = pool.double().cpu().numpy()
+            out.logits[rows] = (pool @ inception.fc.weight.T).double().cpu().numpy()
+            if classifier is not None and out.correct is not None:
+                classifier_device = _device_of(classifier)
+                batch = images.to(classifier_device).float().div(127.5).sub(1.0)
+                predicted = classifier(batch).argmax(dim=1)
+                out.correct[rows] = (predicted == ids.to(classifier_device)).cpu().numpy()
+            for space in spaces:
+                values = space.extract(images.to(space.device)).double().cpu().numpy()
+                if space.name not in out.spaces:
+                    out.spaces[space.name] = np.empty((count, values.shape[1]), dtype=np.float64)
+                out.spaces[space.name][rows] = values
+    return out
+
+
+def regenerate(
+    generator: nn.Module, species_ids: torch.Tensor, seed: int, indices: list[int]
+) -> torch.Tensor:
+    """uint8 images of the given rows of a set made by :func:`generated_outputs` (same seed)."""
+    species_ids = torch.as_tensor(species_ids, dtype=torch.long)
+    if not indices:
+        return torch.empty(0, 3, 0, 0, dtype=torch.uint8)
+    z = latents(len(species_ids), int(generator.z_dim), seed)[indices]
+    device = _device_of(generator)
+    generator.eval()
+    with torch.no_grad():
+        return quantize(generator(z.to(device), species_ids[indices].to(device))).cpu()
