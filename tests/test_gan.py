@@ -186,6 +186,40 @@ def test_projected_discriminator_trains_heads_only_on_imagenet_features(
     assert all(torch.equal(backbone[k], imagenet[k]) for k in imagenet)
 
 
+def _spectrally_normalised(network: nn.Module) -> dict[str, nn.Module]:
+    """Modules whose ``weight`` is computed by torch's spectral-norm parametrization."""
+    from torch.nn.utils import parametrize
+
+    return {
+        name: module
+        for name, module in network.named_modules()
+        if parametrize.is_parametrized(module, "weight")
+        and any("SpectralNorm" in type(p).__name__ for p in module.parametrizations.weight)
+    }
+
+
+@pytest.mark.parametrize("model", ["resnet", "projected"])  # dcgan has no spectral norm
+def test_spectral_norm_layers_start_orthogonal(model: str) -> None:
+    """At init every SN layer's effective weight has all its singular values at 1.
+
+    An orthogonal ``[out, in]`` matrix has min(out, in) singular values, all 1, so
+    dividing it by its largest one changes nothing.  Eval mode uses the stored
+    power-iteration vectors as they are, so this also checks that they were
+    fitted to the orthogonal weight (stale ones give a wrong divisor).
+    """
+    settings = {"model": model, "g_channels": 8, "d_channels": 8, "z_dim": 16, "embed_dim": 8}
+    for network in build_networks(settings, num_classes=3, image_size=32):
+        layers = _spectrally_normalised(network.eval())
+        assert layers, f"{model}: {type(network).__name__} has no spectral-norm layers"
+        for name, layer in layers.items():
+            with torch.no_grad():
+                values = torch.linalg.svdvals(layer.weight.flatten(1))
+            assert torch.allclose(values, torch.ones_like(values), atol=1e-3), (
+                f"{model} {type(network).__name__}.{name}: singular values "
+                f"{values.min().item():.3f}..{values.max().item():.3f}"
+            )
+
+
 def test_unsupported_size_is_a_user_error() -> None:
     with pytest.raises(SpeciesganError, match="power of two"):
         build_networks({}, num_classes=3, image_size=48)
