@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import os
 import re
@@ -36,7 +37,13 @@ from speciesgan.gan.networks import (
     save_generator,
 )
 from speciesgan.gan.standing_stats import with_standing_statistics
-from speciesgan.gan.training_loop import train_gan
+from speciesgan.gan.training_loop import (
+    DeviceCrops,
+    Ranks,
+    build_trainer,
+    resolve_settings,
+    train_gan,
+)
 from speciesgan.preemption import TrainingInterrupted
 
 SPECIES = ["cat", "dog", "owl"]
@@ -184,6 +191,40 @@ def test_projected_discriminator_trains_heads_only_on_imagenet_features(
     }
     assert backbone.keys() == imagenet.keys()
     assert all(torch.equal(backbone[k], imagenet[k]) for k in imagenet)
+
+
+def _spectrally_normalised(network: nn.Module) -> dict[str, nn.Module]:
+    """Modules whose ``weight`` is computed by torch's spectral-norm parametrization."""
+    from torch.nn.utils import parametrize
+
+    return {
+        name: module
+        for name, module in network.named_modules()
+        if parametrize.is_parametrized(module, "weight")
+        and any("SpectralNorm" in type(p).__name__ for p in module.parametrizations.weight)
+    }
+
+
+@pytest.mark.parametrize("model", ["resnet", "projected"])  # dcgan has no spectral norm
+def test_spectral_norm_layers_start_orthogonal(model: str) -> None:
+    """At init every SN layer's effective weight has all its singular values at 1.
+
+    An orthogonal ``[out, in]`` matrix has min(out, in) singular values, all 1, so
+    dividing it by its largest one changes nothing.  Eval mode uses the stored
+    power-iteration vectors as they are, so this also checks that they were
+    fitted to the orthogonal weight (stale ones give a wrong divisor).
+    """
+    settings = {"model": model, "g_channels": 8, "d_channels": 8, "z_dim": 16, "embed_dim": 8}
+    for network in build_networks(settings, num_classes=3, image_size=32):
+        layers = _spectrally_normalised(network.eval())
+        assert layers, f"{model}: {type(network).__name__} has no spectral-norm layers"
+        for name, layer in layers.items():
+            with torch.no_grad():
+                values = torch.linalg.svdvals(layer.weight.flatten(1))
+            assert torch.allclose(values, torch.ones_like(values), atol=1e-3), (
+                f"{model} {type(network).__name__}.{name}: singular values "
+                f"{values.min().item():.3f}..{values.max().item():.3f}"
+            )
 
 
 def test_unsupported_size_is_a_user_error() -> None:
@@ -631,8 +672,17 @@ def _ddp_worker(rank: int, world: int, port: int, manifest: str, out: str, setti
     )
 
 
-def test_two_process_training_matches_one_process(manifest: Path, tmp_path: Path) -> None:
-    settings = {**TINY, "model": "dcgan", "steps": 3, "diffaugment": ""}
+@pytest.mark.parametrize(
+    "loss,diffaugment",
+    [
+        ("hinge", "translation,cutout,color"),  # per-image augmentation draws
+        ("wgan-gp", ""),  # per-image gradient-penalty interpolation draws
+    ],
+)
+def test_two_process_training_matches_one_process(
+    manifest: Path, tmp_path: Path, loss: str, diffaugment: str
+) -> None:
+    settings = {**TINY, "model": "dcgan", "steps": 3, "loss": loss, "diffaugment": diffaugment}
     single = tmp_path / "single"
     train_gan(
         manifest,
@@ -658,6 +708,28 @@ def test_two_process_training_matches_one_process(manifest: Path, tmp_path: Path
     np.testing.assert_allclose(two.to_numpy(), one.to_numpy(), rtol=1e-3, atol=1e-4)
     loaded, meta = load_generator(tmp_path / "ddp" / "generator.pt")
     assert meta["species"] == SPECIES
+
+
+def test_each_rank_augments_its_own_slice_of_the_global_batch(manifest: Path) -> None:
+    """Two ranks holding identical images augment them differently, as one process would.
+
+    Every rank seeds the augmentation stream alike; drawing per local position
+    would give image i on every rank the same shift, cutout and colour change.
+    """
+    cpu = torch.device("cpu")
+    data = DeviceCrops.from_manifest(manifest, cpu)
+    cfg = resolve_settings({**TINY, "model": "dcgan", "diffaugment": "translation,cutout,color"})
+    single = build_trainer(data, None, cfg, seed=3, ranks=Ranks(), device=cpu)
+    start = single.rngs["augment"].get_state()
+    images = torch.rand(cfg["batch_size"] // 2, 3, 16, 16) * 2 - 1
+    whole = single._augment(torch.cat([images, images]))
+    halves = []
+    for rank in (0, 1):
+        single.rngs["augment"].set_state(start)  # ranks start from the same state
+        on_rank = dataclasses.replace(single, ranks=Ranks(rank=rank, world_size=2))
+        halves.append(on_rank._augment(images))
+    assert not torch.equal(halves[0], halves[1])
+    assert torch.equal(torch.cat(halves), whole)
 
 
 def test_classifier_with_species_in_another_order_stops_training(

@@ -6,7 +6,9 @@ differentiable transforms to real *and* generated images right before D, so D
 never sees the un-augmented reals and G still gets gradients through the
 transforms.  Every random draw comes from an explicit ``torch.Generator`` on the
 images' device, whose state is checkpointed, so a resumed run augments exactly
-like an uninterrupted one.
+like an uninterrupted one.  Under data parallelism each rank passes its
+``BatchSlice``: the parameters are drawn for the whole global batch and each
+rank applies its own rows, so ranks do not repeat each other's augmentations.
 
 Policy: comma-separated names from ``color``, ``translation``, ``cutout``
 (applied in that order); ``""`` switches augmentation off.
@@ -18,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from speciesgan.errors import SpeciesganError
+from speciesgan.gan.batch_slice import BatchSlice
 
 TRANSLATION_RATIO = 0.125
 """Largest shift, as a fraction of the image size (the paper's value)."""
@@ -36,27 +39,25 @@ def parse_policy(policy: str) -> tuple[str, ...]:
     return tuple(name for name in OPS if name in names)
 
 
-def _uniform(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def _uniform(x: torch.Tensor, generator: torch.Generator, rows: BatchSlice) -> torch.Tensor:
     """One U(0, 1) per image, shaped to broadcast over C, H, W."""
-    return torch.rand(
-        x.shape[0], 1, 1, 1, generator=generator, device=x.device, dtype=torch.float32
-    ).to(x.dtype)
+    return rows.rand(generator, x.device).to(x.dtype)[:, None, None, None]
 
 
-def color(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def color(x: torch.Tensor, generator: torch.Generator, rows: BatchSlice) -> torch.Tensor:
     """Random brightness, saturation and contrast, per image."""
-    x = x + (_uniform(x, generator) - 0.5)
+    x = x + (_uniform(x, generator, rows) - 0.5)
     mean = x.mean(dim=1, keepdim=True)
-    x = (x - mean) * (_uniform(x, generator) * 2) + mean
+    x = (x - mean) * (_uniform(x, generator, rows) * 2) + mean
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
-    return (x - mean) * (_uniform(x, generator) + 0.5) + mean
+    return (x - mean) * (_uniform(x, generator, rows) + 0.5) + mean
 
 
-def translation(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def translation(x: torch.Tensor, generator: torch.Generator, rows: BatchSlice) -> torch.Tensor:
     """Shift each image by up to 1/8 of its size in x and y, filling with zeros."""
     batch, _, height, width = x.shape
     shift = max(1, int(height * TRANSLATION_RATIO + 0.5))
-    offsets = torch.randint(-shift, shift + 1, (2, batch), generator=generator, device=x.device)
+    offsets = rows.randint(-shift, shift + 1, generator, x.device, count=2)  # [2, B]: dy, dx
     padded = F.pad(x, [shift, shift, shift, shift])
     rows = torch.arange(height, device=x.device)[None, :] + shift + offsets[0][:, None]  # [B, H]
     cols = torch.arange(width, device=x.device)[None, :] + shift + offsets[1][:, None]  # [B, W]
@@ -65,17 +66,13 @@ def translation(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return shifted.permute(0, 3, 1, 2)
 
 
-def cutout(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def cutout(x: torch.Tensor, generator: torch.Generator, rows: BatchSlice) -> torch.Tensor:
     """Zero a random square of half the image size in each image (it may stick out)."""
-    batch, _, height, width = x.shape
+    _, _, height, width = x.shape
     size_y = int(height * CUTOUT_RATIO + 0.5)
     size_x = int(width * CUTOUT_RATIO + 0.5)
-    centre_y = torch.randint(
-        0, height + (1 - size_y % 2), (batch,), generator=generator, device=x.device
-    )
-    centre_x = torch.randint(
-        0, width + (1 - size_x % 2), (batch,), generator=generator, device=x.device
-    )
+    (centre_y,) = rows.randint(0, height + (1 - size_y % 2), generator, x.device)
+    (centre_x,) = rows.randint(0, width + (1 - size_x % 2), generator, x.device)
     top = centre_y - size_y // 2
     left = centre_x - size_x // 2
     ys = torch.arange(height, device=x.device)[None, :]
@@ -90,10 +87,18 @@ OPS = {"color": color, "translation": translation, "cutout": cutout}
 
 
 def diff_augment(
-    x: torch.Tensor, policy: str | tuple[str, ...], generator: torch.Generator
+    x: torch.Tensor,
+    policy: str | tuple[str, ...],
+    generator: torch.Generator,
+    rows: BatchSlice | None = None,
 ) -> torch.Tensor:
-    """Apply the policy's transforms to a batch in [-1, 1] (roughly; colour may leave it)."""
+    """Apply the policy's transforms to a batch in [-1, 1] (roughly; colour may leave it).
+
+    ``rows`` says which rows of the global batch ``x`` is (default: all of it).
+    """
     names = parse_policy(policy) if isinstance(policy, str) else policy
+    rows = BatchSlice(x.shape[0]) if rows is None else rows
+    rows.check(x)
     for name in names:
-        x = OPS[name](x, generator)
+        x = OPS[name](x, generator, rows)
     return x

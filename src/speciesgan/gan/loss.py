@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from speciesgan.errors import SpeciesganError
+from speciesgan.gan.batch_slice import BatchSlice
 
 LOSS_KINDS = ("hinge", "bce", "wgan-gp")
 GP_WEIGHT = 10.0
@@ -63,13 +64,18 @@ def gradient_penalty(
     fake: torch.Tensor,
     species_ids: torch.Tensor,
     generator: torch.Generator,
+    rows: BatchSlice | None = None,
 ) -> torch.Tensor:
     """``GP_WEIGHT * E[(||grad_x D(x)|| - 1)^2]`` at random real/fake interpolations.
 
     The mixing weights come from ``generator`` so that a resumed run draws the
-    same ones as an uninterrupted run.
+    same ones as an uninterrupted run; ``rows`` (default: the whole batch) says
+    which rows of the global batch ``real`` and ``fake`` are, so data-parallel
+    ranks each take their own weights from one global draw.
     """
-    alpha = torch.rand(real.shape[0], 1, 1, 1, generator=generator, device=real.device)
+    rows = BatchSlice(real.shape[0]) if rows is None else rows
+    rows.check(real)
+    alpha = rows.rand(generator, real.device)[:, None, None, None]
     mixed = (alpha * real.detach().float() + (1 - alpha) * fake.detach().float()).requires_grad_(
         True
     )

@@ -31,6 +31,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
 
 from speciesgan.atomic import atomic_open
@@ -136,15 +137,47 @@ class CrossRankBatchNorm2d(nn.BatchNorm2d):
         return out.to(x.dtype)
 
 
-def _orthogonal_init(module: nn.Module) -> None:
-    """Orthogonal weights, zero biases: well-conditioned at step 0 (BigGAN's choice)."""
+SN_START_ITERATIONS = 15
+"""Power iterations run on a re-initialised spectral-norm weight (torch runs 15 when wrapping)."""
+
+
+def _orthogonal_weight_(layer: nn.Module) -> None:
+    """Orthogonal init of ``layer``'s stored weight, whether or not spectral norm wraps it.
+
+    Under a parametrization ``layer.weight`` is recomputed from
+    ``parametrizations.weight.original`` on every access, so initialising
+    ``layer.weight`` would write into a throw-away tensor.  Spectral norm also
+    keeps power-iteration vectors ``u``, ``v`` fitted to the weight it saw when
+    wrapping; eval mode divides by ``u^T W v`` without iterating, so they are
+    refitted here or a fresh network would be scaled by a stale estimate.
+    """
+    if not parametrize.is_parametrized(layer, "weight"):
+        nn.init.orthogonal_(layer.weight)
+        return
+    stored = layer.parametrizations.weight.original
+    nn.init.orthogonal_(stored)
+    for parametrization in layer.parametrizations.weight:
+        # torch's spectral norm; it has no public way to restart its power iteration
+        if hasattr(parametrization, "_power_method"):
+            matrix = parametrization._reshape_weight_to_matrix(stored)
+            parametrization._power_method(matrix, SN_START_ITERATIONS)
+
+
+def orthogonal_init(module: nn.Module) -> None:
+    """Orthogonal weights, zero biases: well-conditioned at step 0 (BigGAN's choice).
+
+    Under spectral norm an orthogonal matrix keeps every direction at gain 1
+    (all its singular values equal the largest, the one divided by); a random
+    matrix divided by its largest singular value passes most directions at a
+    fraction of that, so signals shrink layer by layer at the start of training.
+    """
     for layer in module.modules():
         if isinstance(layer, (nn.Conv2d, nn.Linear)):
-            nn.init.orthogonal_(layer.weight)
+            _orthogonal_weight_(layer)
             if layer.bias is not None:
                 nn.init.zeros_(layer.bias)
         elif isinstance(layer, nn.Embedding):
-            nn.init.orthogonal_(layer.weight)
+            _orthogonal_weight_(layer)
 
 
 def _up(x: torch.Tensor) -> torch.Tensor:
@@ -286,7 +319,7 @@ class ResNetGenerator(nn.Module):
         self.out_norm = CrossRankBatchNorm2d(widths[-1])
         self.to_rgb = spectral_norm(nn.Conv2d(widths[-1], 3, 3, padding=1))
         self.widths = widths
-        _orthogonal_init(self)
+        orthogonal_init(self)
 
     def generate(self, z: torch.Tensor, class_embedding: torch.Tensor) -> torch.Tensor:
         chunks = torch.split(z, self.z_chunks, dim=1)
@@ -343,7 +376,7 @@ class ResNetDiscriminator(nn.Module):
         self.blocks = nn.ModuleList(layers)
         self.score = spectral_norm(nn.Linear(widths[-1], 1))
         self.embedding = SpeciesEmbedding(num_classes, widths[-1])
-        _orthogonal_init(self)
+        orthogonal_init(self)
         self.embedding.table = spectral_norm(self.embedding.table)
 
     def forward(self, images: torch.Tensor, species_ids: torch.Tensor) -> torch.Tensor:

@@ -17,8 +17,9 @@ Layout, following the paper at a size a CPU can afford:
   mixing): the discriminator cannot pick a few dominant ImageNet channels and
   ignore the rest.
 * One small trainable head per scale (strided spectral-norm convolutions down
-  to 4x4 or less) ends in a projection-discriminator term ``<embed(y), h>`` for
-  the species, plus an unconditional score; the scores of all scales are summed.
+  to 4x4 or less, orthogonally initialised like the ResNet discriminator) ends
+  in a projection-discriminator term ``<embed(y), h>`` for the species, plus an
+  unconditional score; the scores of all scales are summed.
 
 Only the heads and their species embeddings are trained; the backbone and the
 projections are frozen parameters (kept out of the optimiser but in the state
@@ -37,7 +38,7 @@ from speciesgan.classifier.efficientnet_lite import (
     EfficientNetLite0,
     load_lite0_imagenet_state,
 )
-from speciesgan.gan.networks import SpeciesEmbedding
+from speciesgan.gan.networks import SpeciesEmbedding, orthogonal_init
 
 FEATURE_STAGES = (1, 2, 4)
 """Lite0 stages read by the heads: 24, 40 and 112 channels at strides 4, 8, 16."""
@@ -89,6 +90,7 @@ class ScaleHead(nn.Module):
         self.embedding = SpeciesEmbedding(num_classes, channels)
         self.embedding.table = spectral_norm(self.embedding.table)
         self.species_logits = nn.Linear(channels, num_classes)
+        orthogonal_init(self)  # as the ResNet discriminator: every SN layer starts at gain 1
 
     def forward(
         self, features: torch.Tensor, species_ids: torch.Tensor

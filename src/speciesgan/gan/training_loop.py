@@ -15,9 +15,11 @@ the job's end time is near, the loop writes ``last.pt`` and raises
 ``TrainingInterrupted`` (exit status 75), and the retried job resumes.
 
 Distributed: under ``torchrun``/``srun`` with ``WORLD_SIZE > 1`` the ranks draw
-the same global batch and each trains on its own slice of it, so the global
-batch (and, up to float summation order, the result) does not depend on the
-number of processes.  Only rank 0 writes files.
+the same global batch and each trains on its own slice of it; every per-image
+draw (noise, DiffAugment parameters, gradient-penalty weights) is made for the
+global batch and sliced the same way (``BatchSlice``), so the global batch
+(and, up to float summation order, the result) does not depend on the number
+of processes.  Only rank 0 writes files.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from speciesgan.data.dataset import load_split
 from speciesgan.errors import SpeciesganError
 from speciesgan.gan import checkpoint as ckpt
 from speciesgan.gan.augment import diff_augment, parse_policy
+from speciesgan.gan.batch_slice import BatchSlice
 from speciesgan.gan.loss import (
     check_loss_kind,
     classifier_guidance_loss,
@@ -276,8 +279,13 @@ class Trainer:
             self.device.type, dtype=torch.bfloat16, enabled=self.cfg["precision"] == "bf16"
         )
 
+    def _rows(self) -> BatchSlice:
+        """This rank's rows of the global batch, for per-image random draws."""
+        return BatchSlice(self.cfg["batch_size"], self._part())
+
     def _augment(self, images: torch.Tensor) -> torch.Tensor:
-        return diff_augment(images, self.policy, self.rngs["augment"])
+        """DiffAugment with this rank's rows of parameters drawn for the global batch."""
+        return diff_augment(images, self.policy, self.rngs["augment"], self._rows())
 
     @property
     def species_loss_weight(self) -> float:
@@ -315,7 +323,7 @@ class Trainer:
             loss = loss + self.species_loss_weight * species_loss
         if self.cfg["loss"] == "wgan-gp":
             loss = loss + gradient_penalty(
-                self.raw_d, real_aug, fake_aug, species, self.rngs["noise"]
+                self.raw_d, real_aug, fake_aug, species, self.rngs["noise"], self._rows()
             )
         self.opt_d.zero_grad(set_to_none=True)
         loss.backward()
