@@ -168,6 +168,6 @@ def require_more_than(x: torch.Tensor, k: int, name: str, metric: str) -> None:
     """Raise unless ``x`` has more than ``k`` rows, as a k-th-neighbour radius needs."""
     if len(x) <= k:
         raise SpeciesganError(
-            f"{metric} with k={k} needs more than {k} {name} images (each one's k-th "
-            f"nearest other image sets its radius), got {len(x)}"
+            f"{metric} with k={k} needs more than {k} {name} images, got {len(x)}: each "
+            f"image's radius is the distance to its k-th nearest other {name} image"
         )
