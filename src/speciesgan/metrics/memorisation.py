@@ -51,8 +51,8 @@ def memorisation(
     train_t, generated_t = common_frame(train, generated, ("training", "generated"))
     if len(train_t) < 2:
         raise SpeciesganError(
-            f"memorisation needs at least 2 training images (each one's nearest other "
-            f"training image sets the threshold), got {len(train_t)}"
+            f"memorisation needs at least 2 training images, got {len(train_t)}: the "
+            f"threshold comes from each training image's nearest other training image"
         )
     if len(generated_t) == 0:
         raise SpeciesganError("memorisation needs at least 1 generated image, got 0")
