@@ -324,11 +324,27 @@ def test_evaluate_writes_deterministic_metrics(tmp_path: Path) -> None:
     generator, classifier = _trained_files(tmp_path, ["Alpha Dog", "Beta Bird"], size)
     settings = {"images_per_species": 3, "is_splits": 2, "batch_size": 6}
     first, second = tmp_path / "eval" / "metrics.json", tmp_path / "eval" / "again.json"
-    evaluate(generator, manifest, classifier, first, settings, seed=1, threads=1)
+    pairs = tmp_path / "eval" / "pairs.png"
+    evaluate(generator, manifest, classifier, first, settings, seed=1, threads=1, out_pairs=pairs)
     evaluate(generator, manifest, classifier, second, settings, seed=1, threads=1)
     assert first.read_bytes() == second.read_bytes()  # second run used the real-feature cache
-    assert len(list((tmp_path / "eval" / "fid_cache").glob("real-*.npz"))) == 1
+    cached = sorted(p.name.rsplit("-", 1)[0] for p in (tmp_path / "eval" / "fid_cache").iterdir())
+    assert cached == ["real", "real-lite0"]  # uncapped: Lite0's real side is the train split
     result = json.loads(first.read_text())
+    # the figures of issue 13, in the space that means something offline too
+    lite0 = result["feature_spaces"]["lite0"]
+    assert result["fd_lite0"] == lite0["fd"] > 0
+    assert 0 <= lite0["precision"] <= 1 and 0 <= lite0["recall"] <= 1
+    assert lite0["density"] >= 0 and 0 <= lite0["coverage"] <= 1
+    assert result["fidelity_diversity"]["space"] == "lite0"  # placeholder Inception weights
+    assert set(result["intra_class_fid"]["per_species"]) == {"Alpha Dog", "Beta Bird"}
+    assert 0 <= result["memorisation"]["fraction"] <= 1 and result["memorisation"]["pairs"]
+    assert result["cas"] == {"skipped": "the manifest has no test crops to test on"} or (
+        "cas" not in result
+    )
+    assert "placeholder" in result["comparability"]["inception"]
+    assert result["fd_dinov2"] is None and result["fd_dinov2_skipped"]
+    assert Image.open(pairs).size[0] > 2 * 16  # generated | training crop, side by side
     assert result["fid"] > 0 and result["fid_num_images"] == {"generated": 6, "real": 6}
     assert "rank-deficient" in result["fid_note"]
     assert result["inception_score"]["mean"] >= 1.0
