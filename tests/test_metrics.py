@@ -325,8 +325,10 @@ def test_evaluate_writes_deterministic_metrics(tmp_path: Path) -> None:
     settings = {"images_per_species": 3, "is_splits": 2, "batch_size": 6}
     first, second = tmp_path / "eval" / "metrics.json", tmp_path / "eval" / "again.json"
     pairs = tmp_path / "eval" / "pairs.png"
-    evaluate(generator, manifest, classifier, first, settings, seed=1, threads=1, out_pairs=pairs)
-    evaluate(generator, manifest, classifier, second, settings, seed=1, threads=1)
+    recipe = {"arch": "efficientnet_lite0", "epochs": 1, "batch_size": 4}  # CAS on
+    kwargs = {"seed": 1, "threads": 1, "classifier_settings": recipe}
+    evaluate(generator, manifest, classifier, first, settings, out_pairs=pairs, **kwargs)
+    evaluate(generator, manifest, classifier, second, settings, **kwargs)
     assert first.read_bytes() == second.read_bytes()  # second run used the real-feature cache
     cached = sorted(p.name.rsplit("-", 1)[0] for p in (tmp_path / "eval" / "fid_cache").iterdir())
     assert cached == ["real", "real-lite0"]  # uncapped: Lite0's real side is the train split
@@ -339,9 +341,7 @@ def test_evaluate_writes_deterministic_metrics(tmp_path: Path) -> None:
     assert result["fidelity_diversity"]["space"] == "lite0"  # placeholder Inception weights
     assert set(result["intra_class_fid"]["per_species"]) == {"Alpha Dog", "Beta Bird"}
     assert 0 <= result["memorisation"]["fraction"] <= 1 and result["memorisation"]["pairs"]
-    assert result["cas"] == {"skipped": "the manifest has no test crops to test on"} or (
-        "cas" not in result
-    )
+    assert result["cas"] == {"skipped": "the manifest has no test crops to test on"}
     assert "placeholder" in result["comparability"]["inception"]
     assert result["fd_dinov2"] is None and result["fd_dinov2_skipped"]
     assert Image.open(pairs).size[0] > 2 * 16  # generated | training crop, side by side

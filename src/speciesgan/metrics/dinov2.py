@@ -53,7 +53,7 @@ from speciesgan.metrics.dinov2_layout import (
     official_to_timm_key,
     timm_to_official_key,
 )
-from speciesgan.metrics.feature_spaces import without_tf32
+from speciesgan.metrics.feature_spaces import FeatureSpace, without_tf32
 from speciesgan.metrics.pil_resize import pil_bicubic_resize
 from speciesgan.progress import progress
 from speciesgan.weights import cached_weights, checkpoints_dir, file_sha256
@@ -282,3 +282,17 @@ def load_dinov2(
         "feature_dim": arch.feature_dim,
     }
     return DINOv2Features(vit, info).to(device), ""
+
+
+def dinov2_space(
+    model: str = "vitl14", device: str | torch.device = "cpu", download: bool = True
+) -> tuple[FeatureSpace | None, str]:
+    """:func:`load_dinov2` as a :class:`FeatureSpace` for ``evaluate`` (or None and why not)."""
+    net, reason = load_dinov2(model, device, download)
+    if net is None:
+        return None, reason
+    comparable = (
+        f"Comparable with FD-DINOv2 figures computed with the official {model} weights and "
+        "dgm-eval's preprocessing (Stein et al. 2023) at the same image count."
+    )
+    return FeatureSpace("dinov2", net, dict(net.info), torch.device(device), comparable), ""

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
@@ -436,10 +437,8 @@ def _real_side(
     train_lite0 = real_features(manifest, "train", lite0, cache_dir, batch_size, None)
     train = load_split(manifest, "train")
     counts = np.bincount(train.labels.numpy(), minlength=train.num_classes)
-    try:
-        test: CropSet | None = load_split(manifest, "test")
-    except SpeciesganError:
-        test = None
+    splits = pd.read_parquet(manifest, columns=["split"])["split"]
+    test = load_split(manifest, "test") if (splits == "test").any() else None
     return RealSide(real_spaces, train_lite0, counts, test, train.images)
 
 
