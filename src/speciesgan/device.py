@@ -100,7 +100,7 @@ def _build() -> str:
 def unusable_gpu_message(stage: str, why_gpu: str, problem: str) -> str:
     """The error for a GPU that was wanted but cannot be used: what, build, driver, fix."""
     return (
-        f"{stage}: {why_gpu}, but no usable CUDA device: {problem}. "
+        f"no usable CUDA device for {stage}, although {why_gpu}: {problem}. "
         f"{_build()}; NVIDIA driver: {cuda_env.driver_version()}. {HOW_TO_FIX}"
     )
 
@@ -129,7 +129,7 @@ def choose_device(
             unusable_gpu_message(stage, f"a GPU was requested ({wanted_by})", problem)
         )
     if torch.cuda.is_available():
-        raise SpeciesganError(unusable_gpu_message(stage, "CUDA reports a GPU", problem))
+        raise SpeciesganError(unusable_gpu_message(stage, "CUDA reports one", problem))
     return DeviceChoice(torch.device("cpu"), f"no GPU requested, none found: {problem}")
 
 
