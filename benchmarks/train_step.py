@@ -11,39 +11,10 @@ per variant (and peak memory on CUDA).  Usage::
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 
-from speciesgan.gan.training_loop import (
-    DeviceCrops,
-    Ranks,
-    Trainer,
-    build_trainer,
-    resolve_settings,
-)
-
-
-def make_trainer(
-    args: argparse.Namespace, precision: str, channels_last: bool, device: torch.device
-) -> Trainer:
-    gen = torch.Generator().manual_seed(0)
-    images = torch.randint(0, 256, (256, 3, args.size, args.size), generator=gen, dtype=torch.uint8)
-    labels = torch.randint(0, args.classes, (256,), generator=gen)
-    data = DeviceCrops(images, labels, [f"s{i}" for i in range(args.classes)], device)
-    cfg = resolve_settings(
-        {
-            "model": args.model,
-            "batch_size": args.batch_size,
-            "g_channels": args.g_channels,
-            "d_channels": args.d_channels,
-            "precision": precision,
-            "classifier_loss_weight": 0.0,
-        }
-    )
-    return build_trainer(
-        data, None, cfg, seed=0, ranks=Ranks(), device=device, channels_last=channels_last
-    )
+from speciesgan.gan.step_timing import StepShape, StepTiming, make_trainer, time_steps
 
 
 def time_variant(
@@ -52,27 +23,21 @@ def time_variant(
     channels_last: bool,
     compiled: bool,
     device: torch.device,
-) -> tuple[float, float, float | None]:
-    """Wall and CPU seconds per step (medians) and peak CUDA memory in GiB.
-
-    CPU seconds / threads approximates the wall time on an otherwise idle
-    machine, which matters on a shared login node or CI runner.
-    """
-    trainer = make_trainer(args, precision, channels_last, device)
+) -> StepTiming:
+    """Median wall and CPU seconds per step and peak CUDA memory of one variant."""
+    shape = StepShape(
+        model=args.model,
+        size=args.size,
+        batch_size=args.batch_size,
+        g_channels=args.g_channels,
+        d_channels=args.d_channels,
+        classes=args.classes,
+    )
+    trainer = make_trainer(shape, precision, channels_last, device)
     if compiled:
         trainer.generator = torch.compile(trainer.generator)
         trainer.discriminator = torch.compile(trainer.discriminator)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    wall, cpu = [], []
-    for step in range(args.warmup + args.steps):
-        start, start_cpu = time.perf_counter(), time.process_time()
-        trainer.step(step).tolist()  # .tolist() waits for the device
-        if step >= args.warmup:
-            wall.append(time.perf_counter() - start)
-            cpu.append(time.process_time() - start_cpu)
-    peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
-    return sorted(wall)[len(wall) // 2], sorted(cpu)[len(cpu) // 2], peak
+    return time_steps(trainer, args.steps, args.warmup)
 
 
 def main() -> None:
@@ -111,10 +76,12 @@ def main() -> None:
     )
     print(f"{'variant':34s} {'s/step':>8s} {'images/s':>9s} {'cpu s/step':>10s} {'peak GiB':>9s}")
     for name, precision, channels_last, compiled in variants:
-        seconds, cpu_seconds, peak = time_variant(args, precision, channels_last, compiled, device)
+        timing = time_variant(args, precision, channels_last, compiled, device)
+        peak = timing.peak_gib
         memory = f"{peak:9.2f}" if peak is not None else f"{'-':>9s}"
         print(
-            f"{name:34s} {seconds:8.3f} {args.batch_size / seconds:9.1f} {cpu_seconds:10.3f} {memory}",
+            f"{name:34s} {timing.wall_seconds:8.3f} "
+            f"{timing.images_per_second(args.batch_size):9.1f} {timing.cpu_seconds:10.3f} {memory}",
             flush=True,
         )
 

@@ -272,8 +272,12 @@ def test_pipeline_on_slurm_resumes_training_after_warning_signal(
     ]  # fmt: skip
     log_path = tmp_path / "snakemake.out"
     with open(log_path, "w") as log_file:
+        # the cluster's GPU is fake (/dev/null): training stages given it would refuse to
+        # start (speciesgan.device); SPECIESGAN_DEVICE=cpu, exported into every job, says
+        # the CPU is meant
+        env = {**_clean_env(), "SPECIESGAN_DEVICE": "cpu"}
         run = subprocess.Popen(
-            command, cwd=workdir, env=_clean_env(), stdout=log_file, stderr=subprocess.STDOUT
+            command, cwd=workdir, env=env, stdout=log_file, stderr=subprocess.STDOUT
         )
         checkpoint = workdir / "results/smoke/gan/checkpoints/last.pt"
         signalled = None

@@ -40,6 +40,22 @@ def _add_common(p: argparse.ArgumentParser, *, seed: bool = True, threads: bool 
         )
 
 
+DEVICE_CHOICES = ("auto", "cuda", "cpu")
+"""``speciesgan.device.DEVICE_CHOICES``, repeated so that building the parser imports no torch."""
+
+
+def _add_device(p: argparse.ArgumentParser) -> None:
+    """``--device`` for every stage that may use CUDA (see ``speciesgan.device``)."""
+    p.add_argument(
+        "--device",
+        choices=DEVICE_CHOICES,
+        default=None,
+        help="cuda: a working GPU or stop with an error; cpu: the CPU even in a GPU job; "
+        "auto: a GPU if SLURM allocated one (then it must work) or if one works, else the "
+        "CPU (default: $SPECIESGAN_DEVICE, else auto)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="speciesgan", description=__doc__.split("\n\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -123,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(it is moved aside, not deleted)",
     )
     _add_common(p)
+    _add_device(p)
 
     p = sub.add_parser("train-gan", help="train the conditional GAN (resumes automatically)")
     p.add_argument("--manifest", type=Path, required=True)
@@ -140,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(it is moved aside, not deleted)",
     )
     _add_common(p)
+    _add_device(p)
 
     p = sub.add_parser("sample", help="sample images per species (grids), or mix two species")
     p.add_argument("--generator", type=Path, required=True)
@@ -148,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alpha", type=float, default=0.5)
     p.add_argument("--out", type=Path, default=None, help="PNG for --mix")
     _add_common(p, threads=False)
+    _add_device(p)
 
     p = sub.add_parser(
         "generate",
@@ -176,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the EMA generator (default) or the generator as trained",
     )
     p.add_argument("--seed", type=int, default=0, help="same seed, same pictures (default 0)")
+    _add_device(p)
 
     p = sub.add_parser("evaluate", help="FID, Inception Score and per-species accuracy")
     p.add_argument("--generator", type=Path, required=True)
@@ -210,11 +230,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="PNG of the memorisation check's closest (generated, training crop) pairs",
     )
     _add_common(p)
+    _add_device(p)
 
     p = sub.add_parser("report", help="write report.html and metrics.json")
     p.add_argument("--results-dir", type=Path, required=True)
     p.add_argument("--out-html", type=Path, required=True)
     p.add_argument("--out-json", type=Path, required=True)
+
+    p = sub.add_parser(
+        "doctor",
+        help="report torch/CUDA/driver/GPUs and time a bf16 GAN step on the chosen device",
+        description="Print torch, torchvision, the CUDA build, cuDNN, the NVIDIA driver, each "
+        "visible GPU, bf16 support and the SLURM GPU variables; choose the device as the "
+        "training stages do and time a few bf16 GAN training steps on it. Exits 1 when a GPU "
+        "was requested (--device cuda or a SLURM GPU allocation) but cannot be used.",
+    )
+    _add_device(p)
+    p.add_argument("--steps", type=int, default=3, help="timed steps (0: no timing)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed steps first")
+    p.add_argument("--threads", type=int, default=1, help="torch threads on a CPU")
 
     p = sub.add_parser("ablation-table", help="one row per GAN variant (rules/ablation.smk)")
     p.add_argument("--spec", type=json.loads, required=True, help="variants as JSON (the rule's)")
@@ -304,6 +338,7 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901 - a flat dispatch table
             seed=args.seed,
             threads=args.threads,
             restart=args.restart,
+            device=args.device,
         )
     elif cmd == "train-gan":
         from speciesgan.gan.training_loop import train_gan
@@ -319,6 +354,7 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901 - a flat dispatch table
             threads=args.threads,
             out_snapshots=args.out_snapshots,
             restart=args.restart,
+            device=args.device,
         )
     elif cmd == "sample":
         from speciesgan import sample
@@ -335,12 +371,15 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901 - a flat dispatch table
                 args.alpha,
                 args.out,
                 seed=args.seed,
+                device=args.device,
                 **count,
             )
         else:
             if args.out_dir is None:
                 raise SpeciesganError("sample needs --out-dir (or --mix A B --out FILE.png)")
-            sample.sample_grids(args.generator, args.out_dir, seed=args.seed, **args.settings)
+            sample.sample_grids(
+                args.generator, args.out_dir, seed=args.seed, device=args.device, **args.settings
+            )
     elif cmd == "generate":
         _generate(args)
     elif cmd == "evaluate":
@@ -359,7 +398,12 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901 - a flat dispatch table
             cache_dir=args.cache_dir,
             classifier_settings=args.classifier_settings,
             out_pairs=args.out_pairs,
+            device=args.device,
         )
+    elif cmd == "doctor":
+        from speciesgan.doctor import run_doctor
+
+        run_doctor(args.device, steps=args.steps, warmup=args.warmup, threads=args.threads)
     elif cmd == "ablation-table":
         from speciesgan.ablation import write_ablation_table
 
@@ -398,6 +442,7 @@ def _generate(args: argparse.Namespace) -> None:
         grid=args.grid,
         seed=args.seed,
         weights=args.weights,
+        device=args.device,
     )
     if args.grid:
         print(f"wrote a grid of {args.n} picture(s) to {paths[0]}")

@@ -23,6 +23,7 @@ from PIL import Image
 from torch import nn
 
 from speciesgan.atomic import atomic_path, write_json
+from speciesgan.device import select_device
 from speciesgan.errors import SpeciesganError
 from speciesgan.names import slug_clashes, slugify
 
@@ -219,28 +220,42 @@ def write_sample_grids(
     write_json(out_dir / "index.json", index)
 
 
-def _load(generator_path: Path, weights: str = "ema") -> tuple[nn.Module, dict[str, Any]]:
+def _load(
+    generator_path: Path, weights: str = "ema", *, device: str | None = None, stage: str = "sample"
+) -> tuple[nn.Module, dict[str, Any]]:
     from speciesgan.gan.networks import load_generator
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    generator, meta = load_generator(Path(generator_path), device, weights=weights)
+    torch_device = select_device(device, stage=stage)
+    generator, meta = load_generator(Path(generator_path), torch_device, weights=weights)
     generator.eval()
     return generator, meta
 
 
 def sample_grids(
-    generator: Path, out_dir: Path, seed: int, per_species: int = 16, grid_columns: int = 8
+    generator: Path,
+    out_dir: Path,
+    seed: int,
+    per_species: int = 16,
+    grid_columns: int = 8,
+    device: str | None = None,
 ) -> None:
     """``speciesgan sample``: load ``generator.pt`` and write the grids into ``out_dir``."""
-    model, meta = _load(generator)
+    model, meta = _load(generator, device=device)
     write_sample_grids(model, list(meta["species"]), out_dir, seed, per_species, grid_columns)
 
 
 def sample_mix(
-    generator: Path, species_a: str, species_b: str, alpha: float, out: Path, seed: int, n: int = 8
+    generator: Path,
+    species_a: str,
+    species_b: str,
+    alpha: float,
+    out: Path,
+    seed: int,
+    n: int = 8,
+    device: str | None = None,
 ) -> None:
     """``speciesgan sample --mix A B``: one PNG row of ``n`` images of a blended species."""
-    model, meta = _load(generator)
+    model, meta = _load(generator, device=device)
     species = list(meta["species"])
     a_id, b_id = resolve_species(species_a, species), resolve_species(species_b, species)
     save_png(tile(mix_images(model, a_id, b_id, alpha, seed, n), columns=n), Path(out))
@@ -257,6 +272,7 @@ def generate_pictures(
     grid: bool = False,
     seed: int = 0,
     weights: str = "ema",
+    device: str | None = None,
 ) -> list[Path]:
     """``speciesgan generate``: ``n`` pictures of one species (``name``) or of a mix of two.
 
@@ -281,7 +297,7 @@ def generate_pictures(
     if not single_file and out.exists() and not out.is_dir():
         raise SpeciesganError(f"--out {out} exists and is not a folder")
 
-    model, meta = _load(generator, weights)
+    model, meta = _load(generator, weights, device=device, stage="generate")
     species = list(meta["species"])
     if mix is None:
         assert name is not None

@@ -47,6 +47,7 @@ from speciesgan.classifier.model import (
     uint8_to_model_range,
 )
 from speciesgan.data.dataset import CropSet, load_split
+from speciesgan.device import select_device
 from speciesgan.errors import SpeciesganError
 from speciesgan.preemption import StopRequest, TrainingInterrupted
 from speciesgan.progress import progress
@@ -131,10 +132,6 @@ def resolve_settings(settings: dict[str, Any]) -> dict[str, Any]:
 def resume_path(out_model: Path) -> Path:
     """Where an interrupted run keeps its state: next to the model, not a rule output."""
     return out_model.with_name(out_model.name + ".resume.pt")
-
-
-def pick_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def steps_per_epoch(num_train: int, batch_size: int) -> int:
@@ -469,26 +466,28 @@ def train_classifier(
     *,
     on_step: Callable[[int, int], None] | None = None,
     restart: bool = False,
+    device: str | None = None,
 ) -> None:
     """Train EfficientNet-B0 on the manifest's train split; evaluate on its test split.
 
     ``on_step(epoch, step)`` is called after every optimiser step (tests use it to
     send themselves a stop signal at a known point).  ``restart`` starts over
-    even when a resume file could be continued (it is moved aside).
+    even when a resume file could be continued (it is moved aside).  ``device`` is
+    ``--device`` (auto, cuda, cpu; see ``speciesgan.device``).
     """
     manifest, out_model, out_metrics = Path(manifest), Path(out_model), Path(out_metrics)
     cfg = resolve_settings(settings)
     torch.set_num_threads(threads)
-    device = pick_device()
+    torch_device = select_device(device, stage="train-classifier")
 
     # data: both splits once, uint8, on the device
     if not manifest.is_file():
         raise SpeciesganError(f"{manifest}: manifest not found (run the manifest rule first)")
     train, test = load_split(manifest, "train"), load_split(manifest, "test")
     image_size = int(train.images.shape[-1])
-    train_images, train_labels = train.images.to(device), train.labels.to(device)
+    train_images, train_labels = train.images.to(torch_device), train.labels.to(torch_device)
     calibration_subset = torch.linspace(
-        0, len(train_images) - 1, min(CALIBRATION_IMAGES, len(train_images)), device=device
+        0, len(train_images) - 1, min(CALIBRATION_IMAGES, len(train_images)), device=torch_device
     ).long()
     num_train = len(train_labels)
     if num_train < 2:
@@ -499,10 +498,10 @@ def train_classifier(
 
     # model and optimiser (random init and dropout use torch's global generator, seeded here)
     model, info, optimizer, scheduler, criterion = new_classifier(
-        cfg, train.species, image_size, device, seed, epochs * steps
+        cfg, train.species, image_size, torch_device, seed, epochs * steps
     )
-    augment_generator = torch.Generator(device=device).manual_seed(seed)
-    training = Optimisation(optimizer, scheduler, criterion, device)
+    augment_generator = torch.Generator(device=torch_device).manual_seed(seed)
+    training = Optimisation(optimizer, scheduler, criterion, torch_device)
 
     resume_file = resume_path(out_model)
     # what was built, not only what was asked: an offline B0 request falls back to
@@ -521,7 +520,7 @@ def train_classifier(
         len(test.labels),
         image_size,
         info["weights"],
-        device.type,
+        torch_device.type,
         epochs,
         steps,
         batch_size,
@@ -532,7 +531,7 @@ def train_classifier(
     test_logits: torch.Tensor | None = None
     try:
         for epoch in range(state.epoch, epochs):
-            order = epoch_order(num_train, seed, epoch).to(device)
+            order = epoch_order(num_train, seed, epoch).to(torch_device)
             model.train()
             bar = progress(
                 total=steps, initial=state.step, desc=f"epoch {epoch + 1}/{epochs}", leave=False
@@ -561,8 +560,8 @@ def train_classifier(
             bar.close()
 
             # eval
-            recalibrate_batchnorm(model, train_images[calibration_subset], device)
-            test_logits = predict_logits(model, test.images, device)
+            recalibrate_batchnorm(model, train_images[calibration_subset], torch_device)
+            test_logits = predict_logits(model, test.images, torch_device)
             entry = {
                 "epoch": epoch + 1,
                 "loss": _round(state.loss_sum / state.seen),
@@ -592,7 +591,7 @@ def train_classifier(
     # save (the last epoch's evaluation is the final one: the model has not changed since)
     assert state.history is not None
     if test_logits is None:  # resumed after the last epoch, killed before the model was saved
-        test_logits = predict_logits(model, test.images, device)
+        test_logits = predict_logits(model, test.images, torch_device)
     metrics = final_metrics(test_logits, test, num_train, cfg, info, state.history)
     save_classifier(out_model, model, train.species, image_size, info)
     write_json(out_metrics, metrics)

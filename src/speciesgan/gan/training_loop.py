@@ -40,6 +40,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from speciesgan.atomic import atomic_open
 from speciesgan.data.dataset import load_split
+from speciesgan.device import select_device
 from speciesgan.errors import SpeciesganError
 from speciesgan.gan import checkpoint as ckpt
 from speciesgan.gan.augment import diff_augment, parse_policy
@@ -152,22 +153,31 @@ def _env_int(*names: str) -> int | None:
     return None
 
 
-def init_ranks() -> Ranks:
-    """Join the process group when launched by torchrun (or srun with MASTER_ADDR set)."""
+def local_rank_from_env() -> int:
+    """This process's index on its node (torchrun's LOCAL_RANK, srun's SLURM_LOCALID)."""
+    return _env_int("LOCAL_RANK", "SLURM_LOCALID") or 0
+
+
+def init_ranks(device: torch.device) -> Ranks:
+    """Join the process group when launched by torchrun (or srun with MASTER_ADDR set).
+
+    NCCL for processes on GPUs, gloo on CPUs; ``device`` was chosen (and checked) first,
+    so a broken CUDA set-up stops with its own message, not inside NCCL.
+    """
     world = _env_int("WORLD_SIZE") or (
         _env_int("SLURM_NTASKS") if os.environ.get("MASTER_ADDR") else None
     )
     if not world or world <= 1:
         return Ranks()
     rank = _env_int("RANK", "SLURM_PROCID") or 0
-    local_rank = _env_int("LOCAL_RANK", "SLURM_LOCALID") or 0
+    local_rank = local_rank_from_env()
     owns = False
     if not dist.is_initialized():
         os.environ.setdefault("RANK", str(rank))
         os.environ.setdefault("WORLD_SIZE", str(world))
-        if torch.cuda.is_available():
-            torch.cuda.set_device(local_rank)
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         owns = True
     return Ranks(
         rank=dist.get_rank(),
@@ -391,12 +401,6 @@ class Trainer:
         return networks, {"G": self.opt_g, "D": self.opt_d}
 
 
-def _pick_device(ranks: Ranks) -> torch.device:
-    if torch.cuda.is_available():
-        return torch.device("cuda", ranks.local_rank)
-    return torch.device("cpu")
-
-
 def _load_frozen_classifier(path: Path, device: torch.device) -> nn.Module:
     from speciesgan.classifier.model import load_classifier
 
@@ -482,6 +486,7 @@ def train_gan(
     threads: int,
     out_snapshots: str | Path | None = None,
     restart: bool = False,
+    device: str | None = None,
 ) -> None:
     """Train (or resume training of) the conditional GAN; write the generator and the log.
 
@@ -491,30 +496,31 @@ def train_gan(
     metrics-over-steps curve.  ``checkpoint_dir/last.pt`` is continued when it
     belongs to this run; one of other settings is moved aside and training
     starts fresh, a damaged one or one past ``steps`` stops training, and
-    ``restart`` moves any aside (see ``gan.checkpoint``).
+    ``restart`` moves any aside (see ``gan.checkpoint``).  ``device`` is ``--device``
+    (auto, cuda, cpu; see ``speciesgan.device``), checked before any data is loaded.
     """
     manifest = Path(manifest)
     if not manifest.is_file():
         raise SpeciesganError(f"manifest not found: {manifest}")
     cfg = resolve_settings(settings)
+    torch_device = select_device(device, stage="train-gan", local_rank=local_rank_from_env())
     torch.set_num_threads(int(threads))
     # The loop draws from its own generators, but torch's global generator is saved in
     # every checkpoint (and used by library code, e.g. building the frozen classifier):
     # seed it too, or two identical runs write checkpoints that differ in that state.
     torch.manual_seed(int(seed))
-    ranks = init_ranks()
-    device = _pick_device(ranks)
+    ranks = init_ranks(torch_device)
     use_classifier = classifier is not None and float(cfg["classifier_loss_weight"]) > 0
     identity = ckpt.run_identity(cfg, seed, manifest, classifier if use_classifier else None)
     stop = StopRequest(margin_seconds=float(cfg["stop_margin_seconds"]))
     try:
-        frozen = _load_frozen_classifier(Path(classifier), device) if use_classifier else None
+        frozen = _load_frozen_classifier(Path(classifier), torch_device) if use_classifier else None
         if classifier is None and float(cfg["classifier_loss_weight"]) > 0:
             log.info("no classifier given: the classifier loss term is off")
-        data = DeviceCrops.from_manifest(manifest, device)
+        data = DeviceCrops.from_manifest(manifest, torch_device)
         if frozen is not None:  # same count, other order: guidance would steer to wrong species
             require_same_species(data.species, manifest, frozen.species, classifier)
-        trainer = build_trainer(data, frozen, cfg, seed, ranks, device)
+        trainer = build_trainer(data, frozen, cfg, seed, ranks, torch_device)
         networks, optimizers = trainer.checkpoint_parts()
         start, rows, snapshots = 0, [], {}
         if ranks.is_main:

@@ -22,6 +22,7 @@ from torch import nn
 
 from speciesgan.atomic import write_json
 from speciesgan.data.dataset import CropSet, load_split
+from speciesgan.device import select_device
 from speciesgan.errors import SpeciesganError
 from speciesgan.metrics.cas import classification_accuracy_score
 from speciesgan.metrics.feature_spaces import FeatureSpace, lite0_space
@@ -470,6 +471,7 @@ def evaluate(
     cache_dir: Path | None = None,
     classifier_settings: dict | None = None,
     out_pairs: Path | None = None,
+    device: str | None = None,
 ) -> None:
     """Load the generator and the classifier, score them, write ``out`` (JSON).
 
@@ -477,23 +479,24 @@ def evaluate(
     ``snapshots`` adds FID/IS by training step; ``cache_dir`` is where real
     features are cached (shared between evaluations of the same data);
     ``classifier_settings`` (the config's classifier section) enables CAS;
-    ``out_pairs`` receives the memorisation check's closest pairs as a PNG.
+    ``out_pairs`` receives the memorisation check's closest pairs as a PNG; ``device``
+    is ``--device`` (auto, cuda, cpu; see ``speciesgan.device``).
     """
     from speciesgan.classifier.model import load_classifier
     from speciesgan.gan.networks import load_generator, load_snapshots
 
     torch.set_num_threads(threads)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    torch_device = select_device(device, stage="evaluate")
     options = {**DEFAULTS, **settings}
     cache = Path(cache_dir) if cache_dir is not None else Path(out).parent / "fid_cache"
-    model, meta = load_generator(Path(generator), device, weights=weights)
+    model, meta = load_generator(Path(generator), torch_device, weights=weights)
     species = list(meta["species"])
     # checked before any Inception work: a classifier with the species in another
     # order would score every generated image against the wrong species
-    classifier_net = load_classifier(Path(classifier), device)
+    classifier_net = load_classifier(Path(classifier), torch_device)
     require_same_species(species, generator, classifier_net.species, classifier)
-    net = load_inception(options["inception_weights"], device)
-    spaces, dinov2_reason = extra_spaces(options, torch.device(device))
+    net = load_inception(options["inception_weights"], torch_device)
+    spaces, dinov2_reason = extra_spaces(options, torch_device)
     if dinov2_reason:
         log.info("FD-DINOv2 skipped: %s", dinov2_reason)
     real = _real_side(Path(manifest), net, spaces, cache, options)  # once, for both
@@ -505,7 +508,7 @@ def evaluate(
     result["fd_dinov2_skipped"] = dinov2_reason or None
     result["generator_weights"] = weights
     if snapshots is not None:
-        generators, snapshot_meta = load_snapshots(Path(snapshots), device)
+        generators, snapshot_meta = load_snapshots(Path(snapshots), torch_device)
         require_same_species(species, generator, list(snapshot_meta["species"]), snapshots)
         result["over_steps"] = metrics_over_steps(generators, real.inception, net, settings, seed)
     if out_pairs is not None:
