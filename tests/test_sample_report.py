@@ -21,6 +21,7 @@ from speciesgan.sample import (
     interpolation_strip,
     mix_images,
     resolve_species,
+    save_png,
     write_sample_grids,
 )
 
@@ -174,12 +175,29 @@ def _results_dir(root: Path) -> Path:
             "accuracy_per_species": {"Golden Retriever": 0.9, "Blue Jay": 0.4, "Snowy Owl": 0.1},
             "accuracy_mean": 0.4666, "chance": 1 / 3,
             "inception_weights": {"weights": "random-init (offline placeholder)", "weights_sha256": "ab" * 32},
+            "headline_space": "lite0", "fd_lite0": 17.125, "fd_dinov2": None,
+            "fd_dinov2_skipped": "metrics.dinov2 is null",
+            "intra_class_fid": {"mean": 456.5, "per_species": {s: 456.5 for s in SPECIES}},
+            "fidelity_diversity": {"space": "lite0", "precision": 0.8125, "recall": 0.3125,
+                                   "density": 0.9375, "coverage": 0.4375,
+                                   "k": {"precision_recall": 3, "density_coverage": 5}},
+            "feature_spaces": {"lite0": {"fd": 17.125, "precision": 0.8125, "recall": 0.3125,
+                                         "density": 0.9375, "coverage": 0.4375,
+                                         "intra_class_fd": {"mean": 21.5}}},
+            "comparability": {"inception": "Not comparable with anything: placeholder",
+                              "lite0": "Comparable only with FD-Lite0 figures of this project"},
+            "cas": {"top1": 0.5625, "per_species": {"Blue Jay": 0.6875}},
+            "memorisation": {"space": "lite0", "percentile": 1.0, "fraction": 0.0625,
+                             "threshold": 3.5, "pairs": [{"generated": 0, "train": 1,
+                             "distance": 2.75, "species": "Blue Jay",
+                             "train_species": "Blue Jay"}]},
             "over_steps": {"images_per_species": 2, "points": [
                 {"step": 10, "fid": 321.75, "inception_score": {"mean": 1.05, "std": 0.01}},
                 {"step": 20, "fid": 287.125, "inception_score": {"mean": 1.15, "std": 0.02}},
             ]},
         },
     )  # fmt: skip
+    save_png(np.full((8, 18, 3), 200, dtype=np.uint8), root / "eval" / "closest_pairs.png")
     (root / "benchmarks").mkdir()
     (root / "benchmarks" / "train_gan.tsv").write_text(
         "s\th:m:s\tmax_rss\tcpu_time\n41.5\t0:00:41\t100\t80.25\n"
@@ -216,11 +234,27 @@ def test_report_contains_metrics_and_is_deterministic(tmp_path: Path) -> None:
         "287.1250",  # FID over steps
         "baseline_dcgan",  # ablation table
         "41.5000",  # its training seconds, from the benchmark file
+        "17.1250",  # FD-Lite0
+        "0.8125",  # precision
+        "0.3125",  # recall
+        "0.9375",  # density
+        "0.4375",  # coverage
+        "456.5000",  # intra-class FID
+        "0.5625",  # CAS
+        "0.6875",  # CAS of one species
+        "0.0625",  # memorised fraction
+        "21.5000",  # intra-class FD in Lite0 space
+        "Comparable only with FD-Lite0",  # which figures compare with published ones
+        "metrics.dinov2 is null",  # why FD-DINOv2 is missing
+        "trained only on generated images",  # CAS explained in one line
+        "(diversity)",  # recall explained
+        "nearest training crop (right)",  # the closest pairs picture
     ):
         assert text in page
     assert 'src="http' not in page and str(tmp_path) not in page
-    # loss curves, overview, 3 species grids, 3 real-crop tiles, strip, metrics over steps
-    assert page.count("data:image/png;base64,") >= 1 + 1 + 3 + 3 + 1 + 1
+    # loss curves, overview, 3 species grids, 3 real-crop tiles, strip, metrics over steps,
+    # closest pairs
+    assert page.count("data:image/png;base64,") >= 1 + 1 + 3 + 3 + 1 + 1 + 1
     summary = json.loads(json_a.read_text())
     assert sorted(summary) == [
         "ablation", "classifier", "dataset", "generation", "inception_weights", "over_steps",
