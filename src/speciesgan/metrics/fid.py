@@ -46,6 +46,7 @@ def feature_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and covariance as pytorch-fid computes them (``np.cov``, rows are samples)."""
     if features.shape[0] < 2:
         raise SpeciesganError(f"FID needs at least 2 images, got {features.shape[0]}")
+    features = np.asarray(features, dtype=np.float64)  # float32 outputs are kept as such
     return np.mean(features, axis=0), np.cov(features, rowvar=False)
 
 
