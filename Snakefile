@@ -4,11 +4,16 @@
 #   snakemake --profile slurm all                                # on a SLURM cluster
 #
 # config.yaml holds the full-scale settings; a --configfile is layered over it.
+# As a module of another workflow:
+#   module speciesgan:  snakefile: "<this repo>/Snakefile"  config: config
+#   use rule * from speciesgan
 # The configuration is validated against src/speciesgan/config.schema.yaml before
 # any job runs.  Every rule calls the `speciesgan` command; logic lives in the package.
 import signal
 
 from snakemake.utils import min_version
+
+from speciesgan.config import layer_config, read_config_file
 
 min_version("9.0")
 
@@ -20,7 +25,13 @@ min_version("9.0")
 signal.signal(signal.SIGUSR1, signal.SIG_IGN)
 
 
-configfile: "config.yaml"
+# config.yaml beside this file holds the defaults; what the run was given
+# (--configfile files, --config, or a `module:`'s `config:`) is layered over it.
+# Read through workflow.source_path, not as `configfile:`, because a workflow used
+# as a module skips its `configfile:` and reads paths from the caller's directory.
+config.update(
+    layer_config(read_config_file(workflow.source_path("config.yaml")), config)
+)
 
 
 include: "rules/common.smk"

@@ -259,9 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_dvc_commands(sub: argparse._SubParsersAction) -> None:
-    """Versioning with DVC (see docs/reproduce.md); all run in the repository root."""
+    """Versioning with DVC (see the README's DVC section); all run in the repository root."""
     helps = {
-        "dvc-export": "write dvc.yaml + dvc-params.yaml from the Snakemake job graph",
+        "dvc-export": "write this config's stages in dvc.yaml and params/<run>.yaml",
         "publish": "commit an up-to-date run's outputs to DVC and push them",
         "restore": "pull published outputs; rerun nothing that is current",
     }
@@ -277,7 +277,20 @@ def _add_dvc_commands(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--workdir", type=Path, default=Path("."))
         if name != "dvc-export":
             p.add_argument(
-                "--remote", default=None, help="DVC remote name (default: the default remote)"
+                "--remote",
+                default=None,
+                metavar="NAME_OR_PATH",
+                help="a DVC remote's name, or a folder/URL (default: $SPECIESGAN_DVC_REMOTE, "
+                "else DVC's default remote)",
+            )
+        if name == "restore":
+            p.add_argument(
+                "--target",
+                action="append",
+                default=[],
+                metavar="STAGE_OR_PATH",
+                help="pull only what this needs: a stage (train_gan, smoke-train_gan), a rule, "
+                "or an output path (repeat for several; default: the whole run)",
             )
 
 
@@ -416,7 +429,10 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901 - a flat dispatch table
         from speciesgan.dvc_export import export_dvc
 
         export = export_dvc(args.workdir, args.configfile)
-        print(f"wrote {export.dvc_yaml} ({len(export.stages)} stages) and {export.params_file}")
+        print(
+            f"wrote {len(export.stages)} stages of run {export.run!r} in {export.dvc_yaml} "
+            f"and {export.params_file}"
+        )
     elif cmd == "publish":
         from speciesgan.dvc_sync import publish
 
@@ -424,7 +440,7 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901 - a flat dispatch table
     elif cmd == "restore":
         from speciesgan.dvc_sync import restore
 
-        restore(args.workdir, args.configfile, remote=args.remote)
+        restore(args.workdir, args.configfile, remote=args.remote, targets=args.target)
     else:  # pragma: no cover - argparse rejects unknown commands
         raise SpeciesganError(f"unknown command {cmd}")
 

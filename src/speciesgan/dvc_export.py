@@ -1,23 +1,31 @@
-"""Generate ``dvc.yaml`` (and its params file) from the Snakemake job graph.
+"""Generate ``dvc.yaml`` and the run's params file from the Snakemake job graph.
 
-Snakemake is the only executor; DVC only versions what Snakemake made.  To let
-``dvc status`` say *which* stage a code or config change makes stale, the
-Snakemake graph is mirrored one job per DVC stage:
+Snakemake is the only executor; DVC versions what Snakemake made and shows it
+with its own commands (``dvc metrics show``, ``dvc plots show``, ``dvc params
+diff``, ``dvc exp show``).  The Snakemake graph of ``all`` is mirrored one job per
+DVC stage:
 
-- ``deps``: the job's input files and the ``rules/*.smk`` file defining its rule;
-- ``params``: the job's evaluated params and its rule's shell command template,
-  written to ``dvc-params.yaml`` under the stage's name.  These are exactly the
-  two things Snakemake's own ``params`` and ``code`` rerun triggers compare, so
-  DVC and Snakemake agree on staleness;
-- ``outs``: outputs, logs and benchmark files (the published ``results/`` is
-  complete, byte for byte); ``train_gan`` additionally owns the GAN resume
-  checkpoint directory, marked ``persist`` so ``dvc repro`` never deletes the
-  state an interrupted training run resumes from;
-- ``cmd``: a Snakemake call that builds exactly that job's outputs with the same
-  config files, so ``dvc repro`` still works (and still goes through Snakemake).
+- ``params``: the config keys the job reads (:mod:`speciesgan.dvc_params`), in
+  ``params/<run>.yaml``, the run's merged and validated config as nested YAML.  So
+  DVC reports ``gan.steps: 1800 -> 2400``, and ``dvc exp run -S`` edits the file
+  the stage commands actually read;
+- ``deps``: the job's inputs, the Snakefile, ``rules/common.smk`` and the file
+  defining the rule (a rule edit makes its stages stale, as Snakemake's code
+  trigger does);
+- ``outs`` / ``metrics``: outputs, logs and benchmarks; the evaluation's and the
+  classifiers' ``metrics.json`` are ``metrics``.  ``train_gan`` also owns its
+  resume checkpoint folder, ``persist`` so ``dvc repro`` never deletes it;
+- ``cmd``: Snakemake building exactly that job's outputs from the params file.
 
-The files are a pure function of the workflow and the config files given, so
-regenerating with the same config gives byte-identical files (no git diff).
+Several configs live side by side: a run is named after its ``results_dir``
+(``results/smoke`` -> ``smoke``), its stages are ``smoke-<rule>[-<wildcards>]``,
+and exporting one run replaces only the stages made from its params file.  Jobs
+writing outside ``results_dir`` (demo archives, downloads, extraction) are shared
+by every config using that dataset and carry no run prefix.  Top-level ``plots``
+show the GAN losses, FID by training step and classifier accuracy by epoch.
+
+The files are a pure function of the workflow, the config files and the other
+runs already in ``dvc.yaml``: exporting again gives byte-identical files.
 """
 
 from __future__ import annotations
@@ -25,44 +33,68 @@ from __future__ import annotations
 import os
 import re
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
 
 from speciesgan.atomic import write_text
+from speciesgan.config import load_config
+from speciesgan.dvc_params import stage_params
 from speciesgan.errors import SpeciesganError
-from speciesgan.snakemake_dag import Job, read_jobs
+from speciesgan.snakemake_dag import LIST_SEPARATOR, Job, read_jobs
+from speciesgan.workflow_source import read_workflow_source
 
 DVC_YAML = "dvc.yaml"
-PARAMS_FILE = "dvc-params.yaml"
+PARAMS_DIR = "params"
+BASE_CONFIG = "config.yaml"
 
-PERSISTENT_PARAM_OUTS: dict[str, tuple[str, ...]] = {"train_gan": ("checkpoints",)}
-"""Rule -> names of params that are directories the job writes but Snakemake does
-not own.  ``train_gan``'s checkpoint folder is deliberately not a rule output
-(Snakemake would delete it when a job fails, which is when it is needed); DVC
-still versions it so a published run can be extended (more ``gan.steps``)
-without retraining from step 0."""
+PERSISTENT_OUTS: dict[str, str] = {
+    "train_gan": "{results_dir}/gan/checkpoints",
+    "train_gan_variant": "{results_dir}/ablation/runs/{run}/checkpoints",
+}
+"""Rule -> folder the job writes but Snakemake does not own.  A training run's
+checkpoint folder is deliberately not a rule output (Snakemake deletes a failed
+job's outputs, and a failed job is when it is needed); DVC still versions it so a
+published run can be extended (more ``gan.steps``) without retraining from step 0."""
+
+METRIC_RULES = frozenset({"train_classifier", "evaluate", "evaluate_variant"})
+"""Rules whose ``metrics.json`` output is a DVC metric (``dvc metrics show``)."""
+
+LEGACY_PARAMS_FILE = "dvc-params.yaml"
+"""The per-stage params file of earlier exports; stages reading it are replaced."""
 
 
 @dataclass(frozen=True)
 class Export:
-    """What :func:`export_dvc` wrote, and the jobs it mirrored (for restore)."""
+    """What :func:`export_dvc` wrote: the run's name, its params file and its stages."""
 
     dvc_yaml: Path
     params_file: Path
+    run: str
     stages: dict[str, Job]
 
 
-def stage_name(job: Job) -> str:
-    """``rule`` or ``rule-wildcard1-wildcard2`` in wildcard order, made DVC-safe.
+def run_name(results_dir: str) -> str:
+    """``results/smoke`` -> ``smoke``: the stage-name prefix of one config's run.
 
-    DVC accepts only letters, digits, ``_`` and ``-`` in stage names; anything else
-    (the ``.`` of an archive name) becomes ``_``.
+    Letters, digits and ``_`` only, so the ``-`` after it cannot be part of it.
     """
-    parts = [job.rule, *job.wildcards.values()]
+    name = re.sub(r"[^A-Za-z0-9_]", "_", PurePosixPath(results_dir.rstrip("/")).name)
+    if not name:
+        raise SpeciesganError(f"config key results_dir: {results_dir!r} names no folder")
+    return name
+
+
+def params_file_for(run: str) -> str:
+    return f"{PARAMS_DIR}/{run}.yaml"
+
+
+def stage_name(job: Job, run: str | None) -> str:
+    """``[run-]rule[-wildcard...]``, made DVC-safe (``.`` of an archive name -> ``_``)."""
+    parts = [*([run] if run else []), job.rule, *job.wildcards.values()]
     return re.sub(r"[^A-Za-z0-9_-]", "_", "-".join(parts))
 
 
@@ -76,55 +108,179 @@ def snakemake_command(
     return command
 
 
-def stage_cmd(job: Job, configfiles: Sequence[str]) -> str:
+def stage_cmd(job: Job, params_file: str) -> str:
     """The DVC ``cmd``: Snakemake builds this job's outputs and nothing upstream.
 
     ``--allowed-rules`` keeps it to this rule: DVC itself runs the stages in
     dependency order, and must not see one stage quietly rebuild another's outs.
+    The params file is the whole merged config, so it is the only config needed.
     """
     argv = snakemake_command(
-        job.outputs, configfiles, ["--cores", "all", "--allowed-rules", job.rule]
+        job.outputs, [params_file], ["--cores", "all", "--allowed-rules", job.rule]
     )
     return shlex.join(argv)
 
 
-def build_dvc_files(
-    jobs: Sequence[Job], configfiles: Sequence[str]
-) -> tuple[dict[str, Any], dict[str, Any], dict[str, Job]]:
-    """(dvc.yaml content, params file content, stage name -> job)."""
+def _is_run_job(job: Job, results_dir: str) -> bool:
+    prefix = results_dir.rstrip("/") + "/"
+    return any(out.startswith(prefix) for out in job.outputs)
+
+
+def build_stages(
+    jobs: Sequence[Job],
+    config: Mapping[str, Any],
+    params_file: str,
+    code_deps: Mapping[str, list[str]],
+) -> tuple[dict[str, Any], dict[str, Job]]:
+    """(stage name -> dvc.yaml stage, stage name -> job) for one config's jobs."""
+    results_dir = str(config["results_dir"]).rstrip("/")
+    run = run_name(results_dir)
     stages: dict[str, Any] = {}
-    params: dict[str, Any] = {}
     by_name: dict[str, Job] = {}
     for job in jobs:
-        if not job.outputs:  # the `all` target: nothing to version, and DVC needs outs or cmd
+        if not job.outputs:  # `all`: nothing to version, and DVC needs outs or cmd
             continue
-        name = stage_name(job)
+        name = stage_name(job, run if _is_run_job(job, results_dir) else None)
         if name in by_name:
             raise SpeciesganError(
                 f"two Snakemake jobs map to the DVC stage name {name!r}; "
                 "make the rule's wildcard values differ in letters or digits"
             )
         by_name[name] = job
-        outs: list[Any] = [*job.outputs, *job.logs, *job.benchmarks]
-        for param in PERSISTENT_PARAM_OUTS.get(job.rule, ()):
-            if param in job.params and job.params[param]:
-                outs.append({str(job.params[param]): {"persist": True}})
-        params[name] = {"params": job.params, "shell": job.shell}
-        stages[name] = {
-            "cmd": stage_cmd(job, configfiles),
-            "deps": [*dict.fromkeys([*job.inputs, job.rule_file])],
-            "params": [{PARAMS_FILE: [name]}],
-            "outs": outs,
-        }
-    return {"stages": stages}, params, by_name
+        stages[name] = _stage(job, config, params_file, code_deps[job.rule], results_dir)
+    return stages, by_name
 
 
-def _header(configfiles: Sequence[str], what: str) -> str:
+def _stage(
+    job: Job,
+    config: Mapping[str, Any],
+    params_file: str,
+    code_deps: list[str],
+    results_dir: str,
+) -> dict[str, Any]:
+    wildcards = ", ".join(f"{k}={v}" for k, v in job.wildcards.items())
+    stage: dict[str, Any] = {
+        "desc": f"Snakemake rule {job.rule}" + (f" ({wildcards})" if wildcards else ""),
+        "cmd": stage_cmd(job, params_file),
+        "deps": list(dict.fromkeys([*job.inputs, *code_deps])),
+    }
+    keys = stage_params(job.rule, job.wildcards, config)
+    if keys:
+        stage["params"] = [{params_file: keys}]
+    is_metric = job.rule in METRIC_RULES
+    metrics = [out for out in job.outputs if is_metric and out.endswith("metrics.json")]
+    outs: list[Any] = [o for o in [*job.outputs, *job.logs, *job.benchmarks] if o not in metrics]
+    if job.rule in PERSISTENT_OUTS:
+        folder = PERSISTENT_OUTS[job.rule].format(results_dir=results_dir, **job.wildcards)
+        outs.append({folder: {"persist": True}})
+    stage["outs"] = outs
+    if metrics:
+        stage["metrics"] = metrics
+    stage["meta"] = {"generated_by": "speciesgan dvc-export", "params_file": params_file}
+    return stage
+
+
+def build_plots(run: str, jobs: Mapping[str, Job]) -> list[dict[str, Any]]:
+    """Top-level plot definitions for one run, ids prefixed with the run's name."""
+    by_rule: dict[str, list[Job]] = {}
+    for job in jobs.values():
+        by_rule.setdefault(job.rule, []).append(job)
+
+    def outputs(rule: str, suffix: str) -> list[str]:
+        return [o for job in by_rule.get(rule, []) for o in job.outputs if o.endswith(suffix)]
+
+    plots: list[dict[str, Any]] = []
+    for path in outputs("train_gan", "training_log.csv"):
+        plots.append(
+            _plot(
+                f"{run}-gan_losses", "GAN losses", "step", {path: ["loss_d", "loss_g", "loss_cls"]}
+            )
+        )
+    for path in outputs("evaluate", "metrics.json"):
+        plots.append(_plot(f"{run}-fid_by_step", "FID by training step", "step", {path: "fid"}))
+    classifier = outputs("train_classifier", "metrics.json")
+    if classifier:
+        plots.append(
+            _plot(
+                f"{run}-classifier_accuracy",
+                "Classifier test top-1 by epoch",
+                "epoch",
+                {path: "test_top1" for path in classifier},
+            )
+        )
+    return plots
+
+
+def _plot(plot_id: str, title: str, x: str, y: dict[str, Any]) -> dict[str, Any]:
+    return {plot_id: {"title": f"{title} ({plot_id.split('-')[0]})", "x": x, "y": y}}
+
+
+def _owned(stage: Mapping[str, Any], params_file: str) -> bool:
+    """A stage belongs to the run whose params file it was generated from."""
+    meta = stage.get("meta") or {}
+    if meta.get("params_file") == params_file:
+        return True
+    return any(
+        isinstance(entry, dict) and LEGACY_PARAMS_FILE in entry for entry in stage.get("params", [])
+    )
+
+
+def _group(stage: Mapping[str, Any]) -> str:
+    return str((stage.get("meta") or {}).get("params_file", ""))
+
+
+def merge_dvc_yaml(
+    existing: Mapping[str, Any],
+    stages: dict[str, Any],
+    plots: list[dict[str, Any]],
+    run: str,
+    params_file: str,
+) -> dict[str, Any]:
+    """``existing`` with this run's stages and plots replaced by ``stages`` and ``plots``.
+
+    Other runs' stages are kept as they are (in their order), and so are shared
+    stages this run does not produce.  Stages are grouped by params file, groups
+    in name order, so the result does not depend on which run was exported last.
+    """
+    kept = {
+        name: stage
+        for name, stage in (existing.get("stages") or {}).items()
+        if name not in stages and not _owned(stage, params_file)
+    }
+    merged = {**kept, **stages}
+    groups = sorted({_group(stage) for stage in merged.values()})
+    ordered = {
+        name: stage for group in groups for name, stage in merged.items() if _group(stage) == group
+    }
+    other_plots = [
+        entry
+        for entry in existing.get("plots") or []
+        if not (isinstance(entry, dict) and all(str(k).startswith(f"{run}-") for k in entry))
+    ]
+    all_plots = sorted([*other_plots, *plots], key=lambda entry: str(next(iter(entry), "")))
+    result: dict[str, Any] = {"stages": ordered}
+    if all_plots:
+        result["plots"] = all_plots
+    return result
+
+
+HEADER = (
+    "# DVC stages mirroring the Snakemake job graph; generated, do not edit by hand.\n"
+    "# One block per config, stage names prefixed with its results_dir name; each block\n"
+    "# reads params/<name>.yaml, whose header says how to regenerate it.\n"
+    "# (`speciesgan publish` and `speciesgan restore` regenerate their block themselves.)\n"
+)
+
+
+def _params_header(results_dir: str, configfiles: Sequence[str]) -> str:
     regenerate = shlex.join(["speciesgan", "dvc-export", *_config_args(configfiles)])
+    layered = " + ".join([BASE_CONFIG, *configfiles])
     return (
-        f"# {what}, generated from the Snakemake job graph of `all`; do not edit by hand.\n"
+        f"# The merged, validated config of {results_dir} ({layered}), generated; the\n"
+        f"# DVC params of its stages and the --configfile of their commands.\n"
         f"# Regenerate with:  {regenerate}\n"
-        "# (`speciesgan publish` and `speciesgan restore` regenerate it themselves.)\n"
+        "# Change settings in the config files, not here; `dvc exp run -S FILE:KEY=VALUE`\n"
+        "# edits this file for one experiment.\n"
     )
 
 
@@ -141,22 +297,67 @@ def _dump(data: Any) -> str:
     )
 
 
-def export_dvc(
-    workdir: str | os.PathLike[str], configfiles: Sequence[str], jobs: Sequence[Job] | None = None
-) -> Export:
-    """Write ``dvc.yaml`` and ``dvc-params.yaml`` in ``workdir`` for ``all`` under ``configfiles``.
+def _check_paths(config: Mapping[str, Any]) -> None:
+    """Refuse paths Snakemake's dry-run summaries would split in two (see snakemake_dag)."""
+    paths = {"results_dir": config["results_dir"], "downloads_dir": config["downloads_dir"]}
+    for name, spec in config["datasets"].items():
+        if "path" in spec:
+            paths[f"datasets.{name}.path"] = spec["path"]
+    for key, value in paths.items():
+        if LIST_SEPARATOR in str(value):
+            raise SpeciesganError(
+                f"config key {key}: {value!r} contains {LIST_SEPARATOR!r}, which the DVC "
+                "export cannot read back from Snakemake's job summaries; rename the folder"
+            )
 
-    ``jobs`` may be passed when the caller already read the graph.
+
+def _check_same_run(params_path: Path, results_dir: str) -> None:
+    """Two results_dirs with the same last folder name would share one params file."""
+    if not params_path.exists():
+        return
+    try:
+        previous = yaml.safe_load(params_path.read_text()) or {}
+    except yaml.YAMLError:
+        return  # generated file damaged by hand: it is rewritten below
+    other = previous.get("results_dir") if isinstance(previous, dict) else None
+    if other and str(other).rstrip("/") != results_dir:
+        raise SpeciesganError(
+            f"{params_path.name} already holds the run of results_dir {other}, and config "
+            f"key results_dir {results_dir} maps to the same name; choose a results_dir "
+            "whose last folder differs"
+        )
+
+
+def load_run_config(workdir: Path, configfiles: Sequence[str]) -> dict[str, Any]:
+    """The config Snakemake runs with: ``config.yaml`` here, ``configfiles`` layered over it."""
+    return load_config([workdir / c for c in configfiles], base=workdir / BASE_CONFIG)
+
+
+def export_dvc(
+    workdir: str | os.PathLike[str],
+    configfiles: Sequence[str],
+    jobs: Sequence[Job] | None = None,
+) -> Export:
+    """Write this config's params file and its block of ``dvc.yaml`` in ``workdir``.
+
+    ``jobs`` may be passed when the caller already read the graph of ``all``.
     """
     workdir = Path(workdir).resolve()
     configfiles = [Path(c).as_posix() for c in configfiles]
+    config = load_run_config(workdir, configfiles)
+    _check_paths(config)
+    results_dir = str(config["results_dir"]).rstrip("/")
+    run = run_name(results_dir)
+    params_file = params_file_for(run)
+    _check_same_run(workdir / params_file, results_dir)
     if jobs is None:
         jobs = read_jobs(workdir, configfiles)
-    dvc_yaml, params, by_name = build_dvc_files(jobs, configfiles)
-    write_text(workdir / DVC_YAML, _header(configfiles, "DVC stages") + _dump(dvc_yaml))
-    write_text(
-        workdir / PARAMS_FILE,
-        _header(configfiles, "Per-stage Snakemake params and rule code for DVC")
-        + yaml.safe_dump(params, sort_keys=True, default_flow_style=False, width=1000),
-    )
-    return Export(workdir / DVC_YAML, workdir / PARAMS_FILE, by_name)
+    source = read_workflow_source(workdir)
+    code_deps = {job.rule: source.code_deps(job.rule) for job in jobs if job.outputs}
+    stages, by_name = build_stages(jobs, config, params_file, code_deps)
+    dvc_path = workdir / DVC_YAML
+    existing = yaml.safe_load(dvc_path.read_text()) if dvc_path.exists() else None
+    merged = merge_dvc_yaml(existing or {}, stages, build_plots(run, by_name), run, params_file)
+    write_text(workdir / params_file, _params_header(results_dir, configfiles) + _dump(config))
+    write_text(dvc_path, HEADER + _dump(merged))
+    return Export(dvc_path, workdir / params_file, run, by_name)

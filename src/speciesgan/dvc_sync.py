@@ -9,12 +9,14 @@ would equally "repair" outputs that really are stale.  So touching is only done
 after DVC has compared the pulled outputs against the current rules and config:
 
 - :func:`publish` refuses unless Snakemake has nothing to do for the config,
-  regenerates ``dvc.yaml``, records hashes (``dvc commit``), re-touches (DVC's
-  checkout rewrites files), and pushes.
-- :func:`restore` pulls, regenerates ``dvc.yaml`` for the config it is given,
-  asks ``dvc status`` which stages are stale, touches only the jobs that are not
-  stale and not downstream of a stale one, and prints the command that reruns the
-  rest.  Staleness is never hidden: an edited setting shows up as a stale stage.
+  regenerates the config's block of ``dvc.yaml``, records the hashes of that
+  block's outputs (``dvc commit``), re-touches (DVC's checkout rewrites files), and
+  pushes them.  Other configs' stages and lock entries are left alone.
+- :func:`restore` regenerates the block for the config it is given, pulls its
+  outputs (or, with targets, only what the targets need), asks ``dvc status``
+  which stages are stale, touches only the jobs that are not stale and not
+  downstream of a stale one, and prints the command that reruns the rest.
+  Staleness is never hidden: an edited setting shows up as a stale stage.
 """
 
 from __future__ import annotations
@@ -23,56 +25,19 @@ import json
 import os
 import re
 import shlex
-import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 from speciesgan.atomic import write_text
-from speciesgan.dvc_export import DVC_YAML, PARAMS_FILE, export_dvc, snakemake_command
+from speciesgan.dvc_export import DVC_YAML, Export, export_dvc, snakemake_command
+from speciesgan.dvc_remote import resolve_remote
 from speciesgan.errors import SpeciesganError
-from speciesgan.snakemake_dag import Job
-
-DEFAULT_REMOTE = "/tmp/speciesgan-dvc-remote"
-"""The remote `dvc init` is configured with in this repository: an absolute local
-folder works for every clone on one machine and in CI; a lab points it at shared
-storage, S3 or SSH with ``dvc remote add -d`` (see docs/reproduce.md)."""
-
-
-def _tool_env() -> dict[str, str]:
-    """This interpreter's bin/ first on PATH, so rules find the same `speciesgan`."""
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    return env
-
-
-def _tool(name: str) -> list[str]:
-    """How to call ``snakemake`` or ``dvc``: the copy next to this interpreter if any."""
-    beside = Path(sys.executable).parent / name
-    if beside.exists():
-        return [str(beside)]
-    found = shutil.which(name)
-    if found is None:
-        raise SpeciesganError(f"`{name}` not found on PATH; install the 'workflow' extra")
-    return [found]
-
-
-def _run(
-    workdir: Path, argv: Sequence[str], what: str, check: bool = True
-) -> subprocess.CompletedProcess[str]:
-    tool = argv[0]
-    result = subprocess.run(
-        [*_tool(tool), *argv[1:]], cwd=workdir, env=_tool_env(), capture_output=True, text=True
-    )
-    if check and result.returncode != 0:
-        output = (result.stdout + result.stderr).strip()
-        raise SpeciesganError(
-            f"{what} failed (`{shlex.join(argv)}` in {workdir}):\n{output[-3000:]}"
-        )
-    return result
+from speciesgan.stage_graph import downstream_closure, select_stages, upstream_closure
+from speciesgan.tools import run_tool
 
 
 @dataclass(frozen=True)
@@ -105,9 +70,14 @@ def parse_plan(output: str) -> dict[str, int]:
     return jobs
 
 
-def dry_run(workdir: Path, configfiles: Sequence[str], extra: Sequence[str] = ()) -> Plan:
-    result = _run(
-        workdir, snakemake_command(["all"], configfiles, ["-n", *extra]), "the Snakemake dry run"
+def dry_run(
+    workdir: Path,
+    configfiles: Sequence[str],
+    targets: Sequence[str] = ("all",),
+    extra: Sequence[str] = (),
+) -> Plan:
+    result = run_tool(
+        workdir, snakemake_command(targets, configfiles, ["-n", *extra]), "the Snakemake dry run"
     )
     text = result.stdout + result.stderr
     return Plan(parse_plan(text), text)
@@ -131,6 +101,15 @@ class Timings:
         self.seconds[name] = round(time.perf_counter() - start, 2)
 
 
+def _stage_targets(names: Sequence[str]) -> list[str]:
+    """DVC targets naming stages of dvc.yaml (never mistaken for a file of that name)."""
+    return [f"{DVC_YAML}:{name}" for name in names]
+
+
+def _remote_args(remote: str | None) -> list[str]:
+    return ["--remote", remote] if remote else []
+
+
 def publish(
     workdir: str | os.PathLike[str],
     configfiles: Sequence[str],
@@ -145,6 +124,7 @@ def publish(
     workdir = Path(workdir).resolve()
     configfiles = [Path(c).as_posix() for c in configfiles]
     _require_dvc_repo(workdir)
+    remote_name = resolve_remote(workdir, remote) if push else None
     timings = Timings()
     start = time.perf_counter()
     plan = dry_run(workdir, configfiles)
@@ -159,11 +139,12 @@ def publish(
     timings.step("check", start)
 
     start = time.perf_counter()
-    export_dvc(workdir, configfiles)
+    export = export_dvc(workdir, configfiles)
+    targets = _stage_targets(list(export.stages))
     timings.step("export", start)
 
     start = time.perf_counter()
-    _run(workdir, ["dvc", "commit", "--force", "--quiet"], "dvc commit")
+    run_tool(workdir, ["dvc", "commit", "--force", "--quiet", *targets], "dvc commit")
     timings.step("dvc commit", start)
 
     start = time.perf_counter()
@@ -174,13 +155,14 @@ def publish(
 
     if push:
         start = time.perf_counter()
-        _run(workdir, ["dvc", "push", *(["--remote", remote] if remote else [])], "dvc push")
+        run_tool(workdir, ["dvc", "push", *_remote_args(remote_name), *targets], "dvc push")
         timings.step("dvc push", start)
+    params_file = export.params_file.relative_to(workdir).as_posix()
     print(
-        f"Published {DVC_YAML}, dvc.lock and {PARAMS_FILE} for config "
-        f"{' '.join(configfiles) or '(default)'}. Record them in git:\n"
-        f"  git add {DVC_YAML} dvc.lock {PARAMS_FILE} .dvcignore .dvc/config && "
-        "git commit -m 'Publish results'"
+        f"Published run {export.run!r} ({len(export.stages)} stages) for config "
+        f"{' '.join(configfiles) or '(default)'}. Record it in git:\n"
+        f"  git add {DVC_YAML} dvc.lock {params_file} .dvcignore && "
+        f"git commit -m 'Publish {export.run} results'"
     )
     _print_timings(timings)
     return timings
@@ -203,7 +185,7 @@ def _require_dvc_repo(workdir: Path) -> None:
 
 
 def _touch(workdir: Path, configfiles: Sequence[str], targets: Sequence[str]) -> None:
-    _run(
+    run_tool(
         workdir,
         snakemake_command(targets, configfiles, ["--touch", "--forceall", "--cores", "1"]),
         "snakemake --touch",
@@ -222,18 +204,19 @@ class RestoreResult:
     rerun_command: str | None
     plan: Plan
     timings: Timings
+    pulled_stages: tuple[str, ...] = ()
 
 
 IGNORED_CHANGES = frozenset({"changed command"})
-"""A stage's ``cmd`` names the config *files* (``--configfile a.yaml b.yaml``), so
-restoring under an extra or renamed config file changes every stage's command.
-That alone makes nothing stale: what the config *says* is compared through the
-params file, and the outputs a command builds are compared as ``outs``."""
+"""A stage's ``cmd`` names its params file and outputs, not what they hold; a
+changed command alone (another run taking over a shared download stage) makes
+nothing stale.  What the config *says* is compared through the params, and the
+outputs a command builds are compared as ``outs``."""
 
 
-def stale_stages(workdir: Path) -> dict[str, list[str]]:
+def stale_stages(workdir: Path, names: Sequence[str] = ()) -> dict[str, list[str]]:
     """Stage -> what ``dvc status`` says changed (deps, params, outs, missing lock entry)."""
-    result = _run(workdir, ["dvc", "status", "--json"], "dvc status")
+    result = run_tool(workdir, ["dvc", "status", "--json", *_stage_targets(names)], "dvc status")
     text = result.stdout.strip()
     try:
         status = json.loads(text) if text else {}
@@ -254,26 +237,23 @@ def stale_stages(workdir: Path) -> dict[str, list[str]]:
     return stale
 
 
-def downstream_closure(stages: dict[str, Job], roots: set[str]) -> set[str]:
-    """``roots`` and every stage that (transitively) reads their outputs."""
-    producer = {out: name for name, job in stages.items() for out in job.outputs}
-    closure = set(roots)
-    changed = True
-    while changed:
-        changed = False
-        for name, job in stages.items():
-            if name in closure:
-                continue
-            if any(producer.get(f) in closure for f in job.inputs):
-                closure.add(name)
-                changed = True
-    return closure
+def _locked_stages(workdir: Path) -> set[str]:
+    lock = yaml.safe_load((workdir / "dvc.lock").read_text()) or {}
+    return set(lock.get("stages") or {})
 
 
 def restore(
-    workdir: str | os.PathLike[str], configfiles: Sequence[str], remote: str | None = None
+    workdir: str | os.PathLike[str],
+    configfiles: Sequence[str],
+    remote: str | None = None,
+    targets: Sequence[str] = (),
 ) -> RestoreResult:
-    """Pull the published outputs and make Snakemake see exactly what is current."""
+    """Pull the published outputs and make Snakemake see exactly what is current.
+
+    ``targets`` (stage names, rule names or output paths) limit the pull to what
+    they need: their stages and everything upstream.  Without targets, every
+    stage of this config's run is pulled.
+    """
     workdir = Path(workdir).resolve()
     configfiles = [Path(c).as_posix() for c in configfiles]
     _require_dvc_repo(workdir)
@@ -282,40 +262,38 @@ def restore(
             f"{workdir}/dvc.lock not found: nothing was published "
             "(run `speciesgan publish` where the results were made)"
         )
+    remote_name = resolve_remote(workdir, remote)
     timings = Timings()
     start = time.perf_counter()
-    _run(workdir, ["dvc", "pull", *(["--remote", remote] if remote else [])], "dvc pull")
-    timings.step("dvc pull", start)
-
-    start = time.perf_counter()
     export = export_dvc(workdir, configfiles)
+    selected = select_stages(export.stages, export.run, targets) if targets else []
+    needed = upstream_closure(export.stages, selected) if targets else set(export.stages)
+    ordered = [name for name in export.stages if name in needed]
     timings.step("export", start)
 
     start = time.perf_counter()
-    stale = stale_stages(workdir)
-    unknown = sorted(set(stale) - set(export.stages))
-    if unknown:  # cannot happen with a freshly exported dvc.yaml; guard against surprises
-        raise SpeciesganError(f"dvc status names stages not in {DVC_YAML}: {', '.join(unknown)}")
+    published = [name for name in ordered if name in _locked_stages(workdir)]
+    run_tool(
+        workdir,
+        ["dvc", "pull", *_remote_args(remote_name), *_stage_targets(published)],
+        "dvc pull",
+    )
+    timings.step("dvc pull", start)
+
+    start = time.perf_counter()
+    stale = stale_stages(workdir, ordered)
+    unknown = sorted(set(stale) - needed)
+    if unknown:  # cannot happen with the targets given; guard against surprises
+        raise SpeciesganError(f"dvc status names stages not asked about: {', '.join(unknown)}")
     timings.step("dvc status", start)
 
     start = time.perf_counter()
-    rerun_command = None
-    if not stale:
-        _touch(workdir, configfiles, ["all"])
-    else:
-        affected = downstream_closure(export.stages, set(stale))
-        current = [name for name in export.stages if name not in affected]
-        targets = [out for name in current for out in export.stages[name].outputs]
-        if targets:
-            _touch(workdir, configfiles, targets)
-        forced = [out for name in sorted(stale) for out in export.stages[name].outputs]
-        rerun_command = shlex.join(
-            snakemake_command(["all"], configfiles, ["--cores", "all", "--forcerun", *forced])
-        )
+    goal = [o for name in selected for o in export.stages[name].outputs] or ["all"]
+    rerun_command = _touch_current(workdir, configfiles, export, ordered, stale, goal)
     timings.step("snakemake --touch", start)
 
     start = time.perf_counter()
-    plan = dry_run(workdir, configfiles)
+    plan = dry_run(workdir, configfiles, goal)
     timings.step("snakemake -n", start)
 
     if stale:
@@ -324,6 +302,31 @@ def restore(
             print(f"  {name}: {'; '.join(stale[name])}")
         print(f"Rerun them and what follows with:\n  {rerun_command}")
     planned = ", ".join(f"{rule} {n}" for rule, n in plan.jobs.items()) or "nothing to do"
-    print(f"snakemake -n all: {planned}")
+    print(f"pulled {len(published)} stage(s); snakemake -n {' '.join(goal)}: {planned}")
     _print_timings(timings)
-    return RestoreResult(tuple(sorted(stale)), rerun_command, plan, timings)
+    return RestoreResult(
+        tuple(sorted(stale)), rerun_command, plan, timings, pulled_stages=tuple(published)
+    )
+
+
+def _touch_current(
+    workdir: Path,
+    configfiles: Sequence[str],
+    export: Export,
+    names: Sequence[str],
+    stale: dict[str, list[str]],
+    goal: Sequence[str],
+) -> str | None:
+    """Touch the jobs of ``names`` that are current; the rerun command if any are stale."""
+    if not stale:
+        _touch(workdir, configfiles, goal)
+        return None
+    stages = {name: export.stages[name] for name in names}
+    affected = downstream_closure(stages, set(stale))
+    current = [out for name in names if name not in affected for out in stages[name].outputs]
+    if current:
+        _touch(workdir, configfiles, current)
+    forced = [out for name in sorted(stale) for out in stages[name].outputs]
+    return shlex.join(
+        snakemake_command(goal, configfiles, ["--cores", "all", "--forcerun", *forced])
+    )

@@ -1,149 +1,191 @@
-"""Read the Snakemake job graph for a target, as plain data.
+"""Read the Snakemake job graph for a target, as plain data, from Snakemake's own CLI.
 
-This is the only module that touches Snakemake's internals (the Python API down
-to ``workflow.dag``); everything else in the DVC integration works on the
-:class:`Job` records it returns.  Those internals are not a stable interface,
-which is why ``pyproject.toml`` pins snakemake to 9.27.1 and ``tests/test_reproduce.py``
-checks this reader against the real workflow.
+The DVC export needs, per job: its rule, wildcards, inputs, outputs, logs and
+benchmark.  ``snakemake --dry-run --forceall --printshellcmds`` prints exactly
+that for every job of a target, in a format that has been stable across
+Snakemake releases (it is what users read).  Parsing that text, rather than
+reaching into Snakemake's Python objects, is what lets the workflow run with
+whatever Snakemake 9 a cluster provides.
 
-The graph is built with ``forceall`` so that every job of the target appears,
-whether or not its outputs exist, and without taking Snakemake's directory lock
-(reading the plan must not block, or be blocked by, a running workflow).
+``--forceall`` makes every job of the target appear whether or not its outputs
+exist; a dry run takes no directory lock, so reading the plan neither blocks nor
+is blocked by a running workflow.
+
+Limitation of the text format: Snakemake joins a job's files with ``", "``, so a
+path containing ``", "`` cannot be told apart from two paths.  The exporter
+rejects configs whose paths contain it.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
 import os
+import re
+import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from speciesgan.errors import SpeciesganError
+from speciesgan.tools import tool, tool_env
+
+LIST_SEPARATOR = ", "
+"""How Snakemake joins the files of one job field in its job summaries."""
+
+_HEADER = re.compile(r"^(?:local)?(?:rule|checkpoint) (?P<rule>\w+):$")
+_FIELD = re.compile(r"^    (?P<key>\w+): (?P<value>.*)$")
+_TIMESTAMP = re.compile(r"^\[\w{3} \w{3} +\d+ [\d:]+ \d{4}\]$")
 
 
 @dataclass(frozen=True)
 class Job:
-    """One Snakemake job, with every path relative to the workflow directory."""
+    """One Snakemake job, every path relative to the workflow directory."""
 
     rule: str
-    wildcards: dict[str, str]
-    inputs: tuple[str, ...]
-    outputs: tuple[str, ...]
-    directory_outputs: frozenset[str]
-    logs: tuple[str, ...]
-    benchmarks: tuple[str, ...]
-    params: dict[str, Any]
-    shell: str | None
-    rule_file: str
+    wildcards: dict[str, str] = field(default_factory=dict)
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+    logs: tuple[str, ...] = ()
+    benchmarks: tuple[str, ...] = ()
+    shell: str | None = None
 
 
-def _plain(value: Any) -> Any:
-    """A param value as YAML-safe data (Snakemake hands out Namedlists and paths)."""
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return str(value)
+def dry_run_text(
+    workdir: Path, configfiles: Sequence[str], targets: Sequence[str] = ("all",)
+) -> str:
+    """The output of ``snakemake TARGETS -n --forceall -p --configfile ...`` in ``workdir``."""
+    argv = [*targets, "--dry-run", "--forceall", "--printshellcmds"]
+    if configfiles:
+        argv += ["--configfile", *configfiles]
+    env = tool_env()
+    # A user's default profile may set `quiet`, which hides the job summaries read here.
+    env.pop("SNAKEMAKE_PROFILE", None)
+    result = subprocess.run(
+        [*tool("snakemake"), *argv], cwd=workdir, env=env, capture_output=True, text=True
+    )
+    text = result.stdout + result.stderr
+    if result.returncode != 0:
+        raise SpeciesganError(
+            f"Snakemake could not plan {' '.join(targets)} with config "
+            f"{' '.join(configfiles) or '(default)'} in {workdir}:\n{_error_part(text)}"
+        )
+    return text
 
 
-def _relative(path: str, workdir: Path) -> str:
-    absolute = Path(path)
-    if absolute.is_absolute():
-        with contextlib.suppress(ValueError):
-            return absolute.relative_to(workdir).as_posix()
-    return Path(path).as_posix()
+def _error_part(text: str) -> str:
+    """The part of Snakemake's output that explains a failure (its tail, without the banner)."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    return "\n".join(lines[-30:])
+
+
+def _files(value: str) -> tuple[str, ...]:
+    return tuple(value.split(LIST_SEPARATOR)) if value else ()
+
+
+def _wildcards(value: str) -> dict[str, str]:
+    pairs = (item.split("=", 1) for item in value.split(LIST_SEPARATOR) if "=" in item)
+    return {name: wildcard for name, wildcard in pairs}
+
+
+def parse_jobs(text: str) -> list[Job]:
+    """Jobs from a dry run's job summaries, in the order printed.
+
+    A summary is a ``rule NAME:`` line followed by indented ``key: value`` lines and,
+    with ``--printshellcmds``, a ``Shell command:`` line.  A rule with a
+    ``message:`` prints its message instead of its files; that is refused, because
+    the graph would silently lose the job's files.
+    """
+    jobs: list[Job] = []
+    current: dict[str, str] | None = None
+    rule = ""
+    shell: list[str] | None = None
+
+    def finish() -> None:
+        if current is None:
+            return
+        jobs.append(
+            Job(
+                rule=rule,
+                wildcards=_wildcards(current.get("wildcards", "")),
+                inputs=_files(current.get("input", "")),
+                outputs=_files(current.get("output", "")),
+                logs=_files(current.get("log", "")),
+                benchmarks=_files(current.get("benchmark", "")),
+                shell=None if not shell or shell == ["None"] else "\n".join(shell),
+            )
+        )
+
+    for line in text.splitlines():
+        header = _HEADER.match(line)
+        if header:
+            finish()
+            current, rule, shell = {}, header.group("rule"), None
+            continue
+        if current is None:
+            continue
+        if line.startswith("Shell command: "):
+            shell = [line.removeprefix("Shell command: ")]
+            continue
+        if shell is not None:
+            if not line.strip() or _TIMESTAMP.match(line) or line.startswith("Job stats:"):
+                finish()
+                current, shell = None, None
+            else:
+                shell.append(line)
+            continue
+        match = _FIELD.match(line)
+        if match:
+            current[match.group("key")] = match.group("value")
+        elif re.match(r"^Job \d+: ", line):
+            raise SpeciesganError(
+                f"rule {rule} has a `message:`, so Snakemake's dry run hides its files; "
+                "the DVC export needs them (remove the message or keep it out of `all`)"
+            )
+        else:
+            finish()
+            current = None
+    finish()
+    return jobs
+
+
+def toposort(jobs: Sequence[Job]) -> list[Job]:
+    """Jobs upstream first; ties by rule and wildcards, so the order is reproducible."""
+    producer = {out: index for index, job in enumerate(jobs) for out in job.outputs}
+    upstream = [
+        {producer[f] for f in job.inputs if f in producer and producer[f] != index}
+        for index, job in enumerate(jobs)
+    ]
+    order: list[Job] = []
+    done: set[int] = set()
+    while len(done) < len(jobs):
+        ready = [i for i in range(len(jobs)) if i not in done and upstream[i] <= done]
+        if not ready:
+            raise SpeciesganError("the dry run's jobs form a cycle; cannot order them")
+        ready.sort(key=lambda i: (jobs[i].rule, sorted(jobs[i].wildcards.items())))
+        order += [jobs[i] for i in ready]
+        done.update(ready)
+    return order
 
 
 def read_jobs(
-    workdir: Path, configfiles: Sequence[str | os.PathLike[str]], target: str = "all"
+    workdir: str | os.PathLike[str],
+    configfiles: Sequence[str | os.PathLike[str]],
+    targets: Sequence[str] = ("all",),
 ) -> list[Job]:
-    """All jobs needed for ``target``, upstream first (deterministic order).
+    """All jobs needed for ``targets`` under ``configfiles`` (relative to ``workdir``).
 
-    ``configfiles`` are given as a user would to ``--configfile`` (relative to
-    ``workdir``), layered over the Snakefile's own ``configfile:``.  A config the
-    workflow rejects becomes a :class:`SpeciesganError` carrying Snakemake's message.
+    A config the workflow rejects becomes a :class:`SpeciesganError` carrying
+    Snakemake's message (which names the offending key).
     """
-    from snakemake.api import SnakemakeApi
-    from snakemake.settings.types import (
-        ConfigSettings,
-        DAGSettings,
-        OutputSettings,
-        Quietness,
-        ResourceSettings,
-    )
-
     workdir = Path(workdir).resolve()
     if not (workdir / "Snakefile").exists():
         raise SpeciesganError(f"{workdir}/Snakefile not found: run this in the repository root")
-    for configfile in configfiles:
+    names = [Path(c).as_posix() for c in configfiles]
+    for configfile in names:
         if not (workdir / configfile).exists():
             raise SpeciesganError(f"config file {configfile} not found in {workdir}")
-    previous_cwd = os.getcwd()
-    captured = io.StringIO()
-    logging.disable(logging.INFO)  # Snakemake logs through the root logger the CLI configured
-    try:
-        with (
-            contextlib.redirect_stderr(captured),
-            SnakemakeApi(OutputSettings(quiet={Quietness.ALL}, enable_file_logging=False)) as api,
-        ):
-            workflow_api = api.workflow(
-                resource_settings=ResourceSettings(cores=1),
-                config_settings=ConfigSettings(configfiles=[workdir / c for c in configfiles]),
-                snakefile=workdir / "Snakefile",
-                workdir=workdir,
-            )
-            workflow_api.dag(DAGSettings(targets={target}, forceall=True))
-            workflow = workflow_api._workflow
-            workflow._prepare_dag(
-                forceall=True, ignore_incomplete=True, lock_warn_only=True, nolock=True
-            )
-            workflow._build_dag()
-            dag_jobs = [
-                job
-                for level in workflow.dag.toposorted()
-                for job in sorted(
-                    level, key=lambda j: (j.rule.name, sorted(j.wildcards_dict.items()))
-                )
-            ]
-            return _convert(dag_jobs, workdir)
-    except SpeciesganError:
-        raise
-    except Exception as exc:  # Snakemake raises many types; the user needs its message
-        detail = str(exc).strip() or captured.getvalue().strip()[-2000:]
+    jobs = parse_jobs(dry_run_text(workdir, names, targets))
+    if not jobs:
         raise SpeciesganError(
-            f"Snakemake could not build the job graph for '{target}' with config "
-            f"{' '.join(map(str, configfiles)) or '(default)'}: {detail}"
-        ) from None
-    finally:
-        logging.disable(logging.NOTSET)
-        os.chdir(previous_cwd)
-
-
-def _convert(dag_jobs: list[Any], workdir: Path) -> list[Job]:
-    jobs = []
-    for job in dag_jobs:
-        inputs = tuple(_relative(str(f), workdir) for f in job.input)
-        outputs = tuple(_relative(str(f), workdir) for f in job.output)
-        jobs.append(
-            Job(
-                rule=job.rule.name,
-                wildcards={str(k): str(v) for k, v in job.wildcards_dict.items()},
-                inputs=inputs,
-                outputs=outputs,
-                directory_outputs=frozenset(
-                    _relative(str(f), workdir) for f in job.output if f.is_directory
-                ),
-                logs=tuple(_relative(str(f), workdir) for f in job.log),
-                benchmarks=(_relative(str(job.benchmark), workdir),) if job.benchmark else (),
-                params={str(k): _plain(v) for k, v in job.params.items()},
-                shell=job.rule.shellcmd,
-                rule_file=_relative(str(job.rule.snakefile), workdir),
-            )
+            f"the Snakemake dry run for {' '.join(targets)} in {workdir} listed no jobs"
         )
-    return jobs
+    return toposort(jobs)
