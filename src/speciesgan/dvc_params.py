@@ -69,7 +69,7 @@ def _sample(config: Config, wildcards: Wildcards) -> list[str]:
 
 
 def _evaluate(config: Config, wildcards: Wildcards) -> list[str]:
-    return ["metrics.*", "seed", "threads"]
+    return ["metrics.*", "classifier.*", "seed", "threads"]  # CAS uses the classifier recipe
 
 
 def _report(config: Config, wildcards: Wildcards) -> list[str]:
