@@ -45,6 +45,10 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
                 "chance": generation["chance"],
                 "fid": generation["fid"],
                 "inception_score": generation["inception_score"],
+                "fd_lite0": generation["fd_lite0"],
+                "fidelity_diversity": generation["fidelity_diversity"],
+                "cas": (generation["cas"] or {}).get("top1"),
+                "memorisation": (generation["memorisation"] or {}).get("fraction"),
             },
             indent=1,
         ),
@@ -58,10 +62,23 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     assert "efficientnet-lite0-57934424.pth" in classifier["weights"]
     for key in ("fid", "inception_score"):
         assert key in generation
+    # issue 13's figures, in metrics.json and in the report
+    for key in ("fd_lite0", "intra_class_fid", "fidelity_diversity", "cas", "memorisation"):
+        assert generation[key] is not None, key
+    assert generation["fd_lite0"] > 0 and generation["intra_class_fid"]["mean"] > 0
+    fidelity = generation["fidelity_diversity"]
+    assert fidelity["space"] == "lite0"  # placeholder Inception weights offline
+    assert all(0 <= fidelity[key] <= 1 for key in ("precision", "recall", "coverage"))
+    assert 0 <= generation["cas"]["top1"] <= 1 and generation["cas"]["per_species"]
+    assert 0 <= generation["memorisation"]["fraction"] <= 1
+    assert (results / "eval/closest_pairs.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # FID/IS over training (gan.snapshot_every), plotted in the report
     assert [p["step"] for p in metrics["over_steps"]["points"]] == DEMO_SNAPSHOT_STEPS
     page = (results / "report.html").read_text()
     assert "Metrics over training steps" in page and "Species interpolation" in page
+    for text in ("CAS top-1", "FD-Lite0", "intra-class FID", "coverage (EfficientNet-Lite0)",
+                 "memorised fraction", "Closest pairs"):  # fmt: skip
+        assert text in page, text
 
     # species mixing from the command line, by the names people use
     species = json.loads((results / "samples/index.json").read_text())["species"]
