@@ -24,10 +24,12 @@ of processes.  Only rank 0 writes files.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import os
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +45,7 @@ from speciesgan.data.dataset import load_split
 from speciesgan.device import select_device
 from speciesgan.errors import SpeciesganError
 from speciesgan.gan import checkpoint as ckpt
+from speciesgan.gan import segments
 from speciesgan.gan.augment import diff_augment, parse_policy
 from speciesgan.gan.batch_slice import BatchSlice
 from speciesgan.gan.loss import (
@@ -57,6 +60,7 @@ from speciesgan.gan.networks import build_networks, save_generator, save_snapsho
 from speciesgan.gan.standing_stats import with_standing_statistics
 from speciesgan.preemption import StopRequest, TrainingInterrupted
 from speciesgan.progress import progress
+from speciesgan.resume_state import exception_summary
 from speciesgan.species_lists import require_same_species
 
 log = logging.getLogger(__name__)
@@ -185,6 +189,15 @@ def init_ranks(device: torch.device) -> Ranks:
         local_rank=local_rank,
         owns_group=owns,
     )
+
+
+def _cpu_seconds_all_ranks(own: float, ranks: Ranks, device: torch.device) -> float:
+    """``own`` CPU seconds summed over every process of the run (a collective when distributed)."""
+    if not ranks.distributed:
+        return own
+    value = torch.tensor([own], dtype=torch.float64, device=device)
+    dist.all_reduce(value)
+    return float(value.item())
 
 
 def _all_ranks_agree(flag: bool, ranks: Ranks, device: torch.device) -> bool:
@@ -487,6 +500,7 @@ def train_gan(
     out_snapshots: str | Path | None = None,
     restart: bool = False,
     device: str | None = None,
+    out_timing: str | Path | None = None,
 ) -> None:
     """Train (or resume training of) the conditional GAN; write the generator and the log.
 
@@ -498,7 +512,11 @@ def train_gan(
     starts fresh, a damaged one or one past ``steps`` stops training, and
     ``restart`` moves any aside (see ``gan.checkpoint``).  ``device`` is ``--device``
     (auto, cuda, cpu; see ``speciesgan.device``), checked before any data is loaded.
+    ``out_timing`` receives the wall and CPU seconds of every segment of the run
+    (``gan.segments``); after ``STALL_LIMIT`` attempts without progress training
+    refuses to start.
     """
+    started = (time.time(), time.process_time())
     manifest = Path(manifest)
     if not manifest.is_file():
         raise SpeciesganError(f"manifest not found: {manifest}")
@@ -512,6 +530,8 @@ def train_gan(
     ranks = init_ranks(torch_device)
     use_classifier = classifier is not None and float(cfg["classifier_loss_weight"]) > 0
     identity = ckpt.run_identity(cfg, seed, manifest, classifier if use_classifier else None)
+    if not restart:  # before any data is loaded: a stalled run stops in seconds
+        segments.refuse_if_stalled(checkpoint_dir, identity)
     stop = StopRequest(margin_seconds=float(cfg["stop_margin_seconds"]))
     try:
         frozen = _load_frozen_classifier(Path(classifier), torch_device) if use_classifier else None
@@ -544,14 +564,37 @@ def train_gan(
                 start,
                 ckpt.checkpoint_path(checkpoint_dir),
             )
-        _run_steps(trainer, start, rows, snapshots, stop, identity, Path(checkpoint_dir))
-        if ranks.is_main:
-            write_log(out_log, rows)
-            _write_generators(trainer, snapshots, seed, out_generator, out_snapshots)
+        clock = segments.begin(
+            checkpoint_dir, identity, start, started, restart, write=ranks.is_main
+        )
+        with _closing_segment(clock):
+            _run_steps(trainer, start, rows, snapshots, stop, identity, Path(checkpoint_dir), clock)
+            if ranks.is_main:
+                write_log(out_log, rows)
+                _write_generators(trainer, snapshots, seed, out_generator, out_snapshots)
+        if ranks.is_main and out_timing is not None:
+            segments.write_training_time(out_timing, clock, int(cfg["steps"]))
     finally:
         stop.restore()
         if ranks.owns_group:
             dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def _closing_segment(clock: segments.SegmentClock) -> Iterator[None]:
+    """Close this attempt's segment with how it ended (``done`` when the block succeeds)."""
+    try:
+        yield
+    except TrainingInterrupted as exc:
+        clock.end(segments.STOPPED, str(exc))
+        raise
+    except KeyboardInterrupt:
+        clock.end(segments.CANCELLED, "KeyboardInterrupt")
+        raise
+    except BaseException as exc:
+        clock.end(segments.FAILED, exception_summary(exc))
+        raise
+    clock.end(segments.DONE)
 
 
 def _write_generators(
@@ -592,8 +635,13 @@ def _run_steps(
     stop: StopRequest,
     identity: str,
     checkpoint_dir: Path,
+    clock: segments.SegmentClock,
 ) -> None:
-    """Steps ``start + 1 .. steps``, with periodic checkpoints, snapshots and preemption checks."""
+    """Steps ``start + 1 .. steps``, with periodic checkpoints, snapshots and preemption checks.
+
+    Every checkpoint also updates this segment's step and time in the ledger
+    (CPU seconds summed over ranks, so the collective runs on every rank).
+    """
     cfg, ranks = trainer.cfg, trainer.ranks
     networks, optimizers = trainer.checkpoint_parts()
     trainer.raw_g.train()
@@ -611,6 +659,7 @@ def _run_steps(
                 rows,
                 snapshots,
             )
+        clock.sync(step, _cpu_seconds_all_ranks(clock.own_cpu_seconds(), ranks, trainer.device))
         if ranks.distributed:
             dist.barrier()
 
