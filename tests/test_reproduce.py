@@ -75,6 +75,7 @@ def test_gan_stage_mirrors_the_snakemake_job(exported: tuple[Path, dict, dict]) 
         f"{res}/gan/generator.pt",
         f"{res}/gan/training_log.csv",
         f"{res}/gan/snapshots.pt",
+        f"{res}/gan/training_time.json",
         f"{res}/logs/train_gan.log",
         f"{res}/benchmarks/train_gan.tsv",
         {f"{res}/gan/checkpoints": {"persist": True}},
