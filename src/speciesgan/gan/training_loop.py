@@ -1,8 +1,9 @@
 """Training loop of the species-conditional GAN (the ``train-gan`` stage).
 
-The whole train split is loaded once as uint8 (onto the GPU when there is one);
-each step samples a batch with a seeded generator, converts it to float in
-[-1, 1] and flips it on the device, so no file is decoded during training.
+The whole train split is loaded once as uint8 onto the GPU when there is one
+(on a CPU it stays memory-mapped, shared by the ranks of a node); each step
+samples a batch with a seeded generator, converts it to float in [-1, 1] and
+flips it on the device, so no file is decoded during training.
 
 Reproducibility: every random draw of the loop comes from one of three explicit
 generators (``data`` on the CPU; ``noise`` and ``augment`` on the device), all
@@ -14,8 +15,9 @@ Preemption: ``StopRequest`` is polled every step; when SLURM warns (signal) or
 the job's end time is near, the loop writes ``last.pt`` and raises
 ``TrainingInterrupted`` (exit status 75), and the retried job resumes.
 
-Distributed: under ``torchrun``/``srun`` with ``WORLD_SIZE > 1`` the ranks draw
-the same global batch and each trains on its own slice of it; every per-image
+Distributed: under ``torchrun`` or ``srun`` (launchers, threads per rank and
+the rendezvous: ``gan.ranks``) the ranks draw the same global batch and each
+trains on its own slice of it; every per-image
 draw (noise, DiffAugment parameters, gradient-penalty weights) is made for the
 global batch and sliced the same way (``BatchSlice``), so the global batch
 (and, up to float summation order, the result) does not depend on the number
@@ -27,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
-import os
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -41,7 +42,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from speciesgan.atomic import atomic_open
-from speciesgan.data.dataset import load_split
+from speciesgan.data.dataset import MappedSplit, open_split
 from speciesgan.device import select_device
 from speciesgan.errors import SpeciesganError
 from speciesgan.gan import checkpoint as ckpt
@@ -57,6 +58,7 @@ from speciesgan.gan.loss import (
     mode_seeking_loss,
 )
 from speciesgan.gan.networks import build_networks, save_generator, save_snapshots
+from speciesgan.gan.ranks import Ranks, gpu_index, init_ranks, layout_from_env, threads_for_rank
 from speciesgan.gan.standing_stats import with_standing_statistics
 from speciesgan.preemption import StopRequest, TrainingInterrupted
 from speciesgan.progress import progress
@@ -132,65 +134,6 @@ def resolve_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------- distributed set-up
 
 
-@dataclass(frozen=True)
-class Ranks:
-    """Where this process sits in a (possibly single-process) job."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-    owns_group: bool = False
-
-    @property
-    def distributed(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def _env_int(*names: str) -> int | None:
-    for name in names:
-        if os.environ.get(name):
-            return int(os.environ[name])
-    return None
-
-
-def local_rank_from_env() -> int:
-    """This process's index on its node (torchrun's LOCAL_RANK, srun's SLURM_LOCALID)."""
-    return _env_int("LOCAL_RANK", "SLURM_LOCALID") or 0
-
-
-def init_ranks(device: torch.device) -> Ranks:
-    """Join the process group when launched by torchrun (or srun with MASTER_ADDR set).
-
-    NCCL for processes on GPUs, gloo on CPUs; ``device`` was chosen (and checked) first,
-    so a broken CUDA set-up stops with its own message, not inside NCCL.
-    """
-    world = _env_int("WORLD_SIZE") or (
-        _env_int("SLURM_NTASKS") if os.environ.get("MASTER_ADDR") else None
-    )
-    if not world or world <= 1:
-        return Ranks()
-    rank = _env_int("RANK", "SLURM_PROCID") or 0
-    local_rank = local_rank_from_env()
-    owns = False
-    if not dist.is_initialized():
-        os.environ.setdefault("RANK", str(rank))
-        os.environ.setdefault("WORLD_SIZE", str(world))
-        if device.type == "cuda":
-            torch.cuda.set_device(device)
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        owns = True
-    return Ranks(
-        rank=dist.get_rank(),
-        world_size=dist.get_world_size(),
-        local_rank=local_rank,
-        owns_group=owns,
-    )
-
-
 def _cpu_seconds_all_ranks(own: float, ranks: Ranks, device: torch.device) -> float:
     """``own`` CPU seconds summed over every process of the run (a collective when distributed)."""
     if not ranks.distributed:
@@ -213,34 +156,57 @@ def _all_ranks_agree(flag: bool, ranks: Ranks, device: torch.device) -> bool:
 
 
 class DeviceCrops:
-    """The train split as uint8 on the device, sampled without touching files."""
+    """The train split as uint8, sampled without touching image files.
+
+    On a GPU the crops are copied into device memory once, chunk by chunk from
+    the memory-mapped shards (no host copy of the whole split per rank).  On a
+    CPU they stay memory-mapped and each batch gathers its rows: the ranks of a
+    node then share one copy in the page cache instead of holding one each.
+    Either way a batch holds the same values in the same layout.
+    """
 
     def __init__(
-        self, images: torch.Tensor, labels: torch.Tensor, species: list[str], device: torch.device
+        self,
+        images: torch.Tensor | None,
+        labels: torch.Tensor,
+        species: list[str],
+        device: torch.device,
+        mapped: MappedSplit | None = None,
     ) -> None:
-        self.images = images.to(device)  # uint8 [N, 3, S, S]
+        if (images is None) == (mapped is None):
+            raise ValueError("DeviceCrops needs the crops in memory or mapped, not both")
+        self.images = images.to(device) if images is not None else None  # uint8 [N, 3, S, S]
+        self.mapped = mapped
         self.labels = labels.to(device)
         self.species = list(species)
-        self.image_size = int(images.shape[-1])
+        self.image_size = int(images.shape[-1]) if images is not None else mapped.image_size
         self.device = device
 
     @classmethod
     def from_manifest(cls, manifest: Path, device: torch.device) -> DeviceCrops:
-        crops = load_split(manifest, "train")
-        return cls(crops.images, crops.labels, crops.species, device)
+        mapped = open_split(manifest, "train")
+        if device.type == "cpu":
+            return cls(None, mapped.labels, mapped.species, device, mapped=mapped)
+        return cls(mapped.gather_all(device), mapped.labels, mapped.species, device)
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
+
+    def crops(self, index: torch.Tensor) -> torch.Tensor:
+        """uint8 [n, 3, S, S] crops ``index`` (a CPU tensor), on the device."""
+        if self.images is not None:
+            return self.images[index.to(self.device)]
+        return self.mapped.gather(index.numpy()).to(self.device)
 
     def real_batch(
         self, size: int, part: slice, generator: torch.Generator
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Images in [-1, 1] (randomly mirrored) and species ids for slice ``part`` of a global batch."""
-        index = torch.randint(len(self), (size,), generator=generator)[part].to(self.device)
+        index = torch.randint(len(self), (size,), generator=generator)[part]
         mirror = (torch.rand(size, generator=generator) < 0.5)[part].to(self.device)
-        images = self.images[index].float().div_(127.5).sub_(1.0)
+        images = self.crops(index).float().div_(127.5).sub_(1.0)
         images = torch.where(mirror[:, None, None, None], images.flip(3), images)
-        return images, self.labels[index]
+        return images, self.labels[index.to(self.device)]
 
     def species_batch(self, size: int, part: slice, generator: torch.Generator) -> torch.Tensor:
         """Species ids drawn with the data's own class frequencies."""
@@ -521,13 +487,15 @@ def train_gan(
     if not manifest.is_file():
         raise SpeciesganError(f"manifest not found: {manifest}")
     cfg = resolve_settings(settings)
-    torch_device = select_device(device, stage="train-gan", local_rank=local_rank_from_env())
-    torch.set_num_threads(int(threads))
+    layout = layout_from_env()
+    local_rank = layout.local_rank if layout is not None else 0
+    torch_device = select_device(device, stage="train-gan", local_rank=gpu_index(local_rank))
+    torch.set_num_threads(threads_for_rank(threads, layout))
     # The loop draws from its own generators, but torch's global generator is saved in
     # every checkpoint (and used by library code, e.g. building the frozen classifier):
     # seed it too, or two identical runs write checkpoints that differ in that state.
     torch.manual_seed(int(seed))
-    ranks = init_ranks(torch_device)
+    ranks = init_ranks(torch_device, layout)
     use_classifier = classifier is not None and float(cfg["classifier_loss_weight"]) > 0
     identity = ckpt.run_identity(cfg, seed, manifest, classifier if use_classifier else None)
     if not restart:  # before any data is loaded: a stalled run stops in seconds
