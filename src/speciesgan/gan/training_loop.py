@@ -498,10 +498,10 @@ def train_gan(
     ranks = init_ranks(torch_device, layout)
     use_classifier = classifier is not None and float(cfg["classifier_loss_weight"]) > 0
     identity = ckpt.run_identity(cfg, seed, manifest, classifier if use_classifier else None)
-    if not restart:  # before any data is loaded: a stalled run stops in seconds
-        segments.refuse_if_stalled(checkpoint_dir, identity)
     stop = StopRequest(margin_seconds=float(cfg["stop_margin_seconds"]))
     try:
+        if not restart:  # before any data is loaded: a stalled run stops in seconds
+            segments.refuse_if_stalled(checkpoint_dir, identity)
         frozen = _load_frozen_classifier(Path(classifier), torch_device) if use_classifier else None
         if classifier is None and float(cfg["classifier_loss_weight"]) > 0:
             log.info("no classifier given: the classifier loss term is off")
@@ -560,7 +560,10 @@ def _closing_segment(clock: segments.SegmentClock) -> Iterator[None]:
         clock.end(segments.CANCELLED, "KeyboardInterrupt")
         raise
     except BaseException as exc:
-        clock.end(segments.FAILED, exception_summary(exc))
+        try:
+            clock.end(segments.FAILED, exception_summary(exc))
+        except OSError as problem:  # a full disk must not hide why training failed
+            log.warning("could not record the failed segment: %s", problem)
         raise
     clock.end(segments.DONE)
 
