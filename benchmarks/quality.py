@@ -191,7 +191,7 @@ def main() -> None:
     picks = torch.cat(
         [(data.labels == k).nonzero()[: args.images_per_species, 0] for k in data.labels.unique()]
     )  # uint8, as generate_images returns
-    real_spread = within_species_spread(data.images[picks], data.labels[picks])
+    real_spread = within_species_spread(data.crops(picks), data.labels[picks])
     trainer.raw_g.train()
     trainer.raw_d.train()
 

@@ -15,11 +15,12 @@ rule train_gan_variant:
     output:
         generator=f"{RESULTS}/ablation/runs/{{run}}/generator.pt",
         log=f"{RESULTS}/ablation/runs/{{run}}/training_log.csv",
+        timing=f"{RESULTS}/ablation/runs/{{run}}/training_time.json",
     log:
         f"{RESULTS}/logs/ablation_train-{{run}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/ablation_train-{{run}}.tsv"
-    retries: 3
+    retries: TRAIN_SEGMENTS - 1
     conda:
         "../envs/torch.yaml"
     threads: THREADS
@@ -36,7 +37,8 @@ rule train_gan_variant:
     shell:
         "speciesgan train-gan --manifest {input.manifest:q} {params.classifier:q}"
         " --out-generator {output.generator:q} --out-log {output.log:q}"
-        " --checkpoint-dir {params.checkpoints:q} --seed {params.seed:q}"
+        " --out-timing {output.timing:q} --checkpoint-dir {params.checkpoints:q}"
+        " --seed {params.seed:q}"
         " --threads {params.threads:q} --settings {params.settings:q} >> {log:q} 2>&1"
 
 
@@ -80,8 +82,8 @@ rule ablation_table:
     conda:
         "../envs/report.yaml"
     params:
-        # training seconds come from the runs' benchmark files: read, not depended
-        # on, so a rerun of the table never waits for (or reruns) a training job
+        # training seconds (all segments) come from the runs' training_time.json:
+        # read, not depended on, so a rerun of the table never reruns a training job
         spec=lambda w: as_json(
             [
                 {
@@ -90,7 +92,7 @@ rule ablation_table:
                     "weights": spec.get("weights", "ema"),
                     "gan": variant_gan(name),
                     "metrics": variant_metrics(name),
-                    "train_benchmark": run_benchmark(variant_run(name)),
+                    "train_time": run_training_time(variant_run(name)),
                 }
                 for name, spec in ablation_variants().items()
             ]

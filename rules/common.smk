@@ -134,10 +134,11 @@ def run_generator(run):
     return f"{RESULTS}/ablation/runs/{run}/generator.pt"
 
 
-def run_benchmark(run):
+def run_training_time(run):
+    """Wall and CPU seconds of a training run, summed over its job segments."""
     if run == "main":
-        return f"{RESULTS}/benchmarks/train_gan.tsv"
-    return f"{RESULTS}/benchmarks/ablation_train-{run}.tsv"
+        return f"{RESULTS}/gan/training_time.json"
+    return f"{RESULTS}/ablation/runs/{run}/training_time.json"
 
 
 def variant_metrics(name):

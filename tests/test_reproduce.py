@@ -96,6 +96,7 @@ def test_gan_stage_mirrors_the_snakemake_job(exported: tuple[Path, dict, Export]
         f"{RES}/gan/generator.pt",
         f"{RES}/gan/training_log.csv",
         f"{RES}/gan/snapshots.pt",
+        f"{RES}/gan/training_time.json",
         f"{RES}/logs/train_gan.log",
         f"{RES}/benchmarks/train_gan.tsv",
         {f"{RES}/gan/checkpoints": {"persist": True}},

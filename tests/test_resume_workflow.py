@@ -9,6 +9,7 @@ and the kill.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -182,3 +183,78 @@ def test_a_killed_checkpoint_write_leaves_no_temporary_behind(tmp_path: Path) ->
     assert remove_stale_temporaries(tmp_path) == [stale]
     assert not stale.exists()
     assert (tmp_path / "last.pt").read_bytes() == b"finished" and other.exists()
+
+
+# ---------------------------------------------------------------- many segments, one snakemake
+SEGMENTS_CONFIG = (
+    "preprocess:\n  shards: 1\n"
+    "gan:\n  steps: 60\n  checkpoint_every: 1\n  log_every: 10\n  classifier_loss_weight: 0.0\n"
+)
+GAN_ONLY = (
+    "results/smoke/gan/generator.pt", "--cores", "1", "--allowed-rules", "train_gan",
+    "--configfile", "configs/smoke.yaml", "segments.yaml",
+)  # fmt: skip
+
+
+def _gan_workdir(dest: Path) -> Path:
+    """The workflow with a ready manifest, so that Snakemake runs train_gan alone."""
+    work = copy_workflow(dest)
+    (work / "segments.yaml").write_text(SEGMENTS_CONFIG)
+    write_manifest(work / "results/smoke/data")
+    return work
+
+
+@pytest.mark.slow
+def test_snakemake_retries_resume_training_across_six_segments(tmp_path: Path) -> None:
+    """More segments than the old `retries: 3` allowed, all within one `snakemake` call.
+
+    Each attempt is stopped by SIGUSR1 (SLURM's time-limit warning) once it has
+    trained two steps; Snakemake retries it, training resumes, and the result equals
+    an uninterrupted run's byte for byte, with the time of all six segments reported.
+    """
+    from speciesgan.gan.segments import read_ledger
+
+    straight = _gan_workdir(tmp_path / "straight")
+    done = snakemake(straight, *GAN_ONLY, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+    work = _gan_workdir(tmp_path / "segmented")
+    output = tmp_path / "segmented.out"
+    checkpoints = work / "results/smoke/gan/checkpoints"
+    signalled: list[str] = []
+    with output.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "snakemake", *GAN_ONLY],
+            cwd=work, env=env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 300
+        while proc.poll() is None and time.monotonic() < deadline:
+            ledger = read_ledger(checkpoints) if (checkpoints / "segments.json").exists() else None
+            last = ledger.segments[-1] if ledger else None
+            if (
+                len(signalled) < 5
+                and last is not None
+                and last.status == "running"
+                and last.attempt not in signalled
+                and last.step >= last.start_step + 2
+            ):
+                os.kill(int(last.attempt.split()[1]), signal.SIGUSR1)  # "pid N on host"
+                signalled.append(last.attempt)
+            time.sleep(0.05)
+        proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+    finally:
+        if proc.poll() is None:
+            _kill_tree(proc)
+    log = _tail(output, 20000)
+    assert proc.returncode == 0, log
+    assert len(signalled) == 5, log
+    assert log.count("Trying to restart job") == 5, log
+    for rel in ("gan/generator.pt", "gan/training_log.csv"):
+        made, reference = work / "results/smoke" / rel, straight / "results/smoke" / rel
+        assert made.read_bytes() == reference.read_bytes(), rel
+    timing = json.loads((work / "results/smoke/gan/training_time.json").read_text())
+    assert [s["status"] for s in timing["per_segment"]] == ["stopped"] * 5 + ["done"]
+    assert timing["wall_seconds"] == pytest.approx(
+        sum(s["wall_seconds"] for s in timing["per_segment"]), abs=0.01
+    )

@@ -198,19 +198,21 @@ def _results_dir(root: Path) -> Path:
         },
     )  # fmt: skip
     save_png(np.full((8, 18, 3), 200, dtype=np.uint8), root / "eval" / "closest_pairs.png")
-    (root / "benchmarks").mkdir()
-    (root / "benchmarks" / "train_gan.tsv").write_text(
-        "s\th:m:s\tmax_rss\tcpu_time\n41.5\t0:00:41\t100\t80.25\n"
-    )
+    # a run trained in two job segments: the table reports the whole run
+    write_json(root / "gan" / "training_time.json", {
+        "steps": 20, "wall_seconds": 41.5, "cpu_seconds": 80.25, "segments": 2,
+        "per_segment": [{"wall_seconds": 30.0, "cpu_seconds": 60.0},
+                        {"wall_seconds": 11.5, "cpu_seconds": 20.25}],
+    })  # fmt: skip
     write_ablation_table(
         [
             {"name": "baseline_dcgan", "weights": "raw", "metrics": str(root / "eval" / "metrics.json"),
              "gan": {"model": "dcgan", "diffaugment": "", "ema_decay": 0.99, "steps": 30,
                      "classifier_loss_weight": 0.0},
-             "train_benchmark": str(root / "benchmarks" / "missing.tsv")},
+             "train_time": str(root / "ablation" / "runs" / "baseline_dcgan" / "training_time.json")},
             {"name": "plus_ema", "weights": "ema", "metrics": str(root / "eval" / "metrics.json"),
              "gan": {"model": "resnet", "ema_decay": 0.99, "steps": 20, "classifier_loss_weight": 0.0},
-             "train_benchmark": str(root / "benchmarks" / "train_gan.tsv")},
+             "train_time": str(root / "gan" / "training_time.json")},
         ],
         root / "ablation" / "table.json",
     )  # fmt: skip
@@ -233,7 +235,7 @@ def test_report_contains_metrics_and_is_deterministic(tmp_path: Path) -> None:
         "→",
         "287.1250",  # FID over steps
         "baseline_dcgan",  # ablation table
-        "41.5000",  # its training seconds, from the benchmark file
+        "41.5000",  # its training seconds, all segments (gan/training_time.json)
         "17.1250",  # FD-Lite0
         "0.8125",  # precision
         "0.3125",  # recall
@@ -261,7 +263,7 @@ def test_report_contains_metrics_and_is_deterministic(tmp_path: Path) -> None:
     ]  # fmt: skip
     rows = {row["variant"]: row for row in summary["ablation"]["rows"]}
     assert rows["baseline_dcgan"]["ema"] == "no" and rows["baseline_dcgan"]["diffaugment"] == "off"
-    assert rows["baseline_dcgan"]["train_seconds"] is None  # no benchmark file: left blank
+    assert rows["baseline_dcgan"]["train_seconds"] is None  # no timing file: left blank
     assert rows["plus_ema"]["ema"] == "yes" and rows["plus_ema"]["train_seconds"] == 41.5
     assert rows["plus_ema"]["train_cpu_seconds"] == 80.25
     assert rows["plus_ema"]["fid"] == 123.456789
@@ -294,7 +296,7 @@ def test_report_says_when_a_classifier_did_not_record_its_weights(tmp_path: Path
 
 
 def test_ablation_table_names_a_missing_evaluation_file(tmp_path: Path) -> None:
-    spec = [{"name": "v", "gan": {}, "metrics": str(tmp_path / "nope.json"), "train_benchmark": ""}]
+    spec = [{"name": "v", "gan": {}, "metrics": str(tmp_path / "nope.json"), "train_time": ""}]
     with pytest.raises(SpeciesganError, match="nope.json"):
         write_ablation_table(spec, tmp_path / "table.json")
     assert not (tmp_path / "table.json").exists()

@@ -248,6 +248,8 @@ def _ablation_reuses_runs_and_fills_the_report(work: Path) -> None:
     assert by_name["same_as_main"]["fid"] == main["fid"]
     assert by_name["main_raw"]["ema"] == "no" and by_name["main_raw"]["fid"] != main["fid"]
     assert by_name["main_raw"]["train_seconds"] == by_name["same_as_main"]["train_seconds"]
+    # every run's time, all its segments, from its training_time.json
+    assert all(row["train_seconds"] > 0 and row["train_cpu_seconds"] > 0 for row in rows)
     assert by_name["resnet"]["model"] == "resnet" and by_name["resnet"]["steps"] == 4
     report = json.loads((work / "results/smoke/metrics.json").read_text())
     assert report["ablation"]["rows"] == rows

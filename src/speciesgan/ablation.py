@@ -1,14 +1,14 @@
 """``speciesgan ablation-table``: one row per GAN variant, from its evaluation file.
 
 The rows say what each variant changed (model, EMA, DiffAugment, classifier
-term), what it cost (training seconds from the Snakemake benchmark file of the
-run it came from) and how it scored, with the same metric settings and
-evaluation classifier as the main model.
+term), what it cost (wall and CPU seconds of the training run it came from,
+summed over every job segment: ``training_time.json``, see ``gan.segments``;
+Snakemake's benchmark file would hold the last segment only) and how it scored,
+with the same metric settings and evaluation classifier as the main model.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 from pathlib import Path
@@ -23,28 +23,27 @@ NOTE = (
     "Every variant trains on the same crops with the same seed and is scored with the "
     "same evaluation classifier (never used in any GAN's loss) and the same metric "
     "settings.  'train s' and 'train CPU s' are the wall and CPU time of the training "
-    "job that produced it (CPU time is the steadier budget on a shared machine); "
+    "run that produced it, summed over all its job segments (CPU time is the steadier "
+    "budget on a shared machine); "
     "variants that differ only in EMA share one training run."
 )
 
 
-def train_seconds(benchmark: Path, column: str = "s") -> float | None:
-    """A Snakemake ``benchmark:`` TSV value: wall seconds (``s``) or ``cpu_time``, if present.
+def train_seconds(timing: Path, key: str = "wall_seconds") -> float | None:
+    """A run's training seconds (``wall_seconds`` or ``cpu_seconds``) from its ``training_time.json``.
 
     CPU seconds are the fairer budget on a shared machine: a neighbour's job
-    stretches wall time far more than the CPU time a run consumes.
+    stretches wall time far more than the CPU time a run consumes.  A missing or
+    unreadable file (a run trained before the file existed) leaves the cell blank.
     """
     try:
-        with open(benchmark, newline="") as fh:
-            rows = list(csv.DictReader(fh, delimiter="\t"))
+        value = json.loads(Path(timing).read_text())[key]
+        return float(value)
     except FileNotFoundError:
-        log.warning("%s: no benchmark file; training time left blank", benchmark)
-        return None
-    try:
-        return float(rows[0][column])
-    except (IndexError, KeyError, TypeError, ValueError):
-        log.warning("%s: no %r value; training time left blank", benchmark, column)
-        return None
+        log.warning("%s: not found; training time left blank", timing)
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+        log.warning("%s: no %r value; training time left blank", timing, key)
+    return None
 
 
 def _read_metrics(path: Path) -> dict[str, Any]:
@@ -69,8 +68,8 @@ def ablation_row(variant: dict[str, Any]) -> dict[str, Any]:
         "diffaugment": gan.get("diffaugment") or "off",
         "classifier_loss_weight": gan.get("classifier_loss_weight"),
         "steps": gan.get("steps"),
-        "train_seconds": train_seconds(Path(variant["train_benchmark"])),
-        "train_cpu_seconds": train_seconds(Path(variant["train_benchmark"]), "cpu_time"),
+        "train_seconds": train_seconds(Path(variant["train_time"])),
+        "train_cpu_seconds": train_seconds(Path(variant["train_time"]), "cpu_seconds"),
         "fid": metrics.get("fid"),
         "inception_score": (metrics.get("inception_score") or {}).get("mean"),
         "kid": (metrics.get("kid") or {}).get("mean"),

@@ -156,8 +156,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="start at step 0 even if CHECKPOINT_DIR/last.pt could be continued or is damaged "
         "(it is moved aside, not deleted)",
     )
+    p.add_argument(
+        "--out-timing",
+        type=Path,
+        default=None,
+        help="JSON with the wall and CPU seconds of the whole run, summed over its job segments",
+    )
     _add_common(p)
     _add_device(p)
+
+    p = sub.add_parser(
+        "segments",
+        help="list a GAN run's job segments (time, steps, how each ended); --retry after a stall",
+        description="Training writes CHECKPOINT_DIR/segments.json; after two attempts in a row "
+        "without progress it refuses to start.  --retry lets the next attempt train again.",
+    )
+    p.add_argument("checkpoint_dir", type=Path, metavar="CHECKPOINT_DIR")
+    p.add_argument("--retry", action="store_true", help="let training start again after a stall")
 
     p = sub.add_parser("sample", help="sample images per species (grids), or mix two species")
     p.add_argument("--generator", type=Path, required=True)
@@ -368,7 +383,24 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901 - a flat dispatch table
             out_snapshots=args.out_snapshots,
             restart=args.restart,
             device=args.device,
+            out_timing=args.out_timing,
         )
+    elif cmd == "segments":
+        from speciesgan.gan import segments
+
+        try:
+            ledger = (
+                segments.allow_retry(args.checkpoint_dir)
+                if args.retry
+                else segments.read_ledger(args.checkpoint_dir)
+            )
+        except ValueError as exc:  # a damaged ledger: say which file
+            raise SpeciesganError(str(exc)) from exc
+        if ledger is None:
+            raise SpeciesganError(f"no {segments.LEDGER_NAME} in {args.checkpoint_dir}")
+        print(segments.format_ledger(ledger))
+        if args.retry:
+            print("the next attempt will train again")
     elif cmd == "sample":
         from speciesgan import sample
 

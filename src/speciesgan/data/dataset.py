@@ -1,8 +1,13 @@
-"""Load packed crops into memory.
+"""Load packed crops into memory, or map them.
 
 Training reads the whole split once (uint8, a few hundred MB even for Stanford
 Dogs at 128 px) instead of decoding files every step: on a GPU node the data
 then lives on the device and augmentation runs there.
+
+``open_split`` leaves the crops in their memory-mapped shard files and gathers
+rows on demand: the processes of a multi-rank run on one node then share one
+copy in the page cache instead of each holding its own, and filling a GPU needs
+no host copy of the whole split.  ``load_split`` gathers a whole split from it.
 """
 
 from __future__ import annotations
@@ -57,8 +62,48 @@ def _image_size(manifest: Path) -> int | None:
     return int(metadata[IMAGE_SIZE_KEY]) if IMAGE_SIZE_KEY in metadata else None
 
 
-def load_split(manifest: str | Path, split: str = "train") -> CropSet:
-    """All crops of ``split`` ("train", "test" or "all") in manifest order."""
+GATHER_CHUNK = 1024
+"""Crops copied at a time when a whole split is gathered (bounds the extra memory)."""
+
+
+@dataclass
+class MappedSplit:
+    """A split's crops left in their memory-mapped shard files, gathered on demand."""
+
+    shards: list[np.ndarray]  # memory-mapped uint8 [n, S, S, 3], one per shard file used
+    shard_of: np.ndarray  # int64 [N]: which of ``shards`` holds crop i
+    row_of: np.ndarray  # int64 [N]: its row there
+    labels: torch.Tensor  # int64 [N]
+    species: list[str]
+    categories: list[str]
+    image_size: int
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def gather(self, index: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Crops ``index`` as contiguous uint8 [n, 3, S, S], equal to ``load_split``'s rows."""
+        index = np.asarray(index, dtype=np.int64)
+        size = self.image_size
+        out = np.empty((len(index), size, size, 3), dtype=np.uint8)
+        shard_of, rows = self.shard_of[index], self.row_of[index]
+        for shard in np.unique(shard_of):
+            pick = shard_of == shard
+            out[pick] = self.shards[int(shard)][rows[pick]]
+        return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
+
+    def gather_all(self, device: torch.device | str = "cpu") -> torch.Tensor:
+        """Every crop, in order, on ``device``, copied chunk by chunk (no second full copy)."""
+        size = self.image_size
+        images = torch.empty((len(self), 3, size, size), dtype=torch.uint8, device=device)
+        for start in range(0, len(self), GATHER_CHUNK):
+            stop = min(start + GATHER_CHUNK, len(self))
+            images[start:stop] = self.gather(np.arange(start, stop)).to(device)
+        return images
+
+
+def open_split(manifest: str | Path, split: str = "train") -> MappedSplit:
+    """The crops of ``split`` ("train", "test" or "all"), memory-mapped, in manifest order."""
     manifest = Path(manifest)
     frame = pd.read_parquet(manifest)
     size = _image_size(manifest)
@@ -67,7 +112,9 @@ def load_split(manifest: str | Path, split: str = "train") -> CropSet:
     if rows.empty:
         raise SpeciesganError(f"{manifest}: no images in split {split!r}")
     rows = rows.reset_index(drop=True)
-    images: np.ndarray | None = None
+    shards: list[np.ndarray] = []
+    shard_of = np.empty(len(rows), dtype=np.int64)
+    row_of = rows["index"].to_numpy(dtype=np.int64)
     for shard, group in rows.groupby("shard", sort=True):
         path = shard_path(manifest, int(shard))
         try:
@@ -83,13 +130,26 @@ def load_split(manifest: str | Path, split: str = "train") -> CropSet:
                 f"manifest wants {size}px crops up to index {indices.max()} (a stale or "
                 "replaced shard file; rerun the data stages)"
             )
-        if images is None:
-            images = np.empty((len(rows), size, size, 3), dtype=np.uint8)
-        images[group.index.to_numpy()] = array[indices]
-    assert images is not None
-    return CropSet(
-        images=torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))),
+        shard_of[group.index.to_numpy()] = len(shards)
+        shards.append(array)
+    assert size is not None
+    return MappedSplit(
+        shards=shards,
+        shard_of=shard_of,
+        row_of=row_of,
         labels=torch.from_numpy(rows["species_id"].to_numpy(dtype=np.int64)),
         species=species,
         categories=categories,
+        image_size=int(size),
+    )
+
+
+def load_split(manifest: str | Path, split: str = "train") -> CropSet:
+    """All crops of ``split`` ("train", "test" or "all") in manifest order, in memory."""
+    mapped = open_split(manifest, split)
+    return CropSet(
+        images=mapped.gather_all(),
+        labels=mapped.labels,
+        species=mapped.species,
+        categories=mapped.categories,
     )

@@ -1,8 +1,9 @@
 """Training loop of the species-conditional GAN (the ``train-gan`` stage).
 
-The whole train split is loaded once as uint8 (onto the GPU when there is one);
-each step samples a batch with a seeded generator, converts it to float in
-[-1, 1] and flips it on the device, so no file is decoded during training.
+The whole train split is loaded once as uint8 onto the GPU when there is one
+(on a CPU it stays memory-mapped, shared by the ranks of a node); each step
+samples a batch with a seeded generator, converts it to float in [-1, 1] and
+flips it on the device, so no file is decoded during training.
 
 Reproducibility: every random draw of the loop comes from one of three explicit
 generators (``data`` on the CPU; ``noise`` and ``augment`` on the device), all
@@ -14,8 +15,9 @@ Preemption: ``StopRequest`` is polled every step; when SLURM warns (signal) or
 the job's end time is near, the loop writes ``last.pt`` and raises
 ``TrainingInterrupted`` (exit status 75), and the retried job resumes.
 
-Distributed: under ``torchrun``/``srun`` with ``WORLD_SIZE > 1`` the ranks draw
-the same global batch and each trains on its own slice of it; every per-image
+Distributed: under ``torchrun`` or ``srun`` (launchers, threads per rank and
+the rendezvous: ``gan.ranks``) the ranks draw the same global batch and each
+trains on its own slice of it; every per-image
 draw (noise, DiffAugment parameters, gradient-penalty weights) is made for the
 global batch and sliced the same way (``BatchSlice``), so the global batch
 (and, up to float summation order, the result) does not depend on the number
@@ -24,10 +26,11 @@ of processes.  Only rank 0 writes files.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
-import os
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,10 +42,11 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from speciesgan.atomic import atomic_open
-from speciesgan.data.dataset import load_split
+from speciesgan.data.dataset import MappedSplit, open_split
 from speciesgan.device import select_device
 from speciesgan.errors import SpeciesganError
 from speciesgan.gan import checkpoint as ckpt
+from speciesgan.gan import segments
 from speciesgan.gan.augment import diff_augment, parse_policy
 from speciesgan.gan.batch_slice import BatchSlice
 from speciesgan.gan.loss import (
@@ -54,9 +58,11 @@ from speciesgan.gan.loss import (
     mode_seeking_loss,
 )
 from speciesgan.gan.networks import build_networks, save_generator, save_snapshots
+from speciesgan.gan.ranks import Ranks, gpu_index, init_ranks, layout_from_env, threads_for_rank
 from speciesgan.gan.standing_stats import with_standing_statistics
 from speciesgan.preemption import StopRequest, TrainingInterrupted
 from speciesgan.progress import progress
+from speciesgan.resume_state import exception_summary
 from speciesgan.species_lists import require_same_species
 
 log = logging.getLogger(__name__)
@@ -128,63 +134,13 @@ def resolve_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------- distributed set-up
 
 
-@dataclass(frozen=True)
-class Ranks:
-    """Where this process sits in a (possibly single-process) job."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-    owns_group: bool = False
-
-    @property
-    def distributed(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def _env_int(*names: str) -> int | None:
-    for name in names:
-        if os.environ.get(name):
-            return int(os.environ[name])
-    return None
-
-
-def local_rank_from_env() -> int:
-    """This process's index on its node (torchrun's LOCAL_RANK, srun's SLURM_LOCALID)."""
-    return _env_int("LOCAL_RANK", "SLURM_LOCALID") or 0
-
-
-def init_ranks(device: torch.device) -> Ranks:
-    """Join the process group when launched by torchrun (or srun with MASTER_ADDR set).
-
-    NCCL for processes on GPUs, gloo on CPUs; ``device`` was chosen (and checked) first,
-    so a broken CUDA set-up stops with its own message, not inside NCCL.
-    """
-    world = _env_int("WORLD_SIZE") or (
-        _env_int("SLURM_NTASKS") if os.environ.get("MASTER_ADDR") else None
-    )
-    if not world or world <= 1:
-        return Ranks()
-    rank = _env_int("RANK", "SLURM_PROCID") or 0
-    local_rank = local_rank_from_env()
-    owns = False
-    if not dist.is_initialized():
-        os.environ.setdefault("RANK", str(rank))
-        os.environ.setdefault("WORLD_SIZE", str(world))
-        if device.type == "cuda":
-            torch.cuda.set_device(device)
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        owns = True
-    return Ranks(
-        rank=dist.get_rank(),
-        world_size=dist.get_world_size(),
-        local_rank=local_rank,
-        owns_group=owns,
-    )
+def _cpu_seconds_all_ranks(own: float, ranks: Ranks, device: torch.device) -> float:
+    """``own`` CPU seconds summed over every process of the run (a collective when distributed)."""
+    if not ranks.distributed:
+        return own
+    value = torch.tensor([own], dtype=torch.float64, device=device)
+    dist.all_reduce(value)
+    return float(value.item())
 
 
 def _all_ranks_agree(flag: bool, ranks: Ranks, device: torch.device) -> bool:
@@ -200,34 +156,57 @@ def _all_ranks_agree(flag: bool, ranks: Ranks, device: torch.device) -> bool:
 
 
 class DeviceCrops:
-    """The train split as uint8 on the device, sampled without touching files."""
+    """The train split as uint8, sampled without touching image files.
+
+    On a GPU the crops are copied into device memory once, chunk by chunk from
+    the memory-mapped shards (no host copy of the whole split per rank).  On a
+    CPU they stay memory-mapped and each batch gathers its rows: the ranks of a
+    node then share one copy in the page cache instead of holding one each.
+    Either way a batch holds the same values in the same layout.
+    """
 
     def __init__(
-        self, images: torch.Tensor, labels: torch.Tensor, species: list[str], device: torch.device
+        self,
+        images: torch.Tensor | None,
+        labels: torch.Tensor,
+        species: list[str],
+        device: torch.device,
+        mapped: MappedSplit | None = None,
     ) -> None:
-        self.images = images.to(device)  # uint8 [N, 3, S, S]
+        if (images is None) == (mapped is None):
+            raise ValueError("DeviceCrops needs the crops in memory or mapped, not both")
+        self.images = images.to(device) if images is not None else None  # uint8 [N, 3, S, S]
+        self.mapped = mapped
         self.labels = labels.to(device)
         self.species = list(species)
-        self.image_size = int(images.shape[-1])
+        self.image_size = int(images.shape[-1]) if images is not None else mapped.image_size
         self.device = device
 
     @classmethod
     def from_manifest(cls, manifest: Path, device: torch.device) -> DeviceCrops:
-        crops = load_split(manifest, "train")
-        return cls(crops.images, crops.labels, crops.species, device)
+        mapped = open_split(manifest, "train")
+        if device.type == "cpu":
+            return cls(None, mapped.labels, mapped.species, device, mapped=mapped)
+        return cls(mapped.gather_all(device), mapped.labels, mapped.species, device)
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
+
+    def crops(self, index: torch.Tensor) -> torch.Tensor:
+        """uint8 [n, 3, S, S] crops ``index`` (a CPU tensor), on the device."""
+        if self.images is not None:
+            return self.images[index.to(self.device)]
+        return self.mapped.gather(index.numpy()).to(self.device)
 
     def real_batch(
         self, size: int, part: slice, generator: torch.Generator
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Images in [-1, 1] (randomly mirrored) and species ids for slice ``part`` of a global batch."""
-        index = torch.randint(len(self), (size,), generator=generator)[part].to(self.device)
+        index = torch.randint(len(self), (size,), generator=generator)[part]
         mirror = (torch.rand(size, generator=generator) < 0.5)[part].to(self.device)
-        images = self.images[index].float().div_(127.5).sub_(1.0)
+        images = self.crops(index).float().div_(127.5).sub_(1.0)
         images = torch.where(mirror[:, None, None, None], images.flip(3), images)
-        return images, self.labels[index]
+        return images, self.labels[index.to(self.device)]
 
     def species_batch(self, size: int, part: slice, generator: torch.Generator) -> torch.Tensor:
         """Species ids drawn with the data's own class frequencies."""
@@ -487,6 +466,7 @@ def train_gan(
     out_snapshots: str | Path | None = None,
     restart: bool = False,
     device: str | None = None,
+    out_timing: str | Path | None = None,
 ) -> None:
     """Train (or resume training of) the conditional GAN; write the generator and the log.
 
@@ -498,22 +478,30 @@ def train_gan(
     starts fresh, a damaged one or one past ``steps`` stops training, and
     ``restart`` moves any aside (see ``gan.checkpoint``).  ``device`` is ``--device``
     (auto, cuda, cpu; see ``speciesgan.device``), checked before any data is loaded.
+    ``out_timing`` receives the wall and CPU seconds of every segment of the run
+    (``gan.segments``); after ``STALL_LIMIT`` attempts without progress training
+    refuses to start.
     """
+    started = (time.time(), time.process_time())
     manifest = Path(manifest)
     if not manifest.is_file():
         raise SpeciesganError(f"manifest not found: {manifest}")
     cfg = resolve_settings(settings)
-    torch_device = select_device(device, stage="train-gan", local_rank=local_rank_from_env())
-    torch.set_num_threads(int(threads))
+    layout = layout_from_env()
+    local_rank = layout.local_rank if layout is not None else 0
+    torch_device = select_device(device, stage="train-gan", local_rank=gpu_index(local_rank))
+    torch.set_num_threads(threads_for_rank(threads, layout))
     # The loop draws from its own generators, but torch's global generator is saved in
     # every checkpoint (and used by library code, e.g. building the frozen classifier):
     # seed it too, or two identical runs write checkpoints that differ in that state.
     torch.manual_seed(int(seed))
-    ranks = init_ranks(torch_device)
+    ranks = init_ranks(torch_device, layout)
     use_classifier = classifier is not None and float(cfg["classifier_loss_weight"]) > 0
     identity = ckpt.run_identity(cfg, seed, manifest, classifier if use_classifier else None)
     stop = StopRequest(margin_seconds=float(cfg["stop_margin_seconds"]))
     try:
+        if not restart:  # before any data is loaded: a stalled run stops in seconds
+            segments.refuse_if_stalled(checkpoint_dir, identity)
         frozen = _load_frozen_classifier(Path(classifier), torch_device) if use_classifier else None
         if classifier is None and float(cfg["classifier_loss_weight"]) > 0:
             log.info("no classifier given: the classifier loss term is off")
@@ -544,14 +532,40 @@ def train_gan(
                 start,
                 ckpt.checkpoint_path(checkpoint_dir),
             )
-        _run_steps(trainer, start, rows, snapshots, stop, identity, Path(checkpoint_dir))
-        if ranks.is_main:
-            write_log(out_log, rows)
-            _write_generators(trainer, snapshots, seed, out_generator, out_snapshots)
+        clock = segments.begin(
+            checkpoint_dir, identity, start, started, restart, write=ranks.is_main
+        )
+        with _closing_segment(clock):
+            _run_steps(trainer, start, rows, snapshots, stop, identity, Path(checkpoint_dir), clock)
+            if ranks.is_main:
+                write_log(out_log, rows)
+                _write_generators(trainer, snapshots, seed, out_generator, out_snapshots)
+        if ranks.is_main and out_timing is not None:
+            segments.write_training_time(out_timing, clock, int(cfg["steps"]))
     finally:
         stop.restore()
         if ranks.owns_group:
             dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def _closing_segment(clock: segments.SegmentClock) -> Iterator[None]:
+    """Close this attempt's segment with how it ended (``done`` when the block succeeds)."""
+    try:
+        yield
+    except TrainingInterrupted as exc:
+        clock.end(segments.STOPPED, str(exc))
+        raise
+    except KeyboardInterrupt:
+        clock.end(segments.CANCELLED, "KeyboardInterrupt")
+        raise
+    except BaseException as exc:
+        try:
+            clock.end(segments.FAILED, exception_summary(exc))
+        except OSError as problem:  # a full disk must not hide why training failed
+            log.warning("could not record the failed segment: %s", problem)
+        raise
+    clock.end(segments.DONE)
 
 
 def _write_generators(
@@ -592,8 +606,13 @@ def _run_steps(
     stop: StopRequest,
     identity: str,
     checkpoint_dir: Path,
+    clock: segments.SegmentClock,
 ) -> None:
-    """Steps ``start + 1 .. steps``, with periodic checkpoints, snapshots and preemption checks."""
+    """Steps ``start + 1 .. steps``, with periodic checkpoints, snapshots and preemption checks.
+
+    Every checkpoint also updates this segment's step and time in the ledger
+    (CPU seconds summed over ranks, so the collective runs on every rank).
+    """
     cfg, ranks = trainer.cfg, trainer.ranks
     networks, optimizers = trainer.checkpoint_parts()
     trainer.raw_g.train()
@@ -611,6 +630,7 @@ def _run_steps(
                 rows,
                 snapshots,
             )
+        clock.sync(step, _cpu_seconds_all_ranks(clock.own_cpu_seconds(), ranks, trainer.device))
         if ranks.distributed:
             dist.barrier()
 
