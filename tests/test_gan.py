@@ -207,14 +207,21 @@ def _spectrally_normalised(network: nn.Module) -> dict[str, nn.Module]:
 
 @pytest.mark.parametrize("model", ["resnet", "projected"])  # dcgan has no spectral norm
 def test_spectral_norm_layers_start_orthogonal(model: str) -> None:
-    """At init every SN layer's effective weight has all its singular values at 1.
+    """With ``spectral_init: orthogonal`` every SN layer's weight has all singular values at 1.
 
     An orthogonal ``[out, in]`` matrix has min(out, in) singular values, all 1, so
     dividing it by its largest one changes nothing.  Eval mode uses the stored
     power-iteration vectors as they are, so this also checks that they were
     fitted to the orthogonal weight (stale ones give a wrong divisor).
     """
-    settings = {"model": model, "g_channels": 8, "d_channels": 8, "z_dim": 16, "embed_dim": 8}
+    settings = {
+        "model": model,
+        "g_channels": 8,
+        "d_channels": 8,
+        "z_dim": 16,
+        "embed_dim": 8,
+        "spectral_init": "orthogonal",
+    }
     for network in build_networks(settings, num_classes=3, image_size=32):
         layers = _spectrally_normalised(network.eval())
         assert layers, f"{model}: {type(network).__name__} has no spectral-norm layers"

@@ -17,7 +17,8 @@ Layout, following the paper at a size a CPU can afford:
   mixing): the discriminator cannot pick a few dominant ImageNet channels and
   ignore the rest.
 * One small trainable head per scale (strided spectral-norm convolutions down
-  to 4x4 or less, orthogonally initialised like the ResNet discriminator) ends
+  to 4x4 or less; with ``gan.spectral_init: orthogonal`` initialised like the
+  ResNet discriminator's, else torch's default init) ends
   in a projection-discriminator term ``<embed(y), h>`` for the species, plus an
   unconditional score; the scores of all scales are summed.
 
@@ -74,7 +75,9 @@ class FrozenFeatures(nn.Module):
 class ScaleHead(nn.Module):
     """Strided SN convs from one feature map down to <= 4x4, then score + species projection."""
 
-    def __init__(self, in_ch: int, size: int, channels: int, num_classes: int) -> None:
+    def __init__(
+        self, in_ch: int, size: int, channels: int, num_classes: int, spectral_init: str = "torch"
+    ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         ch = in_ch
@@ -90,7 +93,8 @@ class ScaleHead(nn.Module):
         self.embedding = SpeciesEmbedding(num_classes, channels)
         self.embedding.table = spectral_norm(self.embedding.table)
         self.species_logits = nn.Linear(channels, num_classes)
-        orthogonal_init(self)  # as the ResNet discriminator: every SN layer starts at gain 1
+        if spectral_init == "orthogonal":  # every SN layer starts at gain 1
+            orthogonal_init(self, spectral_init)
 
     def forward(
         self, features: torch.Tensor, species_ids: torch.Tensor
@@ -115,13 +119,20 @@ class ProjectedDiscriminator(nn.Module):
         channels: int = 64,
         input_size: int | None = None,
         pretrained: bool = True,
+        spectral_init: str = "torch",
     ) -> None:
         super().__init__()
         self.input_size = int(input_size or image_size)
         self.features = FrozenFeatures(FEATURE_STAGES, channels, pretrained)
         strides = {1: 4, 2: 8, 3: 16, 4: 16, 5: 32, 6: 32}
         self.heads = nn.ModuleList(
-            ScaleHead(channels, max(1, self.input_size // strides[s]), channels, num_classes)
+            ScaleHead(
+                channels,
+                max(1, self.input_size // strides[s]),
+                channels,
+                num_classes,
+                spectral_init,
+            )
             for s in FEATURE_STAGES
         )
 
