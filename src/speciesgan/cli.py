@@ -156,6 +156,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="start at step 0 even if CHECKPOINT_DIR/last.pt could be continued or is damaged "
         "(it is moved aside, not deleted)",
     )
+    p.add_argument(
+        "--gpus",
+        type=int,
+        default=1,
+        help="data-parallel processes, one per GPU: above 1 this command restarts itself under "
+        "torchrun (same global batch; gloo on CPUs)",
+    )
     _add_common(p)
     _add_device(p)
 
@@ -451,12 +458,17 @@ def _generate(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if args.command == "train-gan":
+        from speciesgan.launch import relaunch_under_torchrun
+
+        relaunch_under_torchrun(args.gpus, argv)  # returns when this process is to train
     from speciesgan.preemption import EXIT_PREEMPTED, TrainingInterrupted
 
     try:
