@@ -243,6 +243,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results-dir", type=Path, required=True)
     p.add_argument("--out-html", type=Path, required=True)
     p.add_argument("--out-json", type=Path, required=True)
+    p.add_argument(
+        "--out-loss-curves",
+        type=Path,
+        default=None,
+        help="also write the GAN loss plot (from RESULTS_DIR/gan/training_log.csv) as a PNG",
+    )
 
     p = sub.add_parser(
         "doctor",
@@ -419,6 +425,10 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901 - a flat dispatch table
         from speciesgan.report import build_report
 
         build_report(args.results_dir, args.out_html, args.out_json)
+        if args.out_loss_curves is not None:
+            from speciesgan.loss_curves import write_loss_curves
+
+            write_loss_curves(args.results_dir / "gan" / "training_log.csv", args.out_loss_curves)
     elif cmd == "dvc-export":
         from speciesgan.dvc_export import export_dvc
 
