@@ -168,7 +168,11 @@ def test_profile_runs_rules_as_slurm_jobs_gpu_partition_and_resumes_after_sigusr
 
 
 @pytest.mark.slow
-def test_failing_rule_ends_run_nonzero_naming_its_log(slurm_cluster: None, tmp_path: Path) -> None:
+def test_failing_rule_is_resubmitted_with_more_memory_then_ends_run_naming_its_log(
+    slurm_cluster: None, tmp_path: Path
+) -> None:
+    """The profile's `retries: 1` gives a failed job (say, killed for memory) one more
+    SLURM job, asking for the memory of its second attempt; then the run fails."""
     workdir = _toy_copy(tmp_path)
     run = _snakemake(workdir, "out/fail.txt")
     output = run.stdout + run.stderr
@@ -176,10 +180,11 @@ def test_failing_rule_ends_run_nonzero_naming_its_log(slurm_cluster: None, tmp_p
     assert "logs/fail.log" in output
     assert "FAILED" in output
     jobs = _submitted_jobs(output)
-    assert "fail" in jobs
-    job_id, slurm_log = jobs["fail"][0]
-    assert slurm_log.is_file()
-    assert str(slurm_log) in output, "the failing job's SLURM log path should be named"
+    assert len(jobs.get("fail", [])) == 2, output[-4000:]
+    assert [_job_memory_mb(job_id) for job_id, _ in jobs["fail"]] == [1000, 2000]
+    for _, slurm_log in jobs["fail"]:
+        assert slurm_log.is_file()
+        assert str(slurm_log) in output, "the failing job's SLURM log path should be named"
     assert (workdir / "logs" / "fail.log").read_text().strip() == "toy rule failing on purpose"
 
 
@@ -260,9 +265,9 @@ def test_pipeline_on_slurm_resumes_training_after_warning_signal(
     """The real workflow with `snakemake --profile slurm`: every rule but the local ones a
     SLURM job, the GPU rules in the gpu partition with a GPU, downloads and the other
     small steps run by Snakemake itself, and GAN training signalled mid-run (as SLURM
-    does before the time limit) checkpoints, exits 75, is retried (with more memory)
-    and resumes; its final generator and log equal those of an uninterrupted local
-    run byte for byte, and its final checkpoint holds the same state."""
+    does before the time limit) checkpoints, exits 75, is retried and resumes; its
+    final generator and log equal those of an uninterrupted local run byte for byte,
+    and its final checkpoint holds the same state."""
     from tests.workflow import snakemake as run_local
 
     reference = _pipeline_copy(tmp_path, "local")
@@ -315,10 +320,6 @@ def test_pipeline_on_slurm_resumes_training_after_warning_signal(
                 # TresPerJob=gres:gpu:1 (slurm-wlm 24) or gres/gpu:1; TRES=...,gres/gpu=1
                 shown = _show_job(job_id)
                 assert re.search(r"gres[/:]gpu[:=]1\b", shown), (rule, shown)
-    # the retry asks for half as much memory again (rules' mem_mb grows with the attempt)
-    first, retry = (_job_memory_mb(job_id) for job_id, _ in jobs["train_gan"][:2])
-    assert retry == first * 3 // 2, (first, retry)
-
     # the signalled attempt exited 75 (checkpoint saved) and Snakemake retried it ...
     slurm_logs = "".join(log.read_text() for _, log in jobs["train_gan"])
     assert "returned non-zero exit status 75" in slurm_logs, slurm_logs[-3000:]
