@@ -2,6 +2,7 @@
 #
 #   snakemake --cores all --configfile configs/demo.yaml all      # built-in demo
 #   snakemake --profile slurm all                                # on a SLURM cluster
+#   snakemake --report report.zip all                            # results, browsable
 #
 # config.yaml holds the full-scale settings; a --configfile is layered over it.
 # As a module of another workflow:
@@ -17,7 +18,7 @@ from speciesgan.config import layer_config, read_config_file
 
 min_version("9.0")
 
-# On SLURM, the time-limit warning (--signal=USR1@N, see slurm/config.yaml)
+# On SLURM, the time-limit warning (--signal=USR1@N, see rules/gan.smk)
 # reaches every process of the job step, this Snakemake included.  Its default
 # action would kill Snakemake before the training process has written its
 # checkpoint; ignored here (and so in the rule's shell), it is handled only by
@@ -32,6 +33,18 @@ signal.signal(signal.SIGUSR1, signal.SIG_IGN)
 config.update(
     layer_config(read_config_file(workflow.source_path("config.yaml")), config)
 )
+
+
+# Software: every rule runs the `speciesgan` command of the environment Snakemake
+# runs in (the project's .venv, scripts/setup.sh).  With `--sdm apptainer` each job
+# runs in this image instead, built from containers/speciesgan.def (README.md,
+# "Software environment").
+container: "containers/speciesgan.sif"
+
+
+# `snakemake --report report.zip`: the outputs marked report() in rules/*.smk,
+# with their captions from report/.
+report: "report/workflow.rst"
 
 
 include: "rules/common.smk"

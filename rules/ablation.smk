@@ -3,6 +3,10 @@
 # Enabled by configs/ablation.yaml; see the `ablation` section of the schema.
 
 
+localrules:
+    ablation_table,
+
+
 rule train_gan_variant:
     input:
         manifest=f"{RESULTS}/data/manifest.parquet",
@@ -21,11 +25,14 @@ rule train_gan_variant:
     benchmark:
         f"{RESULTS}/benchmarks/ablation_train-{{run}}.tsv"
     retries: TRAIN_SEGMENTS - 1
-    conda:
-        "../envs/torch.yaml"
     threads: THREADS
     resources:
+        # as rules/gan.smk's train_gan, on one GPU
         gpu=1,
+        nodes=1,
+        mem_mb=memory_per_attempt(12000),
+        runtime=1440,
+        slurm_extra="--signal=USR1@300",
     params:
         settings=lambda w: as_json(variant_gan(w.run)),
         classifier=lambda w, input: (
@@ -33,13 +40,12 @@ rule train_gan_variant:
         ),
         checkpoints=lambda w: f"{RESULTS}/ablation/runs/{w.run}/checkpoints",
         seed=config["seed"],
-        threads=THREADS,
     shell:
         "speciesgan train-gan --manifest {input.manifest:q} {params.classifier:q}"
         " --out-generator {output.generator:q} --out-log {output.log:q}"
         " --out-timing {output.timing:q} --checkpoint-dir {params.checkpoints:q}"
         " --seed {params.seed:q}"
-        " --threads {params.threads:q} --settings {params.settings:q} >> {log:q} 2>&1"
+        " --threads {threads:q} --settings {params.settings:q} >> {log:q} 2>&1"
 
 
 rule evaluate_variant:
@@ -54,19 +60,21 @@ rule evaluate_variant:
         f"{RESULTS}/logs/ablation_evaluate-{{variant}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/ablation_evaluate-{{variant}}.tsv"
-    conda:
-        "../envs/torch.yaml"
     threads: THREADS
+    resources:
+        gpu=1,
+        nodes=1,
+        mem_mb=memory_per_attempt(16000),
+        runtime=720,
     params:
         settings=as_json(config["metrics"]),
         weights=lambda w: ablation_variants()[w.variant].get("weights", "ema"),
         cache=f"{RESULTS}/eval/fid_cache",
         seed=config["seed"],
-        threads=THREADS,
     shell:
         "speciesgan evaluate --generator {input.generator:q} --manifest {input.manifest:q}"
         " --classifier {input.classifier:q} --out {output:q} --weights {params.weights:q}"
-        " --cache-dir {params.cache:q} --seed {params.seed:q} --threads {params.threads:q}"
+        " --cache-dir {params.cache:q} --seed {params.seed:q} --threads {threads:q}"
         " --settings {params.settings:q} > {log:q} 2>&1"
 
 
@@ -74,13 +82,15 @@ rule ablation_table:
     input:
         lambda w: [variant_metrics(name) for name in ablation_variants()],
     output:
-        f"{RESULTS}/ablation/table.json",
+        report(
+            f"{RESULTS}/ablation/table.json",
+            caption="../report/ablation.rst",
+            category="Ablation",
+        ),
     log:
         f"{RESULTS}/logs/ablation_table.log",
     benchmark:
         f"{RESULTS}/benchmarks/ablation_table.tsv"
-    conda:
-        "../envs/report.yaml"
     params:
         # training seconds (all segments) come from the runs' training_time.json:
         # read, not depended on, so a rerun of the table never reruns a training job

@@ -10,20 +10,29 @@ rule train_classifier:
         shards=shard_arrays(),
     output:
         model=f"{RESULTS}/classifier/{{role}}/model.pt",
-        metrics=f"{RESULTS}/classifier/{{role}}/metrics.json",
+        metrics=report(
+            f"{RESULTS}/classifier/{{role}}/metrics.json",
+            caption="../report/classifier.rst",
+            category="Species classifiers",
+            labels={"classifier": "{role}"},
+        ),
     log:
         f"{RESULTS}/logs/train_classifier-{{role}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train_classifier-{{role}}.tsv"
     retries: 3
-    conda:
-        "../envs/torch.yaml"
     threads: THREADS
+    resources:
+        gpu=1,
+        nodes=1,
+        mem_mb=memory_per_attempt(12000),
+        runtime=720,
+        # checkpoint at the warning before the time limit (see rules/gan.smk)
+        slurm_extra="--signal=USR1@300",
     params:
         settings=as_json(config["classifier"]),
         seed=lambda w: config["seed"] + (0 if w.role == "guide" else 1000),
-        threads=THREADS,
     shell:
         "speciesgan train-classifier --manifest {input.manifest:q} --out-model {output.model:q}"
-        " --out-metrics {output.metrics:q} --seed {params.seed:q} --threads {params.threads:q}"
+        " --out-metrics {output.metrics:q} --seed {params.seed:q} --threads {threads:q}"
         " --settings {params.settings:q} > {log:q} 2>&1"

@@ -37,6 +37,19 @@ def as_json(value):
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
+def memory_per_attempt(base_mb):
+    """mem_mb that grows by half of ``base_mb`` with each retry, up to twice it.
+
+    A job killed for memory gets more on its retry.  Capped because the training
+    rules' retries are mostly resumptions after a time limit, not memory failures.
+    """
+
+    def mem_mb(wildcards, attempt):
+        return int(base_mb * min(1 + (attempt - 1) / 2, 2))
+
+    return mem_mb
+
+
 def pick(section, *keys):
     """The subset of a config section one stage depends on."""
     return {key: config[section][key] for key in keys if key in config[section]}

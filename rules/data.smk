@@ -2,6 +2,18 @@
 # As in every rule file, each value in a shell command is quoted (`:q`): paths
 # and categories come from the config and must reach `speciesgan` as written,
 # never be split or run by the shell.
+#
+# Local rules run where Snakemake runs, not as SLURM jobs: downloads need the
+# internet, which many clusters' compute nodes lack, and the demo archives, index
+# and manifest take seconds, less than a queue wait.
+
+
+localrules:
+    demo_stanford_dogs,
+    demo_cub,
+    download,
+    index,
+    manifest,
 
 
 rule demo_stanford_dogs:
@@ -11,8 +23,6 @@ rule demo_stanford_dogs:
         "data/demo/logs/{dataset}.log",
     benchmark:
         "data/demo/benchmarks/{dataset}.tsv"
-    conda:
-        "../envs/data.yaml"
     params:
         settings=as_json(config.get("demo", {})),
         seed=config["seed"],
@@ -28,8 +38,6 @@ rule demo_cub:
         "data/demo/logs/{dataset}.log",
     benchmark:
         "data/demo/benchmarks/{dataset}.tsv"
-    conda:
-        "../envs/data.yaml"
     params:
         settings=as_json(config.get("demo", {})),
         seed=config["seed"],
@@ -47,8 +55,6 @@ rule download:
         f"{DOWNLOADS}/{{dataset}}/logs/download-{{archive}}.log",
     benchmark:
         f"{DOWNLOADS}/{{dataset}}/benchmarks/download-{{archive}}.tsv"
-    conda:
-        "../envs/data.yaml"
     params:
         url=lambda w: dataset_files(w.dataset)[w.archive]["url"],
         # the option and its value as two words, or no word when nothing is pinned
@@ -70,8 +76,9 @@ rule extract:
         f"{DOWNLOADS}/{{dataset}}/logs/extract.log",
     benchmark:
         f"{DOWNLOADS}/{{dataset}}/benchmarks/extract.tsv"
-    conda:
-        "../envs/data.yaml"
+    resources:
+        mem_mb=memory_per_attempt(2000),
+        runtime=120,
     shell:
         "speciesgan extract {input:q} --out-dir {output:q} > {log:q} 2>&1"
 
@@ -86,8 +93,6 @@ rule index:
         f"{RESULTS}/logs/index.log",
     benchmark:
         f"{RESULTS}/benchmarks/index.tsv"
-    conda:
-        "../envs/data.yaml"
     params:
         sources=as_json(
             [
@@ -127,9 +132,10 @@ rule crop_shard:
         f"{RESULTS}/logs/crop_shard-{{shard}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/crop_shard-{{shard}}.tsv"
-    conda:
-        "../envs/data.yaml"
     threads: THREADS
+    resources:
+        mem_mb=memory_per_attempt(4000),
+        runtime=120,
     params:
         shard=lambda w: int(w.shard),
         settings=as_json(
@@ -155,8 +161,6 @@ rule manifest:
         f"{RESULTS}/logs/manifest.log",
     benchmark:
         f"{RESULTS}/benchmarks/manifest.tsv"
-    conda:
-        "../envs/data.yaml"
     params:
         settings=as_json(pick("preprocess", "min_images_per_species")),
     shell:

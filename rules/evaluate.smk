@@ -1,4 +1,9 @@
-# Metrics and the report.
+# Metrics and the report.  Making the report takes seconds and little memory: it runs
+# where Snakemake runs (login node) instead of waiting in the queue.
+
+
+localrules:
+    report,
 
 
 rule evaluate:
@@ -9,26 +14,38 @@ rule evaluate:
         shards=shard_arrays(),
         classifier=f"{RESULTS}/classifier/eval/model.pt",
     output:
-        metrics=f"{RESULTS}/eval/metrics.json",
-        pairs=f"{RESULTS}/eval/closest_pairs.png",
+        metrics=report(
+            f"{RESULTS}/eval/metrics.json",
+            caption="../report/metrics.rst",
+            category="Generation metrics",
+        ),
+        pairs=report(
+            f"{RESULTS}/eval/closest_pairs.png",
+            caption="../report/closest_pairs.rst",
+            category="Generation metrics",
+        ),
     log:
         f"{RESULTS}/logs/evaluate.log",
     benchmark:
         f"{RESULTS}/benchmarks/evaluate.tsv"
-    conda:
-        "../envs/torch.yaml"
     threads: THREADS
+    resources:
+        # Inception, the classifiers and DINOv2 run on the GPU (~51k images at full
+        # scale), and CAS trains a classifier on generated images
+        gpu=1,
+        nodes=1,
+        mem_mb=memory_per_attempt(16000),
+        runtime=720,
     params:
         settings=as_json(config["metrics"]),
         # CAS trains a classifier on generated images with the eval classifier's recipe
         classifier_settings=as_json(config["classifier"]),
         seed=config["seed"],
-        threads=THREADS,
     shell:
         "speciesgan evaluate --generator {input.generator:q} --manifest {input.manifest:q}"
         " --classifier {input.classifier:q} --snapshots {input.snapshots:q}"
         " --out {output.metrics:q} --out-pairs {output.pairs:q} --seed {params.seed:q}"
-        " --threads {params.threads:q} --settings {params.settings:q}"
+        " --threads {threads:q} --settings {params.settings:q}"
         " --classifier-settings {params.classifier_settings:q} > {log:q} 2>&1"
 
 
@@ -46,16 +63,23 @@ rule report:
             [f"{RESULTS}/ablation/table.json"] if ablation_variants() else []
         ),
     output:
-        html=f"{RESULTS}/report.html",
+        html=report(
+            f"{RESULTS}/report.html",
+            caption="../report/report_html.rst",
+            category="Run report",
+        ),
         json=f"{RESULTS}/metrics.json",
+        curves=report(
+            f"{RESULTS}/gan/loss_curves.png",
+            caption="../report/loss_curves.rst",
+            category="GAN training",
+        ),
     log:
         f"{RESULTS}/logs/report.log",
     benchmark:
         f"{RESULTS}/benchmarks/report.tsv"
-    conda:
-        "../envs/report.yaml"
     params:
         results=lambda w, output: os.path.dirname(output.html),
     shell:
         "speciesgan report --results-dir {params.results:q} --out-html {output.html:q}"
-        " --out-json {output.json:q} > {log:q} 2>&1"
+        " --out-json {output.json:q} --out-loss-curves {output.curves:q} > {log:q} 2>&1"

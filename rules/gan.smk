@@ -18,7 +18,11 @@ rule train_gan:
         classifier=guide_classifier,
     output:
         generator=f"{RESULTS}/gan/generator.pt",
-        log=f"{RESULTS}/gan/training_log.csv",
+        log=report(
+            f"{RESULTS}/gan/training_log.csv",
+            caption="../report/training_log.rst",
+            category="GAN training",
+        ),
         snapshots=f"{RESULTS}/gan/snapshots.pt",
         # wall and CPU seconds of every segment: the benchmark file has the last one only
         timing=f"{RESULTS}/gan/training_time.json",
@@ -27,33 +31,36 @@ rule train_gan:
     benchmark:
         f"{RESULTS}/benchmarks/train_gan.tsv"
     retries: TRAIN_SEGMENTS - 1
-    conda:
-        "../envs/torch.yaml"
     threads: THREADS
     resources:
-        # becomes sbatch --gpus N under the SLURM profile; no effect on local runs
+        # sbatch --gpus N --nodes=1 under the SLURM profile; train-gan starts one
+        # process per GPU (torchrun) itself when N > 1.  A resource, not a param: the
+        # GPU count changes how training runs, not what it produces, so changing it
+        # reruns nothing.
         gpu=config["gan"]["gpus"],
+        nodes=1,
+        mem_mb=memory_per_attempt(12000),
+        runtime=1440,  # minutes; resumed from the checkpoint if this runs out
+        # --signal=USR1@300 (no "B:" prefix): five minutes before the time limit
+        # SLURM sends SIGUSR1 to every process of the job step that runs the rule,
+        # so the training process itself receives it, writes a checkpoint and exits
+        # with status 75; `retries` then resubmit it and training resumes.  ("B:USR1"
+        # would signal only the batch shell.)  SLURM may send it up to a minute
+        # early.  Training also reads the job's end time itself (speciesgan.slurm_time).
+        slurm_extra="--signal=USR1@300",
     params:
         settings=as_json(main_gan_settings()),
-        # lists of words: each is quoted on its own (`:q`)
-        launch=(
-            ["torchrun", "--standalone", "--nproc-per-node", config["gan"]["gpus"]]
-            + ["-m", "speciesgan"]
-            if config["gan"]["gpus"] > 1
-            else ["speciesgan"]
-        ),
+        # a list of words: each is quoted on its own (`:q`)
         classifier=lambda w, input: (
             ["--classifier", input.classifier] if input.classifier else []
         ),
         checkpoints=f"{RESULTS}/gan/checkpoints",
         seed=config["seed"],
-        threads=THREADS,
     shell:
-        "{params.launch:q} train-gan --manifest {input.manifest:q} {params.classifier:q}"
-        " --out-generator {output.generator:q} --out-log {output.log:q}"
+        "speciesgan train-gan --gpus {resources.gpu:q} --manifest {input.manifest:q}"
+        " {params.classifier:q} --out-generator {output.generator:q} --out-log {output.log:q}"
         " --out-snapshots {output.snapshots:q} --out-timing {output.timing:q}"
-        " --checkpoint-dir {params.checkpoints:q}"
-        " --seed {params.seed:q} --threads {params.threads:q}"
+        " --checkpoint-dir {params.checkpoints:q} --seed {params.seed:q} --threads {threads:q}"
         " --settings {params.settings:q} >> {log:q} 2>&1"
 
 
@@ -61,13 +68,22 @@ rule sample:
     input:
         f"{RESULTS}/gan/generator.pt",
     output:
-        directory(f"{RESULTS}/samples"),
+        report(
+            directory(f"{RESULTS}/samples"),
+            patterns=["{name}.png"],
+            caption="../report/samples.rst",
+            category="Samples",
+            labels={"grid": "{name}"},
+        ),
     log:
         f"{RESULTS}/logs/sample.log",
     benchmark:
         f"{RESULTS}/benchmarks/sample.tsv"
-    conda:
-        "../envs/torch.yaml"
+    resources:
+        gpu=1,
+        nodes=1,
+        mem_mb=memory_per_attempt(8000),
+        runtime=60,
     params:
         settings=as_json(config["sample"]),
         seed=config["seed"],

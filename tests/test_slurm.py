@@ -1,15 +1,19 @@
 """The project's SLURM profile on a real (one-node) SLURM cluster.
 
 Users run `snakemake --profile slurm` on HPC clusters; what they rely on:
-every rule becomes a SLURM job with its log kept, the training rules land in the
-GPU partition with a GPU, a failing rule ends the run with an error naming its
-log (instead of hanging), and a training job warned by SIGUSR1 before its time
-limit checkpoints, exits 75 and resumes on the retry.
+every rule that is not a local rule becomes a SLURM job with its log kept, the
+GPU rules (training, sampling, evaluation) land in the GPU partition with a GPU,
+downloads and other small steps run where Snakemake runs, a failing rule ends the
+run with an error naming its log (instead of hanging), and a training job warned
+by SIGUSR1 before its time limit checkpoints, exits 75 and resumes on the retry.
+
+Each test fills in the site template for the test cluster (tests/cluster_site.py)
+and adds the test-only profile tests/slurm/profile after the shipped one.
 
 The cluster comes from tests/slurm/cluster.sh (CI starts it before pytest, or
 set SPECIESGAN_SLURM=1 to let the session fixture start it; it needs root).
 Without a running cluster these tests are skipped, saying why.  Accounting is
-off by default, so the profile must poll with squeue; SPECIESGAN_SLURM_ACCOUNTING=1
+off by default, so the test profile polls with squeue; SPECIESGAN_SLURM_ACCOUNTING=1
 starts the cluster with slurmdbd instead.
 
 The time-limit parsing tests at the end need no cluster.
@@ -26,9 +30,9 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from speciesgan.slurm_time import parse_slurm_timestamp, slurm_job_end_time
+from tests.cluster_site import PROFILE_ARGS, write_test_site
 
 REPO = Path(__file__).resolve().parents[1]
 CLUSTER_SCRIPT = REPO / "tests" / "slurm" / "cluster.sh"
@@ -80,23 +84,17 @@ def _toy_copy(tmp_path: Path, short_train_gan: bool = False) -> Path:
     """The toy workflow plus the project's profile as ./slurm/, where --profile finds it.
 
     ``short_train_gan`` gives that rule a 2-minute limit and a warning 50 s before
-    it, so SLURM sends the profile's SIGUSR1 within the test.  The profile's 300 s
-    would exceed the limit, and SLURM then signals at once, before Snakemake in
-    the job has even read the Snakefile; SLURM may signal up to a minute early
-    (seen: 20 s), so the due time 70 s into the job keeps it after the start-up
-    and well before the limit.  Everything else is the real profile.
+    it through the site file's ``rules:`` section, so SLURM sends the SIGUSR1 within
+    the test.  The rule's 300 s would exceed the limit, and SLURM then signals at
+    once, before Snakemake in the job has even read the Snakefile; SLURM may signal
+    up to a minute early (seen: 20 s), so the due time 70 s into the job keeps it
+    after the start-up and well before the limit.
     """
     workdir = tmp_path / "toy"
     shutil.copytree(TOY_WORKFLOW, workdir)
     shutil.copytree(PROFILE, workdir / "slurm")
-    if short_train_gan:
-        config_path = workdir / "slurm" / "config.yaml"
-        profile = yaml.safe_load(config_path.read_text())
-        train_gan = profile["set-resources"]["train_gan"]
-        assert "--signal=USR1@" in train_gan["slurm_extra"]
-        train_gan["runtime"] = 2
-        train_gan["slurm_extra"] = re.sub(r"USR1@\d+", "USR1@50", train_gan["slurm_extra"])
-        config_path.write_text(yaml.safe_dump(profile))
+    rules = {"train_gan": {"runtime": 2, "slurm_extra": "--signal=USR1@50"}}
+    write_test_site(workdir / "slurm", rules=rules if short_train_gan else {})
     return workdir
 
 
@@ -104,7 +102,7 @@ def _snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """`snakemake --profile slurm ...` under a hard timeout, so a hang fails instead of blocking."""
     command = [
         "timeout", "-k", "10", str(RUN_TIMEOUT_SECONDS),
-        sys.executable, "-m", "snakemake", "--profile", "slurm", *args,
+        sys.executable, "-m", "snakemake", *PROFILE_ARGS, *args,
     ]  # fmt: skip
     return subprocess.run(
         command,
@@ -170,7 +168,11 @@ def test_profile_runs_rules_as_slurm_jobs_gpu_partition_and_resumes_after_sigusr
 
 
 @pytest.mark.slow
-def test_failing_rule_ends_run_nonzero_naming_its_log(slurm_cluster: None, tmp_path: Path) -> None:
+def test_failing_rule_is_resubmitted_with_more_memory_then_ends_run_naming_its_log(
+    slurm_cluster: None, tmp_path: Path
+) -> None:
+    """The profile's `retries: 1` gives a failed job (say, killed for memory) one more
+    SLURM job, asking for the memory of its second attempt; then the run fails."""
     workdir = _toy_copy(tmp_path)
     run = _snakemake(workdir, "out/fail.txt")
     output = run.stdout + run.stderr
@@ -178,10 +180,11 @@ def test_failing_rule_ends_run_nonzero_naming_its_log(slurm_cluster: None, tmp_p
     assert "logs/fail.log" in output
     assert "FAILED" in output
     jobs = _submitted_jobs(output)
-    assert "fail" in jobs
-    job_id, slurm_log = jobs["fail"][0]
-    assert slurm_log.is_file()
-    assert str(slurm_log) in output, "the failing job's SLURM log path should be named"
+    assert len(jobs.get("fail", [])) == 2, output[-4000:]
+    assert [_job_memory_mb(job_id) for job_id, _ in jobs["fail"]] == [1000, 2000]
+    for _, slurm_log in jobs["fail"]:
+        assert slurm_log.is_file()
+        assert str(slurm_log) in output, "the failing job's SLURM log path should be named"
     assert (workdir / "logs" / "fail.log").read_text().strip() == "toy rule failing on purpose"
 
 
@@ -249,12 +252,19 @@ def _job_partition(job_id: str) -> str:
     return re.search(r"Partition=(\S+)", _show_job(job_id)).group(1)
 
 
+def _job_memory_mb(job_id: str) -> int:
+    """The job's --mem (``MinMemoryNode=12000M``; slurm-wlm may print ``12G``)."""
+    value, unit = re.search(r"MinMemoryNode=(\d+)([MG])", _show_job(job_id)).groups()
+    return int(value) * (1024 if unit == "G" else 1)
+
+
 @pytest.mark.slow
 def test_pipeline_on_slurm_resumes_training_after_warning_signal(
     slurm_cluster: None, tmp_path: Path
 ) -> None:
-    """The real workflow with `snakemake --profile slurm`: every rule a SLURM job, the
-    training rules in the gpu partition, and GAN training signalled mid-run (as SLURM
+    """The real workflow with `snakemake --profile slurm`: every rule but the local ones a
+    SLURM job, the GPU rules in the gpu partition with a GPU, downloads and the other
+    small steps run by Snakemake itself, and GAN training signalled mid-run (as SLURM
     does before the time limit) checkpoints, exits 75, is retried and resumes; its
     final generator and log equal those of an uninterrupted local run byte for byte,
     and its final checkpoint holds the same state."""
@@ -266,8 +276,9 @@ def test_pipeline_on_slurm_resumes_training_after_warning_signal(
 
     workdir = _pipeline_copy(tmp_path, "cluster")  # includes the profile as ./slurm/
     assert (workdir / "slurm" / "config.yaml").is_file()
+    write_test_site(workdir / "slurm")
     command = [
-        "timeout", "-k", "10", "900", sys.executable, "-m", "snakemake", "--profile", "slurm",
+        "timeout", "-k", "10", "900", sys.executable, "-m", "snakemake", *PROFILE_ARGS,
         *PIPELINE_ARGS,
     ]  # fmt: skip
     log_path = tmp_path / "snakemake.out"
@@ -294,21 +305,21 @@ def test_pipeline_on_slurm_resumes_training_after_warning_signal(
     assert signalled is not None, "train_gan finished before it could be signalled"
 
     jobs = _submitted_jobs(output)
-    expected_rules = {
-        "demo_stanford_dogs", "demo_cub", "download", "extract", "index", "crop_shard",
-        "manifest", "train_classifier", "train_gan", "sample", "evaluate", "report",
-    }  # fmt: skip
-    assert set(jobs) == expected_rules, sorted(jobs)
+    gpu_rules = {"train_classifier", "train_gan", "sample", "evaluate"}
+    assert set(jobs) == gpu_rules | {"extract", "crop_shard"}, sorted(jobs)
+    ran_here = {line.split()[1].rstrip(":") for line in output.splitlines()
+                if line.startswith("localrule ")}  # fmt: skip
+    local_rules = {"demo_stanford_dogs", "demo_cub", "download", "index", "manifest", "report"}
+    assert ran_here == local_rules | {"all"}, sorted(ran_here)
     for rule, submissions in jobs.items():
-        partition = "gpu" if rule.startswith("train_") else "cpu"
+        partition = "gpu" if rule in gpu_rules else "cpu"
         for job_id, slurm_log in submissions:
             assert slurm_log.is_file()
             assert _job_partition(job_id) == partition, (rule, job_id)
-            if rule.startswith("train_"):  # a GPU allocated, not just the partition
+            if rule in gpu_rules:  # a GPU allocated, not just the partition
                 # TresPerJob=gres:gpu:1 (slurm-wlm 24) or gres/gpu:1; TRES=...,gres/gpu=1
                 shown = _show_job(job_id)
                 assert re.search(r"gres[/:]gpu[:=]1\b", shown), (rule, shown)
-
     # the signalled attempt exited 75 (checkpoint saved) and Snakemake retried it ...
     slurm_logs = "".join(log.read_text() for _, log in jobs["train_gan"])
     assert "returned non-zero exit status 75" in slurm_logs, slurm_logs[-3000:]

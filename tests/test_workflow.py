@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shlex
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -196,6 +198,12 @@ def test_smoke_runs_are_byte_identical_and_reruns_only_what_is_stale(tmp_path: P
     assert planned_jobs(result.stdout) == {}, result.stdout
     assert "Nothing to be done" in result.stdout + result.stderr
 
+    # how jobs run is not what they compute: more threads or GPUs rerun nothing
+    (work / "execution.yaml").write_text("threads: 2\ngan:\n  gpus: 2\n")
+    result = snakemake(work, "-n", "all", "--configfile", "configs/smoke.yaml", "execution.yaml")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert planned_jobs(result.stdout) == {}, result.stdout
+
     (work / "steps.yaml").write_text("gan:\n  steps: 8\n")
     result = snakemake(work, "-n", "all", "--configfile", "configs/smoke.yaml", "steps.yaml")
     assert set(planned_jobs(result.stdout)) == {"train_gan", "sample", "evaluate", "report", "all"}
@@ -214,6 +222,7 @@ def test_smoke_runs_are_byte_identical_and_reruns_only_what_is_stale(tmp_path: P
     }
 
     _ablation_reuses_runs_and_fills_the_report(work)
+    _snakemake_report_shows_the_results(work)
 
 
 ABLATION = """
@@ -254,3 +263,36 @@ def _ablation_reuses_runs_and_fills_the_report(work: Path) -> None:
     report = json.loads((work / "results/smoke/metrics.json").read_text())
     assert report["ablation"]["rows"] == rows
     assert [p["step"] for p in report["over_steps"]["points"]] == [6]
+
+
+REPORTED = {
+    # result file -> words its caption (report/*.rst) must contain
+    "results/smoke/samples/overview.png": "one row per species",
+    "results/smoke/samples/species/marsh-terrier.png": "one grid per species",
+    "results/smoke/eval/metrics.json": "FID",
+    "results/smoke/eval/closest_pairs.png": "Memorisation",
+    "results/smoke/classifier/guide/metrics.json": "guide",
+    "results/smoke/classifier/eval/metrics.json": "eval",
+    "results/smoke/gan/loss_curves.png": "GAN losses",
+    "results/smoke/gan/training_log.csv": "training log",
+    "results/smoke/report.html": "self-contained",
+    "results/smoke/ablation/table.json": "ablation",
+}
+
+
+def _snakemake_report_shows_the_results(work: Path) -> None:
+    """`snakemake --report report.zip` on the finished run holds the sample grids, metric
+    tables and loss curves, each with its caption, byte for byte the run's files."""
+    args = ("--configfile", "configs/smoke.yaml", "ablation.yaml")
+    result = snakemake(work, "--report", "report.zip", "all", *args)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    with zipfile.ZipFile(work / "report.zip") as archive:
+        page = archive.read("report/report.html").decode()
+        decoder = json.JSONDecoder()
+        for path, caption_words in REPORTED.items():
+            found = re.search(rf'"{re.escape(path)}": (?=\{{)', page)
+            assert found, f"{path} is not in the report"
+            entry, _ = decoder.raw_decode(page, found.end())
+            assert caption_words in entry["caption"], (path, entry["caption"])
+            stored = archive.read(f"report/{entry['data_uri']}")
+            assert stored == (work / path).read_bytes(), path

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-WORKFLOW_FILES = ("Snakefile", "rules", "config.yaml", "configs", "envs", "slurm", "profiles")
+WORKFLOW_FILES = ("Snakefile", "rules", "config.yaml", "configs", "report", "slurm", "profiles")
 
 
 def copy_workflow(dest: Path) -> Path:

@@ -162,6 +162,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="JSON with the wall and CPU seconds of the whole run, summed over its job segments",
     )
+    p.add_argument(
+        "--gpus",
+        type=int,
+        default=1,
+        help="data-parallel processes, one per GPU: above 1 this command restarts itself under "
+        "torchrun (same global batch; gloo on CPUs)",
+    )
     _add_common(p)
     _add_device(p)
 
@@ -251,6 +258,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results-dir", type=Path, required=True)
     p.add_argument("--out-html", type=Path, required=True)
     p.add_argument("--out-json", type=Path, required=True)
+    p.add_argument(
+        "--out-loss-curves",
+        type=Path,
+        default=None,
+        help="also write the GAN loss plot (from RESULTS_DIR/gan/training_log.csv) as a PNG",
+    )
 
     p = sub.add_parser(
         "doctor",
@@ -457,6 +470,10 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901 - a flat dispatch table
         from speciesgan.report import build_report
 
         build_report(args.results_dir, args.out_html, args.out_json)
+        if args.out_loss_curves is not None:
+            from speciesgan.loss_curves import write_loss_curves
+
+            write_loss_curves(args.results_dir / "gan" / "training_log.csv", args.out_loss_curves)
     elif cmd == "dvc-export":
         from speciesgan.dvc_export import export_dvc
 
@@ -499,12 +516,17 @@ def _generate(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if args.command == "train-gan":
+        from speciesgan.launch import relaunch_under_torchrun
+
+        relaunch_under_torchrun(args.gpus, argv)  # returns when this process is to train
     from speciesgan.preemption import EXIT_PREEMPTED, TrainingInterrupted
 
     try:

@@ -56,12 +56,12 @@ def _manifest(config: Config, wildcards: Wildcards) -> list[str]:
 
 
 def _train_classifier(config: Config, wildcards: Wildcards) -> list[str]:
-    return ["classifier.*", "seed", "threads"]
+    return ["classifier.*", "seed"]
 
 
 def _train_gan(config: Config, wildcards: Wildcards) -> list[str]:
-    # gan.gpus included: it picks the launcher (torchrun or not), one of the params
-    return ["gan.*", "seed", "threads"]
+    # threads and gan.gpus are resources, not params: they say how training runs
+    return [*_main_gan_without_gpus(config), "seed"]
 
 
 def _sample(config: Config, wildcards: Wildcards) -> list[str]:
@@ -69,7 +69,7 @@ def _sample(config: Config, wildcards: Wildcards) -> list[str]:
 
 
 def _evaluate(config: Config, wildcards: Wildcards) -> list[str]:
-    return ["metrics.*", "classifier.*", "seed", "threads"]  # CAS uses the classifier recipe
+    return ["metrics.*", "classifier.*", "seed"]  # CAS uses the classifier recipe
 
 
 def _report(config: Config, wildcards: Wildcards) -> list[str]:
@@ -77,18 +77,18 @@ def _report(config: Config, wildcards: Wildcards) -> list[str]:
 
 
 def _main_gan_without_gpus(config: Config) -> list[str]:
-    """Variants train in one process: the main ``gan`` section minus its GPU count."""
+    """The main ``gan`` section minus its GPU count (a resource, not a setting)."""
     return [f"gan.{key}" for key in config["gan"] if key != "gpus"]
 
 
 def _train_gan_variant(config: Config, wildcards: Wildcards) -> list[str]:
     run = wildcards["run"]
-    return [*_main_gan_without_gpus(config), f"ablation.variants.{run}.gan", "seed", "threads"]
+    return [*_main_gan_without_gpus(config), f"ablation.variants.{run}.gan", "seed"]
 
 
 def _evaluate_variant(config: Config, wildcards: Wildcards) -> list[str]:
     variant = wildcards["variant"]
-    return ["metrics.*", f"ablation.variants.{variant}.weights", "seed", "threads"]
+    return ["metrics.*", f"ablation.variants.{variant}.weights", "seed"]
 
 
 def _ablation_table(config: Config, wildcards: Wildcards) -> list[str]:

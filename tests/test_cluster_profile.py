@@ -1,0 +1,146 @@
+"""The shipped SLURM profile (slurm/config.yaml + a filled-in slurm/site.yaml), no cluster needed.
+
+What users rely on before submitting anything: the training, sampling and
+evaluation jobs ask SLURM for a GPU on one node in the site's GPU partition, every
+other job goes to the CPU partition with the site's account and QoS, downloads and
+other small steps run on the machine Snakemake runs on (compute nodes often have no
+internet), and a missing or misspelt site file stops the run with a message that
+says what to do.  tests/test_slurm.py runs the same profile on a real cluster.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.cluster_site import PROFILE_ARGS, write_test_site
+from tests.workflow import copy_workflow, planned_jobs, snakemake
+
+GPU_RULES = {
+    "train_classifier",
+    "train_gan",
+    "train_gan_variant",
+    "evaluate",
+    "evaluate_variant",
+    "sample",
+}
+CONFIGS = ("--configfile", "configs/smoke.yaml", "configs/ablation.yaml")
+
+
+def _dry_run_jobs(output: str) -> list[tuple[str, dict[str, str], str]]:
+    """(rule, resources, shell command) of each job a dry run lists."""
+    jobs: list[tuple[str, dict[str, str], str]] = []
+    for block in output.split("\n\n"):
+        lines = block.strip().splitlines()
+        head = next((line for line in lines if line.startswith(("rule ", "localrule "))), None)
+        if head is None:
+            continue
+        rule = head.split()[1].rstrip(":")
+        resources: dict[str, str] = {}
+        command = ""
+        for line in lines:
+            if line.startswith("    resources: "):
+                pairs = line.removeprefix("    resources: ").split(", ")
+                resources = dict(pair.split("=", 1) for pair in pairs)
+            if line.startswith("Shell command: "):
+                command = line.removeprefix("Shell command: ")
+        jobs.append((rule, resources, command))
+    return jobs
+
+
+def test_gpu_jobs_ask_for_a_gpu_on_one_node_in_the_sites_gpu_partition(tmp_path: Path) -> None:
+    work = copy_workflow(tmp_path / "wf")
+    write_test_site(
+        work / "slurm",
+        account="test_lab",
+        cpu={"partition": "cpu", "qos": "normal", "constraint": None},
+        gpu={"partition": "gpu", "qos": "gpu_qos", "constraint": "a100|h100", "model": None},
+    )
+    (work / "gpus.yaml").write_text("gan:\n  gpus: 2\n")
+    result = snakemake(work, "-n", "--profile", "slurm", "all", *CONFIGS, "gpus.yaml")
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    jobs = _dry_run_jobs(result.stdout)
+    assert len(jobs) == sum(planned_jobs(result.stdout).values()), output[-4000:]
+
+    asking_for_gpus = {rule for rule, resources, _ in jobs if int(resources.get("gpu", 0)) > 0}
+    assert asking_for_gpus == GPU_RULES
+    for rule, resources, command in jobs:
+        assert resources["slurm_account"] == "test_lab", rule
+        if rule in GPU_RULES:
+            assert resources["nodes"] == "1", (rule, resources)
+            assert resources["slurm_partition"] == "gpu", (rule, resources)
+            assert resources["qos"] == "gpu_qos", (rule, resources)
+            assert resources["constraint"] == "a100|h100", (rule, resources)
+            assert int(resources["mem_mb"]) >= 8000 and int(resources["runtime"]) >= 60, rule
+        else:
+            assert resources["slurm_partition"] == "cpu", (rule, resources)
+            assert resources["qos"] == "normal", (rule, resources)
+            assert "constraint" not in resources and "nodes" not in resources, (rule, resources)
+        if rule.startswith("train_"):  # checkpoint at SLURM's warning before the time limit
+            assert resources["slurm_extra"].startswith("--signal=USR1@"), (rule, resources)
+        if rule == "train_gan":  # gan.gpus: GPUs asked for, and one process per GPU
+            assert resources["gpu"] == "2"
+            assert command.startswith("speciesgan train-gan --gpus 2 "), command
+        elif rule in GPU_RULES:
+            assert resources["gpu"] == "1", (rule, resources)
+
+
+def test_site_rules_section_sets_one_rules_resources(tmp_path: Path) -> None:
+    work = copy_workflow(tmp_path / "wf")
+    write_test_site(work / "slurm", rules={"train_gan": {"runtime": 2880, "mem_mb": 64000}})
+    result = snakemake(
+        work, "-n", "--profile", "slurm", "all", "--configfile", "configs/smoke.yaml"
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    by_rule = {rule: resources for rule, resources, _ in _dry_run_jobs(result.stdout)}
+    assert by_rule["train_gan"]["runtime"] == "2880"
+    assert by_rule["train_gan"]["mem_mb"] == "64000"
+    assert by_rule["train_gan"]["slurm_partition"] == "gpu"  # the GPU settings stay
+    assert by_rule["train_classifier"]["runtime"] == "720"  # other rules keep theirs
+
+
+@pytest.mark.skipif(shutil.which("sbatch") is None, reason="no SLURM client (sbatch) on PATH")
+def test_downloads_and_small_steps_run_here_not_as_slurm_jobs(tmp_path: Path) -> None:
+    """With the SLURM executor but no reachable controller (SLURM_CONF=/dev/null, set by
+    tests.workflow.env), any job submitted with sbatch would fail: demo archives and
+    downloads all finish, each listed as a local rule."""
+    work = copy_workflow(tmp_path / "wf")
+    write_test_site(work / "slurm")
+    targets = [
+        f"data/downloads/smoke_dogs/archives/{name}"
+        for name in ("images.tar", "annotation.tar", "lists.tar")
+    ] + ["data/downloads/smoke_birds/archives/CUB_200_2011.tgz"]
+    # PROFILE_ARGS add the test profile's short first status wait: the plugin's 40 s
+    # would otherwise pass idle before the run ends
+    result = snakemake(work, *PROFILE_ARGS, *targets, "--configfile", "configs/smoke.yaml")
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert "sbatch" not in output
+    ran = {
+        line.split()[1].rstrip(":") for line in output.splitlines() if line.startswith("localrule ")
+    }
+    assert ran == {"demo_stanford_dogs", "demo_cub", "download"}, output[-4000:]
+    assert all((work / target).is_file() for target in targets)
+
+
+def test_missing_site_file_says_how_to_make_one(tmp_path: Path) -> None:
+    work = copy_workflow(tmp_path / "wf")
+    (work / "slurm" / "site.yaml").unlink(missing_ok=True)
+    result = snakemake(
+        work, "-n", "--profile", "slurm", "all", "--configfile", "configs/smoke.yaml"
+    )
+    assert result.returncode != 0
+    assert "copy slurm/site.yaml.example to slurm/site.yaml" in result.stderr, result.stderr
+
+
+def test_misspelt_site_key_is_named(tmp_path: Path) -> None:
+    work = copy_workflow(tmp_path / "wf")
+    write_test_site(work / "slurm", gpu={"partiton": "gpu"})
+    result = snakemake(
+        work, "-n", "--profile", "slurm", "all", "--configfile", "configs/smoke.yaml"
+    )
+    assert result.returncode != 0
+    assert "key gpu.partiton: unknown (known: partition, qos, constraint, model)" in result.stderr
