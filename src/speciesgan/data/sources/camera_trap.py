@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 FRAME_MODES = ("all", "one_per_sequence", "interval")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Frame:
     """One photo of a sequence, as far as these rules are concerned."""
 

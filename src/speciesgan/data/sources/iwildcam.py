@@ -129,6 +129,7 @@ class Row:
     """One readable metadata.csv row (slots: 200k of them are held)."""
 
     filename: str
+    key: str  # megadetector.image_key(filename): how the detections name it
     wilds_split: str
     sequence: str
     species: str
@@ -167,7 +168,7 @@ def species_name(name: str) -> str:
 
 
 def read_categories(path: Path) -> dict[str, str]:
-    """``y`` (as written) -> species name; a broken table stops the run, naming the line."""
+    """``y`` (as written) -> species name (``species_name``); a broken table stops the run."""
     fh, rows = _open_csv(path, CATEGORY_COLUMNS)
     names: dict[str, str] = {}
     with fh:
@@ -178,10 +179,13 @@ def read_categories(path: Path) -> dict[str, str]:
                     raise SpeciesganError(f"{path}:{number}: expected a label y and a name")
                 if y in names:
                     raise SpeciesganError(f"{path}:{number}: label y={y} listed twice")
-                names[str(int(y))] = name
+                names[str(int(y))] = species_name(name)
         except UnicodeDecodeError as exc:
             raise SpeciesganError(f"{path}: not UTF-8 text ({exc.reason})") from None
     return names
+
+
+_SPLITS = {split: split for split in WILDS_SPLITS}
 
 
 def _parse_time(text: str) -> datetime | None:
@@ -199,20 +203,20 @@ def _row(cells: dict[str, str | None], names: dict[str, str]) -> Row | str:
     parts = PurePosixPath(filename.replace("\\", "/")).parts
     if filename.startswith(("/", "\\")) or ".." in parts:
         return f"file name {filename!r} leaves the {IMAGES_FOLDER}/ folder"
-    split = (cells.get("split") or "").strip()
-    if split not in WILDS_SPLITS:
-        return f"unknown WILDS split {split!r} (expected one of {WILDS_SPLITS})"
+    split = _SPLITS.get((cells.get("split") or "").strip())  # one shared string per split
+    if split is None:
+        return f"unknown WILDS split {cells.get('split')!r} (expected one of {WILDS_SPLITS})"
     y = (cells.get("y") or "").strip()
     name = names.get(str(int(y))) if y.isdigit() else None
     if name is None:
         return f"label y={y!r} is not in categories.csv"
     sequence = (cells.get("sequence_remapped") or "").strip() or f"photo {filename}"
     time = _parse_time(cells.get("datetime") or "")
-    return Row(filename, split, sequence, species_name(name), time)
+    return Row(filename, image_key(filename), split, sequence, name, time)
 
 
 def read_metadata(
-    path: Path, names: dict[str, str], dataset: str, images: Path
+    path: Path, names: dict[str, str], dataset: str, images: str
 ) -> tuple[list[Row], list[Reject]]:
     """The readable rows of ``metadata.csv`` (streamed), and a reject for each other row."""
     fh, reader = _open_csv(path, METADATA_COLUMNS)
@@ -225,14 +229,14 @@ def read_metadata(
                 row = _row(cells, names)
                 if isinstance(row, str):
                     name = (cells.get("filename") or "").strip()
-                    where = str((images / name).absolute()) if name else str(path)
+                    where = os.path.join(images, name) if name else str(path)
                     reason = f"{row} ({path.name}, data row {number})"
                     rejects.append(Reject(dataset, where, "", reason, "source"))
                     continue
-                key = image_key(row.filename)
+                key = row.key
                 if key in seen:
                     reason = f"listed again in {path.name} (data rows {seen[key]} and {number})"
-                    where = str((images / row.filename).absolute())
+                    where = os.path.join(images, row.filename)
                     rejects.append(Reject(dataset, where, row.species, reason, "source"))
                     continue
                 seen[key] = number
@@ -250,13 +254,13 @@ def read(
     """Every photo of ``root`` with an animal detection, and a reject for every other."""
     settings = IWildCamOptions.from_dict(options, dataset)
     base = find_base(Path(root))
-    images = base / IMAGES_FOLDER
+    images = str((base / IMAGES_FOLDER).absolute())  # joined as text: 200k Path objects are slow
     names = read_categories(base / "categories.csv")
     rows, rejects = read_metadata(base / "metadata.csv", names, dataset, images)
     kinds: Counter[str] = Counter({"unreadable metadata row": len(rejects)})
 
     def reject(row: Row, reason: str, kind: str) -> None:
-        path = str((images / row.filename).absolute())
+        path = os.path.join(images, row.filename)
         rejects.append(Reject(dataset, path, row.species, reason, "source"))
         kinds[kind] += 1
 
@@ -272,20 +276,20 @@ def read(
             reject(row, reason, "split mapped to drop")
         elif row.species.lower() == EMPTY_LABEL:
             reject(row, "labelled empty: no animal in the photo", "labelled empty")
-        elif not os.path.isfile(images / row.filename):
+        elif not os.path.isfile(os.path.join(images, row.filename)):
             reject(row, "missing image file", "missing image file")
         else:
             in_play.append(row)
     del rows
 
     detections = read_detections(
-        settings.detections, {image_key(r.filename) for r in in_play}, settings.min_confidence
+        settings.detections, {r.key for r in in_play}, settings.min_confidence
     )
     boxes: dict[str, tuple[tuple[float, float, float, float], ...]] = {}
     candidates: list[Frame] = []
     by_key: dict[str, Row] = {}
     for row in in_play:
-        frame = detections.frames.get(image_key(row.filename))
+        frame = detections.frames.get(row.key)
         if frame is None:
             reject(
                 row, f"not in the detections file {settings.detections.name}", "no detections entry"
@@ -308,7 +312,7 @@ def read(
     records = [
         SourceRecord(
             dataset,
-            str((images / f.key).absolute()),
+            os.path.join(images, f.key),
             f.species,
             category,
             (),

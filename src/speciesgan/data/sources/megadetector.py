@@ -56,7 +56,7 @@ def image_key(name: str) -> str:
     return stem if suffix.lower() in IMAGE_SUFFIXES else base
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Detection:
     """One detection at or above the threshold."""
 
@@ -65,7 +65,7 @@ class Detection:
     box: RelativeBox
 
 
-@dataclass
+@dataclass(slots=True)
 class FrameDetections:
     """What the detector said about one photo."""
 
@@ -126,32 +126,34 @@ def _box(value: Any) -> RelativeBox | None:
     return x, y, w, h
 
 
-def _add_detection(frame: FrameDetections, item: Any, threshold: float) -> None:
+def _add_detection(
+    frame: FrameDetections, item: Any, threshold: float, ids: dict[str, str]
+) -> None:
+    """File ``item`` under ``frame``; ``ids`` shares one string per category id."""
     if not isinstance(item, dict):
         frame.malformed += 1
         return
     category, conf = item.get("category"), item.get("conf")
-    if isinstance(category, int) and not isinstance(category, bool):
+    if type(category) is int:
         category = str(category)
-    if (
-        not isinstance(category, str)
-        or not isinstance(conf, (int, float))
-        or isinstance(conf, bool)
-        or not math.isfinite(conf)
-    ):
+    if type(conf) is int:
+        conf = float(conf)
+    if not isinstance(category, str) or type(conf) is not float or not math.isfinite(conf):
         frame.malformed += 1
         return
-    if conf < threshold:
-        frame.best_below[category] = max(conf, frame.best_below.get(category, conf))
+    category = ids.setdefault(category, category)
+    if conf < threshold:  # nearly every detection: remember the best per category only
+        if conf > frame.best_below.get(category, -1.0):
+            frame.best_below[category] = conf
         return
     box = _box(item.get("bbox"))
     if box is None:
         frame.malformed += 1
         return
-    frame.kept.append(Detection(category, float(conf), box))
+    frame.kept.append(Detection(category, conf, box))
 
 
-def _frame(image: dict[str, Any], threshold: float) -> FrameDetections:
+def _frame(image: dict[str, Any], threshold: float, ids: dict[str, str]) -> FrameDetections:
     frame = FrameDetections()
     failure = image.get("failure")
     if failure:
@@ -164,7 +166,7 @@ def _frame(image: dict[str, Any], threshold: float) -> FrameDetections:
         frame.malformed += 1
         return frame
     for item in detections:
-        _add_detection(frame, item, threshold)
+        _add_detection(frame, item, threshold, ids)
     return frame
 
 
@@ -198,6 +200,7 @@ def read_detections(path: Path, wanted: Collection[str], threshold: float) -> De
     path = Path(path)
     frames: dict[str, FrameDetections] = {}
     counts = {"entries": 0, "unnamed": 0, "repeated": 0, "other": 0}
+    ids: dict[str, str] = {}
 
     def on_image(image: Any) -> None:
         counts["entries"] += 1
@@ -211,7 +214,7 @@ def read_detections(path: Path, wanted: Collection[str], threshold: float) -> De
         elif key in frames:
             counts["repeated"] += 1
         else:
-            frames[key] = _frame(image, threshold)
+            frames[key] = _frame(image, threshold, ids)
 
     members = read_streamed(path, "images", on_image)
     categories = _categories(path, members)
