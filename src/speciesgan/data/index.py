@@ -344,7 +344,8 @@ def check_species_counts(
     )
     raise SpeciesganError(
         f"{len(short)} species have fewer than preprocess.min_images_per_species={minimum} "
-        f"usable crops: {listing}. Add images, lower the setting, or drop these species."
+        f"usable train/test crops: {listing}. Add images, lower the setting, or set "
+        "preprocess.small_species: drop to leave them out."
     )
 
 

@@ -47,7 +47,7 @@ from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from speciesgan.data.sources import Reject, SourceRecord
+from speciesgan.data.sources import Reject, RelativeBox, SourceRecord
 from speciesgan.data.sources.camera_trap import (
     FRAME_MODES,
     Frame,
@@ -248,6 +248,64 @@ def read_metadata(
     return rows, rejects
 
 
+@dataclass
+class _Rejects:
+    """The rejects so far, and a count per kind of reason (the reason without its numbers)."""
+
+    dataset: str
+    images: str
+    items: list[Reject]
+    kinds: Counter[str] = field(default_factory=Counter)
+
+    def add(self, row: Row, reason: str, kind: str) -> None:
+        path = os.path.join(self.images, row.filename)
+        self.items.append(Reject(self.dataset, path, row.species, reason, "source"))
+        self.kinds[kind] += 1
+
+
+def _screen(rows: list[Row], splits: dict[str, str], images: str, rejects: _Rejects) -> list[Row]:
+    """The rows still in play after the split mapping, the empty label and the file check."""
+    in_play: list[Row] = []
+    for row in rows:
+        if splits[row.filename] == "drop":
+            reason = f"WILDS split {row.wilds_split} is mapped to drop (camera_trap.splits)"
+            rejects.add(row, reason, "split mapped to drop")
+        elif row.species.lower() == EMPTY_LABEL:
+            rejects.add(row, "labelled empty: no animal in the photo", "labelled empty")
+        elif not os.path.isfile(os.path.join(images, row.filename)):
+            rejects.add(row, "missing image file", "missing image file")
+        else:
+            in_play.append(row)
+    return in_play
+
+
+def _with_animals(
+    rows: list[Row], splits: dict[str, str], settings: IWildCamOptions, rejects: _Rejects
+) -> tuple[list[Frame], dict[str, tuple[RelativeBox, ...]]]:
+    """Frames with an animal detection at or above the threshold, and their boxes."""
+    detections = read_detections(
+        settings.detections, {r.key for r in rows}, settings.min_confidence
+    )
+    frames: list[Frame] = []
+    boxes: dict[str, tuple[RelativeBox, ...]] = {}
+    for row in rows:
+        found = detections.frames.get(row.key)
+        if found is None:
+            reason = f"not in the detections file {settings.detections.name}"
+            rejects.add(row, reason, "no detections entry")
+            continue
+        animals = detections.animal_boxes(found)
+        if not animals:
+            kind, reason = detections.why_no_animal(found, settings.min_confidence)
+            rejects.add(row, reason, kind)
+            continue
+        boxes[row.filename] = tuple(box for _, box in animals)
+        best = max(conf for conf, _ in animals)
+        split = splits[row.filename]
+        frames.append(Frame(row.filename, row.sequence, split, row.time, row.species, best))
+    return frames, boxes
+
+
 def read(
     root: Path, dataset: str, category: str, options: Mapping[str, Any] | None = None
 ) -> tuple[list[SourceRecord], list[Reject]]:
@@ -256,79 +314,34 @@ def read(
     base = find_base(Path(root))
     images = str((base / IMAGES_FOLDER).absolute())  # joined as text: 200k Path objects are slow
     names = read_categories(base / "categories.csv")
-    rows, rejects = read_metadata(base / "metadata.csv", names, dataset, images)
-    kinds: Counter[str] = Counter({"unreadable metadata row": len(rejects)})
+    rows, unreadable = read_metadata(base / "metadata.csv", names, dataset, images)
+    rejects = _Rejects(dataset, images, unreadable, Counter({"unreadable row": len(unreadable)}))
 
-    def reject(row: Row, reason: str, kind: str) -> None:
-        path = os.path.join(images, row.filename)
-        rejects.append(Reject(dataset, path, row.species, reason, "source"))
-        kinds[kind] += 1
-
-    targets = [Frame(r.filename, r.sequence, settings.splits[r.wilds_split], r.time) for r in rows]
-    splits, moved = settle_sequences(targets)
-    del targets
+    mapped = (Frame(r.filename, r.sequence, settings.splits[r.wilds_split], r.time) for r in rows)
+    splits, moved = settle_sequences(mapped)
     if moved:
         log.info("%s: %d photos moved so that no sequence straddles splits", dataset, moved)
-    in_play: list[Row] = []
-    for row in rows:
-        if splits[row.filename] == "drop":
-            reason = f"WILDS split {row.wilds_split} is mapped to drop (camera_trap.splits)"
-            reject(row, reason, "split mapped to drop")
-        elif row.species.lower() == EMPTY_LABEL:
-            reject(row, "labelled empty: no animal in the photo", "labelled empty")
-        elif not os.path.isfile(os.path.join(images, row.filename)):
-            reject(row, "missing image file", "missing image file")
-        else:
-            in_play.append(row)
-    del rows
-
-    detections = read_detections(
-        settings.detections, {r.key for r in in_play}, settings.min_confidence
-    )
-    boxes: dict[str, tuple[tuple[float, float, float, float], ...]] = {}
-    candidates: list[Frame] = []
-    by_key: dict[str, Row] = {}
-    for row in in_play:
-        frame = detections.frames.get(row.key)
-        if frame is None:
-            reject(
-                row, f"not in the detections file {settings.detections.name}", "no detections entry"
-            )
-            continue
-        found = detections.animal_boxes(frame)
-        if not found:
-            kind, reason = detections.why_no_animal(frame, settings.min_confidence)
-            reject(row, reason, kind)
-            continue
-        boxes[row.filename] = tuple(box for _, box in found)
-        by_key[row.filename] = row
-        best = max(conf for conf, _ in found)
-        candidates.append(
-            Frame(row.filename, row.sequence, splits[row.filename], row.time, row.species, best)
-        )
-    kept, thinned = thin_sequences(candidates, settings.frames, settings.frame_interval_seconds)
+    in_play = _screen(rows, splits, images, rejects)
+    del rows  # only the photos still in play are held while the detections are read
+    frames, boxes = _with_animals(in_play, splits, settings, rejects)
+    rows_by_name = {row.filename: row for row in in_play}
+    kept, thinned = thin_sequences(frames, settings.frames, settings.frame_interval_seconds)
     for frame, reason in thinned:
-        reject(by_key[frame.key], reason, "thinned near-duplicate")
+        rejects.add(rows_by_name[frame.key], reason, "thinned near-duplicate")
     records = [
         SourceRecord(
-            dataset,
-            os.path.join(images, f.key),
-            f.species,
-            category,
-            (),
-            f.split,
-            boxes[f.key],
+            dataset, os.path.join(images, f.key), f.species, category, (), f.split, boxes[f.key]
         )
         for f in kept
     ]
     records.sort(key=lambda r: r.image_path)
-    rejects.sort(key=lambda r: (r.image_path, r.reason))
-    summary = ", ".join(f"{kind}: {n}" for kind, n in sorted(kinds.items()) if n)
+    rejects.items.sort(key=lambda r: (r.image_path, r.reason))
+    summary = ", ".join(f"{kind}: {n}" for kind, n in sorted(rejects.kinds.items()) if n)
     log.info(
         "%s: %d photos, %d rejected (WILDS iwildcam_v2.0; %s)",
         dataset,
         len(records),
-        len(rejects),
+        len(rejects.items),
         summary or "none",
     )
-    return records, rejects
+    return records, rejects.items
