@@ -226,7 +226,8 @@ def read_detections(path: Path, wanted: Collection[str], threshold: float) -> De
     if malformed:
         log.warning("%s: %d malformed detections ignored", path, malformed)
     log.info(
-        "%s: %d entries, %d of the dataset's photos, %d of other photos",
+        "%s: %d entries: %d for the photos in play, %d for others (not in the dataset, "
+        "or already rejected)",
         path,
         counts["entries"],
         len(frames),
