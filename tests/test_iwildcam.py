@@ -90,7 +90,7 @@ PHOTOS = [
     Photo("night", "train", 21, 3, 0, infrared=True),
     Photo("missing", "train", 22, 3, 0, exists=False),
     Photo("outside", "train", 23, 1, 0, [det(0.9, [1.2, 0.1, 0.3, 0.3])]),
-    Photo("edge", "train", 24, 1, 0, [det(0.9, [0.7, 0.5, 0.5, 0.7])]),
+    Photo("edge", "train", 24, 1, 0, [det(0.8, [0.7, 0.5, 0.5, 0.7])]),  # at the threshold: in
     Photo("absent", "train", 25, 1, 0, None),
     Photo("failed", "train", 26, 1, 0, "Failure image access"),
     Photo("ood_a", "val", 30, 2, 0, location=7),
@@ -256,8 +256,9 @@ def test_thinning_keeps_frames_it_cannot_place_in_time() -> None:
     frames = [Frame(k, "s", "train", None, "Deer") for k in ("a", "b")]
     frames.append(Frame("c", "s", "train", T0, "Deer"))
     frames.append(Frame("d", "s", "train", T0 + timedelta(seconds=3), "Deer"))
+    frames.append(Frame("e", "s", "train", T0 + timedelta(seconds=10), "Deer"))  # exactly 10 s
     kept, dropped = thin_sequences(frames, "interval", 10)
-    assert sorted(f.key for f in kept) == ["a", "b", "c"]
+    assert sorted(f.key for f in kept) == ["a", "b", "c", "e"]
     assert [f.key for f, _ in dropped] == ["d"]
 
 
