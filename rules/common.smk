@@ -3,6 +3,7 @@
 # Snakemake's params trigger reruns exactly the stages whose settings changed.
 import json
 import os
+import re
 
 from speciesgan.config import validate_config
 from speciesgan.data.sources import (
@@ -85,6 +86,40 @@ def source_root(name):
     if spec["format"] in LOCAL_FORMATS:
         return spec["path"]
     return f"{DOWNLOADS}/{name}/extracted"
+
+
+URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def detections_file(name):
+    """A dataset's detections JSON: downloaded when given as a URL, else the local path."""
+    given = config["datasets"][name]["detections"]
+    return f"{DOWNLOADS}/{name}/detections.json" if URL.match(given) else given
+
+
+def detection_inputs():
+    return [
+        detections_file(name)
+        for name in USED
+        if "detections" in config["datasets"][name]
+    ]
+
+
+def source_entry(name):
+    """One dataset as the index step's --sources JSON lists it (options only when any)."""
+    spec = config["datasets"][name]
+    entry = {
+        "name": name,
+        "format": spec["format"],
+        "category": spec["category"],
+        "root": source_root(name),
+    }
+    if "detections" in spec:
+        entry["options"] = {
+            "detections": detections_file(name),
+            **spec.get("camera_trap", {}),
+        }
+    return entry
 
 
 def archives(wildcards):

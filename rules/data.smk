@@ -67,6 +67,28 @@ rule download:
         "speciesgan download --url {params.url:q} --out {output:q} {params.sha256:q} > {log:q} 2>&1"
 
 
+rule download_detections:
+    input:
+        lambda w: local_input(config["datasets"][w.dataset]["detections"]),
+    output:
+        f"{DOWNLOADS}/{{dataset}}/detections.json",
+    log:
+        f"{DOWNLOADS}/{{dataset}}/logs/download-detections.log",
+    benchmark:
+        f"{DOWNLOADS}/{{dataset}}/benchmarks/download-detections.tsv"
+    conda:
+        "../envs/data.yaml"
+    params:
+        url=lambda w: config["datasets"][w.dataset]["detections"],
+        sha256=lambda w: (
+            ["--sha256", config["datasets"][w.dataset]["detections_sha256"]]
+            if config["datasets"][w.dataset].get("detections_sha256")
+            else []
+        ),
+    shell:
+        "speciesgan download --url {params.url:q} --out {output:q} {params.sha256:q} > {log:q} 2>&1"
+
+
 rule extract:
     input:
         archives,
@@ -86,6 +108,7 @@ rule extract:
 rule index:
     input:
         [source_root(name) for name in USED],
+        detection_inputs(),
     output:
         records=f"{RESULTS}/data/records.parquet",
         rejects=f"{RESULTS}/data/index_rejects.parquet",
@@ -94,17 +117,7 @@ rule index:
     benchmark:
         f"{RESULTS}/benchmarks/index.tsv"
     params:
-        sources=as_json(
-            [
-                {
-                    "name": name,
-                    "format": config["datasets"][name]["format"],
-                    "category": config["datasets"][name]["category"],
-                    "root": source_root(name),
-                }
-                for name in USED
-            ]
-        ),
+        sources=as_json([source_entry(name) for name in USED]),
         settings=as_json(
             pick(
                 "preprocess",
@@ -112,6 +125,7 @@ rule index:
                 "shards",
                 "box_mode",
                 "min_images_per_species",
+                "small_species",
             )
         ),
         seed=config["seed"],
@@ -139,7 +153,14 @@ rule crop_shard:
     params:
         shard=lambda w: int(w.shard),
         settings=as_json(
-            pick("preprocess", "image_size", "pad_mode", "resample", "min_box_size")
+            pick(
+                "preprocess",
+                "image_size",
+                "pad_mode",
+                "resample",
+                "min_box_size",
+                "greyscale",
+            )
         ),
     shell:
         "speciesgan crop-shard --records {input:q} --shard {params.shard:q}"
@@ -162,7 +183,7 @@ rule manifest:
     benchmark:
         f"{RESULTS}/benchmarks/manifest.tsv"
     params:
-        settings=as_json(pick("preprocess", "min_images_per_species")),
+        settings=as_json(pick("preprocess", "min_images_per_species", "small_species")),
     shell:
         "speciesgan manifest --rows {input.rows:q} --index-rejects {input.index_rejects:q}"
         " --out {output.manifest:q} --out-rejects {output.rejects:q}"

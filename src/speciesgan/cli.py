@@ -108,7 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--sources",
         default=None,
         metavar="JSON",
-        help='datasets as [{"name", "format", "category", "root"}, ...] (the workflow\'s form)',
+        help='datasets as [{"name", "format", "category", "root", "options"?}, ...] '
+        "(the workflow's form; options: the reader's per-dataset settings)",
     )
     p.add_argument("--out", type=Path, required=True, help="records.parquet")
     p.add_argument("--out-rejects", type=Path, required=True)
@@ -343,14 +344,28 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901 - a flat dispatch table
 
         extract_archives(args.archives, args.out_dir)
     elif cmd == "index":
-        from speciesgan.data.index import build_index, parse_source_arg, parse_sources_json
+        from speciesgan.data.index import (
+            build_index,
+            parse_source_arg,
+            parse_source_options,
+            parse_sources_json,
+        )
 
         sources = [parse_source_arg(s) for s in args.source]
+        options = {}
         if args.sources is not None:
             sources += parse_sources_json(args.sources)
+            options = parse_source_options(args.sources)
         if not sources:
             raise SpeciesganError("index needs --source NAME:FORMAT:CATEGORY:ROOT or --sources")
-        build_index(sources, args.out, args.out_rejects, settings=args.settings, seed=args.seed)
+        build_index(
+            sources,
+            args.out,
+            args.out_rejects,
+            settings=args.settings,
+            seed=args.seed,
+            options=options,
+        )
     elif cmd == "crop-shard":
         from speciesgan.data.preprocess import process_shard
 

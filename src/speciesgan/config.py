@@ -99,6 +99,7 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     ]
     problems += _variant_problems(schema, result)
     problems += _archive_problems(result)
+    problems += _detections_problems(result)
     problems += _gan_problems("gan", result["gan"])
     gpus = result["gan"]["gpus"]
     batch = result["gan"].get("batch_size", GAN_BATCH_SIZE_DEFAULT)
@@ -165,6 +166,26 @@ def _archive_problems(config: dict[str, Any]) -> list[str]:
             else:
                 why = f"format {fmt} has no archive {archive!r} (its archives: {', '.join(known)})"
             problems.append(f"  - config key datasets.{name}.files.{archive}: {why}")
+    return problems
+
+
+DETECTION_KEYS = ("detections", "detections_sha256", "camera_trap")
+DETECTION_FORMATS = frozenset({"iwildcam"})
+
+
+def _detections_problems(config: dict[str, Any]) -> list[str]:
+    """Detector settings belong to formats boxed by a detector (else they would be ignored)."""
+    problems = []
+    for name, spec in sorted(config["datasets"].items()):
+        if base_format(spec["format"]) in DETECTION_FORMATS:
+            continue
+        for key in DETECTION_KEYS:
+            if key in spec:
+                problems.append(
+                    f"  - config key datasets.{name}.{key}: only for the formats "
+                    f"{', '.join(sorted(DETECTION_FORMATS))} (format {spec['format']} has its "
+                    "own boxes or none)"
+                )
     return problems
 
 

@@ -102,13 +102,26 @@ class MappedSplit:
         return images
 
 
+LOADABLE_SPLITS = ("train", "test", "all", "ood")
+
+
 def open_split(manifest: str | Path, split: str = "train") -> MappedSplit:
-    """The crops of ``split`` ("train", "test" or "all"), memory-mapped, in manifest order."""
+    """The crops of ``split``, memory-mapped, in manifest order.
+
+    "all" is train and test together.  Evaluation-only crops ("ood": camera
+    locations never trained on) come only when asked for by name, so that no
+    training or metric that reads "all" takes them in unawares.
+    """
+    if split not in LOADABLE_SPLITS:
+        raise SpeciesganError(f"unknown split {split!r} (expected one of {LOADABLE_SPLITS})")
     manifest = Path(manifest)
     frame = pd.read_parquet(manifest)
     size = _image_size(manifest)
     species, categories = species_table(frame)
-    rows = frame if split == "all" else frame[frame["split"] == split]
+    if split == "all":
+        rows = frame[frame["split"].isin(("train", "test"))]
+    else:
+        rows = frame[frame["split"] == split]
     if rows.empty:
         raise SpeciesganError(f"{manifest}: no images in split {split!r}")
     rows = rows.reset_index(drop=True)
@@ -145,7 +158,7 @@ def open_split(manifest: str | Path, split: str = "train") -> MappedSplit:
 
 
 def load_split(manifest: str | Path, split: str = "train") -> CropSet:
-    """All crops of ``split`` ("train", "test" or "all") in manifest order, in memory."""
+    """All crops of ``split`` (see ``open_split``) in manifest order, in memory."""
     mapped = open_split(manifest, split)
     return CropSet(
         images=mapped.gather_all(),

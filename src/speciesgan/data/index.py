@@ -33,7 +33,14 @@ from PIL import Image
 from speciesgan.atomic import atomic_path
 from speciesgan.data.crop import Box, clip_box
 from speciesgan.data.preprocess import ROTATED_ORIENTATIONS, orientation_of
-from speciesgan.data.sources import Reject, SourceRecord, reader
+from speciesgan.data.sources import (
+    OPTION_FORMATS,
+    Reject,
+    RelativeBox,
+    SourceRecord,
+    base_format,
+    reader,
+)
 from speciesgan.errors import SpeciesganError
 from speciesgan.names import slug_clashes
 from speciesgan.progress import progress
@@ -45,6 +52,10 @@ SourceArg = tuple[str, str, str, Path]
 
 BOX_MODES = ("all", "largest")
 SPLITS = ("train", "test")
+EVAL_ONLY_SPLITS = ("ood",)
+"""Splits a source may give besides train/test: photos kept for evaluation only
+(e.g. camera locations never trained on), never drawn into train or test."""
+SMALL_SPECIES_ACTIONS = ("stop", "drop")
 HASH_CHUNK = 1 << 20
 IO_THREADS = min(8, os.cpu_count() or 1)  # hashing is I/O bound; results do not depend on it
 
@@ -77,6 +88,7 @@ class IndexSettings:
     shards: int = 2
     box_mode: str = "all"
     min_images_per_species: int = 5
+    small_species: str = "stop"  # "drop": reject species under the minimum, do not stop
 
     @classmethod
     def from_dict(cls, settings: dict[str, Any]) -> IndexSettings:
@@ -87,6 +99,7 @@ class IndexSettings:
             min_images_per_species=int(
                 settings.get("min_images_per_species", cls.min_images_per_species)
             ),
+            small_species=str(settings.get("small_species", cls.small_species)),
         )
         if not 0 < value.test_fraction < 1:
             raise SpeciesganError(
@@ -100,6 +113,11 @@ class IndexSettings:
             )
         if value.min_images_per_species < 1:
             raise SpeciesganError("preprocess.min_images_per_species must be at least 1")
+        if value.small_species not in SMALL_SPECIES_ACTIONS:
+            raise SpeciesganError(
+                f"preprocess.small_species must be one of {SMALL_SPECIES_ACTIONS}, "
+                f"not {value.small_species!r}"
+            )
         return value
 
 
@@ -137,6 +155,8 @@ def parse_source_arg(text: str) -> SourceArg:
 
 
 SOURCE_KEYS = ("name", "format", "category", "root")
+OPTIONS_KEY = "options"
+"""Optional member of a --sources entry: the reader's per-dataset options (an object)."""
 
 
 def parse_sources_json(text: str) -> list[SourceArg]:
@@ -155,15 +175,21 @@ def parse_sources_json(text: str) -> list[SourceArg]:
     for i, item in enumerate(value):
         if not (
             isinstance(item, dict)
-            and set(item) == set(SOURCE_KEYS)
+            and set(item) - {OPTIONS_KEY} == set(SOURCE_KEYS)
             and all(isinstance(item[key], str) and item[key] for key in SOURCE_KEYS)
+            and isinstance(item.get(OPTIONS_KEY, {}), dict)
         ):
             raise SpeciesganError(
                 f"--sources entry {i}: expected an object with the non-empty strings "
-                f"{', '.join(SOURCE_KEYS)}, got {item!r}"
+                f"{', '.join(SOURCE_KEYS)} (and optionally an object {OPTIONS_KEY}), got {item!r}"
             )
         sources.append((item["name"], item["format"], item["category"], Path(item["root"])))
     return sources
+
+
+def parse_source_options(text: str) -> dict[str, dict[str, Any]]:
+    """Dataset name -> its ``options`` from ``--sources`` JSON (checked by parse_sources_json)."""
+    return {item["name"]: item[OPTIONS_KEY] for item in json.loads(text) if item.get(OPTIONS_KEY)}
 
 
 def inspect_photo(path: str) -> PhotoFile:
@@ -225,19 +251,42 @@ def drop_duplicates(
     return kept, rejects
 
 
+def pixel_box(box: RelativeBox, width: int, height: int) -> Box:
+    """A normalised ``(x_min, y_min, width, height)`` box in pixels of a ``width`` x ``height`` photo.
+
+    Edges are rounded to the nearest pixel, as CUB's pixel boxes are, so a box
+    drawn on a resized copy of the photo lands on the same content.
+    """
+    x, y, w, h = box
+    return (
+        round(x * width),
+        round(y * height),
+        round((x + w) * width),
+        round((y + h) * height),
+    )
+
+
 def boxes_to_crop(
     record: SourceRecord, photo: PhotoFile, box_mode: str
 ) -> tuple[list[Box], list[Reject]]:
-    """The clipped boxes of ``record`` to crop, and rejects for boxes outside the photo."""
-    if not record.boxes:
+    """The clipped boxes of ``record`` to crop, and rejects for boxes outside the photo.
+
+    Relative boxes (detector output) are turned into pixels of the photo first.
+    """
+    if not record.boxes and not record.relative_boxes:
         return [(0, 0, photo.width, photo.height)], []
+    size = f"{photo.width}x{photo.height}"
+    candidates = [(tuple(box), f"box {tuple(box)}") for box in record.boxes]
+    candidates += [
+        (pixel_box(box, photo.width, photo.height), f"detection {tuple(box)} (x, y, w, h relative)")
+        for box in record.relative_boxes
+    ]
     valid: list[Box] = []
     rejects: list[Reject] = []
-    for box in record.boxes:
+    for box, shown in candidates:
         clipped = clip_box(box, photo.width, photo.height)
         if clipped is None:
-            reason = f"box {tuple(box)} lies outside the {photo.width}x{photo.height} image"
-            rejects.append(_reject(record, reason))
+            rejects.append(_reject(record, f"{shown} lies outside the {size} image"))
         else:
             valid.append(clipped)
     if box_mode == "largest" and valid:
@@ -261,12 +310,12 @@ def assign_splits(
     for record in records:
         if record.split is None:
             unsplit[(record.category, record.species)].append(record.image_path)
-        elif record.split in SPLITS:
+        elif record.split in SPLITS + EVAL_ONLY_SPLITS:
             splits[record.image_path] = record.split
         else:
             raise SpeciesganError(
                 f"{record.dataset}: {record.image_path}: unknown split {record.split!r} "
-                f"(expected one of {SPLITS})"
+                f"(expected one of {SPLITS + EVAL_ONLY_SPLITS})"
             )
     for (category, species), paths in sorted(unsplit.items()):
         paths = sorted(paths)
@@ -295,8 +344,32 @@ def check_species_counts(
     )
     raise SpeciesganError(
         f"{len(short)} species have fewer than preprocess.min_images_per_species={minimum} "
-        f"usable crops: {listing}. Add images, lower the setting, or drop these species."
+        f"usable train/test crops: {listing}. Add images, lower the setting, or set "
+        "preprocess.small_species: drop to leave them out."
     )
+
+
+def drop_small_species(
+    rows: Sequence[Row], counts: Counter[tuple[str, str]], minimum: int
+) -> tuple[list[Row], list[Reject], list[tuple[str, str]]]:
+    """``preprocess.small_species: drop``: the rows of species with enough crops, and rejects.
+
+    For long-tailed collections (camera traps: a few photos of the rare species)
+    stopping would ask the user to list dozens of species by hand; dropping
+    them keeps the run going and every dropped crop is a reject with its count.
+    """
+    small = {key for key, n in counts.items() if n < minimum}
+    kept = [row for row in rows if row.species_key not in small]
+    rejects = [
+        _reject(
+            row.record,
+            f"species has {counts[row.species_key]} train/test crop(s), fewer than "
+            f"preprocess.min_images_per_species={minimum} (preprocess.small_species: drop)",
+        )
+        for row in rows
+        if row.species_key in small
+    ]
+    return kept, rejects, sorted(small)
 
 
 def check_species_names(records: Iterable[SourceRecord]) -> None:
@@ -389,10 +462,33 @@ def index_records(
         assert photo.sha256 is not None
         rows += [Row(record, box, photo.sha256, splits[record.image_path]) for box in boxes]
 
-    counts: Counter[tuple[str, str]] = Counter(row.species_key for row in rows)
+    # evaluation-only crops (ood) do not count: nothing could be trained on them
+    counts: Counter[tuple[str, str]] = Counter(r.species_key for r in rows if r.split in SPLITS)
     for record in records:  # species whose every photo was rejected count as 0
         counts.setdefault((record.category, record.species), 0)
-    check_species_counts(counts, config.min_images_per_species, rejects)
+    if config.small_species == "drop":
+        rows, small_rejects, small = drop_small_species(rows, counts, config.min_images_per_species)
+        rejects += small_rejects
+        for key in small:
+            del counts[key]
+        if small:
+            listing = "; ".join(f"{c}/{s}" for c, s in small[:20])
+            more = f" and {len(small) - 20} more" if len(small) > 20 else ""
+            log.warning(
+                "index: dropped %d species with fewer than %d train/test crops "
+                "(preprocess.small_species: drop): %s%s",
+                len(small),
+                config.min_images_per_species,
+                listing,
+                more,
+            )
+        if not counts:
+            raise SpeciesganError(
+                "no species has preprocess.min_images_per_species="
+                f"{config.min_images_per_species} train/test crops; nothing is left to train on"
+            )
+    else:
+        check_species_counts(counts, config.min_images_per_species, rejects)
 
     species_ids = {key: i for i, key in enumerate(sorted(counts))}
     rows.sort(key=lambda r: (r.species_key, r.record.image_path, r.box))
@@ -413,9 +509,11 @@ def index_records(
         }
         for i, row in enumerate(rows)
     ]
+    by_split = Counter(row["split"] for row in table_rows)
     log.info(
-        "index: %d crops of %d species from %d photos; %d rejects",
+        "index: %d crops (%s) of %d species from %d photos; %d rejects",
         len(table_rows),
+        ", ".join(f"{split} {n}" for split, n in sorted(by_split.items())),
         len(species_ids),
         len(kept),
         len(rejects),
@@ -443,10 +541,16 @@ def build_index(
     out_rejects: Path,
     settings: dict[str, Any],
     seed: int,
+    options: dict[str, dict[str, Any]] | None = None,
 ) -> None:
-    """Read every source and write ``records.parquet`` and ``index_rejects.parquet``."""
+    """Read every source and write ``records.parquet`` and ``index_rejects.parquet``.
+
+    ``options``: dataset name -> the reader's options, for formats that take
+    them (``sources.OPTION_FORMATS``).
+    """
     records: list[SourceRecord] = []
     rejects: list[Reject] = []
+    options = options or {}
     for name, fmt, category, root in sources:
         try:
             read = reader(fmt)
@@ -454,7 +558,12 @@ def build_index(
             raise SpeciesganError(f"dataset {name}: {exc}") from exc
         if not Path(root).exists():  # a folder, or the table file of the "table" format
             raise SpeciesganError(f"dataset {name}: source {root} does not exist")
-        found, dropped = read(Path(root), name, category)
+        if base_format(fmt) in OPTION_FORMATS:
+            found, dropped = read(Path(root), name, category, options=options.get(name))
+        elif options.get(name):
+            raise SpeciesganError(f"dataset {name}: format {fmt} takes no options")
+        else:
+            found, dropped = read(Path(root), name, category)
         log.info("%s: %d photos, %d rejected by the source", name, len(found), len(dropped))
         records += [dataclasses.replace(r, image_path=portable_path(r.image_path)) for r in found]
         rejects += [dataclasses.replace(r, image_path=portable_path(r.image_path)) for r in dropped]

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 from speciesgan.atomic import atomic_path
 from speciesgan.data.download import sha256_of
 from speciesgan.data.preprocess import (
+    GREYSCALE_REJECT,
     IMAGE_SIZE_KEY,
     IMAGES_SHA256_KEY,
     REJECTS_SHA256_KEY,
@@ -64,7 +65,14 @@ MANIFEST_COLUMNS = (
     "crop_y0",
     "crop_size",
 )
+FLAG_COLUMNS = ("greyscale",)
+"""Boolean columns crop-shard writes (``greyscale``: an infrared/monochrome photo).
+Required from shards; optional when validating, for manifests made by other tools."""
 REJECT_COLUMNS = ("dataset", "file", "species", "reason", "stage")
+SPLIT_VALUES = ("train", "test", "ood")
+"""``ood``: evaluation-only photos (camera locations never trained on); ``load_split``
+returns them only when asked for by name."""
+TRAIN_TEST = ("train", "test")
 
 
 def validate_manifest(frame: pd.DataFrame, source: str = "manifest") -> None:
@@ -81,10 +89,15 @@ def validate_manifest(frame: pd.DataFrame, source: str = "manifest") -> None:
         dtype = frame[column].dtype
         if not pd.api.types.is_integer_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
             raise SpeciesganError(f"{source}: column {column!r} must hold integers, not {dtype}")
-    bad_splits = sorted(set(frame["split"]) - {"train", "test"})
+    for column in FLAG_COLUMNS:
+        if column in frame.columns and not pd.api.types.is_bool_dtype(frame[column]):
+            raise SpeciesganError(
+                f"{source}: column {column!r} must hold booleans, not {frame[column].dtype}"
+            )
+    bad_splits = sorted(set(frame["split"]) - set(SPLIT_VALUES))
     if bad_splits:
         raise SpeciesganError(
-            f"{source}: column 'split' has values {bad_splits}, expected train/test"
+            f"{source}: column 'split' has values {bad_splits}, expected one of {SPLIT_VALUES}"
         )
     ids = sorted(set(frame["species_id"].tolist()))
     if ids != list(range(len(ids))):
@@ -187,16 +200,23 @@ def _read_shard(path: Path) -> tuple[pd.DataFrame, pd.DataFrame, int]:
     return table.to_pandas(), rejects, int(metadata[IMAGE_SIZE_KEY])
 
 
-def _check_species_counts(kept: pd.DataFrame, crop_rejects: pd.DataFrame, minimum: int) -> None:
-    """Every species the index accepted must still have ``minimum`` crops."""
+def _short_species(
+    kept: pd.DataFrame, crop_rejects: pd.DataFrame, minimum: int
+) -> list[tuple[int, str, str, int]]:
+    """(species_id, category, species, train/test crops) of species under ``minimum``."""
     columns = ["species_id", "category", "species"]
     species = pd.concat([kept[columns], crop_rejects[columns]]).drop_duplicates("species_id")
-    counts = kept["species_id"].value_counts()
-    short = [
-        (row.category, row.species, int(counts.get(row.species_id, 0)))
+    counts = kept.loc[kept["split"].isin(TRAIN_TEST), "species_id"].value_counts()
+    return [
+        (int(row.species_id), row.category, row.species, int(counts.get(row.species_id, 0)))
         for row in species.sort_values("species_id").itertuples()
         if counts.get(row.species_id, 0) < minimum
     ]
+
+
+def _check_species_counts(kept: pd.DataFrame, crop_rejects: pd.DataFrame, minimum: int) -> None:
+    """Every species the index accepted must still have ``minimum`` train/test crops."""
+    short = [(c, s, n) for _, c, s, n in _short_species(kept, crop_rejects, minimum)]
     if short:
         listing = "; ".join(f"{c}/{s}: {n}" for c, s, n in short)
         raise SpeciesganError(
@@ -204,6 +224,40 @@ def _check_species_counts(kept: pd.DataFrame, crop_rejects: pd.DataFrame, minimu
             f"than preprocess.min_images_per_species={minimum} crops: {listing} "
             "(the shards' rejects-*.parquet files say why)"
         )
+
+
+def _drop_species(
+    kept: pd.DataFrame, crop_rejects: pd.DataFrame, minimum: int
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """``small_species: drop``: the crops of species left with enough, renumbered; rejects.
+
+    Species ids must stay 0..K-1 (the networks' class count), so the remaining
+    species keep their order and close the gaps.
+    """
+    short = _short_species(kept, crop_rejects, minimum)
+    if not short:
+        return kept, None
+    gone = {species_id: n for species_id, _, _, n in short}
+    dropped = kept[kept["species_id"].isin(gone)]
+    reasons = [
+        f"species has {gone[i]} train/test crop(s) after the crop step, fewer than "
+        f"preprocess.min_images_per_species={minimum} (preprocess.small_species: drop)"
+        for i in dropped["species_id"]
+    ]
+    rejects = dropped.loc[:, ["dataset", "file", "species"]].assign(
+        reason=reasons, stage="manifest"
+    )
+    kept = kept[~kept["species_id"].isin(gone)].copy()
+    remaining = sorted(kept["species_id"].unique())
+    renumber = {old: new for new, old in enumerate(remaining)}
+    kept["species_id"] = kept["species_id"].map(renumber).astype(np.int32)
+    log.warning(
+        "manifest: dropped %d species left with fewer than %d train/test crops: %s",
+        len(short),
+        minimum,
+        "; ".join(f"{c}/{s}: {n}" for _, c, s, n in short[:20]),
+    )
+    return kept, rejects
 
 
 def merge_shards(
@@ -239,11 +293,20 @@ def merge_shards(
     if kept.duplicated(["shard", "index"]).any():
         raise SpeciesganError(f"the same shard appears twice among {[str(p) for p in rows]}")
     crop_rejects = pd.concat(reject_frames, ignore_index=True)
-    _check_species_counts(kept, crop_rejects, int(settings.get("min_images_per_species", 5)))
-    missing = [c for c in MANIFEST_COLUMNS if c not in kept.columns]
+    missing = [c for c in (*MANIFEST_COLUMNS, *FLAG_COLUMNS) if c not in kept.columns]
     if missing:
-        raise SpeciesganError(f"{rows[0]}: shard rows lack column(s) {missing}")
-    manifest = kept.sort_values(["shard", "index"], kind="stable").loc[:, list(MANIFEST_COLUMNS)]
+        raise SpeciesganError(
+            f"{rows[0]}: shard rows lack column(s) {missing} (written by an older "
+            "crop-shard? rerun crop-shard)"
+        )
+    minimum = int(settings.get("min_images_per_species", 5))
+    small_rejects = None
+    if settings.get("small_species", "stop") == "drop":
+        kept, small_rejects = _drop_species(kept, crop_rejects, minimum)
+    else:
+        _check_species_counts(kept, crop_rejects, minimum)
+    columns = [*MANIFEST_COLUMNS, *FLAG_COLUMNS]
+    manifest = kept.sort_values(["shard", "index"], kind="stable").loc[:, columns]
     manifest = manifest.reset_index(drop=True)
     validate_manifest(manifest, str(out))
 
@@ -258,17 +321,24 @@ def merge_shards(
     missing = [c for c in REJECT_COLUMNS if c not in earlier.columns]
     if missing:
         raise SpeciesganError(f"{index_rejects}: missing column(s) {missing}")
-    merged = pd.concat(
-        [earlier.loc[:, list(REJECT_COLUMNS)], crop_rejects.loc[:, list(REJECT_COLUMNS)]],
-        ignore_index=True,
-    )
+    parts = [earlier.loc[:, list(REJECT_COLUMNS)], crop_rejects.loc[:, list(REJECT_COLUMNS)]]
+    if small_rejects is not None:
+        parts.append(small_rejects.loc[:, list(REJECT_COLUMNS)])
+    merged = pd.concat(parts, ignore_index=True)
     schema = pa.schema([(c, pa.string()) for c in REJECT_COLUMNS])
     with atomic_path(out_rejects) as tmp:
         pq.write_table(pa.Table.from_pandas(merged, schema=schema, preserve_index=False), tmp)
     log.info(
-        "manifest: %d crops of %d species; %d rejects (%d at crop stage)",
+        "manifest: %d crops of %d species (%s); %d rejects (%d at crop stage)",
         len(manifest),
         manifest["species_id"].nunique(),
+        ", ".join(f"{k} {v}" for k, v in sorted(manifest["split"].value_counts().items())),
         len(merged),
         len(crop_rejects),
+    )
+    greyscale_dropped = int((crop_rejects["reason"] == GREYSCALE_REJECT).sum())
+    log.info(
+        "manifest: %d greyscale (infrared) crops kept, %d dropped (preprocess.greyscale)",
+        int(manifest["greyscale"].sum()),
+        greyscale_dropped,
     )

@@ -14,8 +14,9 @@ EXIF orientation), which is how annotators saw and drew them.
 Outputs (named by the caller, except the rejects file):
 - ``shard-NNN.npy``: uint8 ``[N, S, S, 3]``, the kept crops in records order;
 - ``shard-NNN.parquet``: the manifest rows of the kept crops: the records
-  columns plus ``index`` (row in the ``.npy``) and ``crop_x0, crop_y0,
-  crop_size``; the crop size is in the parquet metadata, with the SHA-256 of
+  columns plus ``index`` (row in the ``.npy``), ``crop_x0, crop_y0,
+  crop_size`` and ``greyscale`` (the photo's channels are nearly equal: an
+  infrared night frame; see ``greyscale``); the crop size is in the parquet metadata, with the SHA-256 of
   the images and rejects files (see ``SHARD_SEAL_KEYS``);
 - ``rejects-NNN.parquet`` next to it (``rejects_path(out_rows)``): one row per
   record that could not be cropped (dataset, file, species, reason, stage,
@@ -52,6 +53,7 @@ from speciesgan.data.crop import (
     square_crop_box,
 )
 from speciesgan.data.download import sha256_of
+from speciesgan.data.greyscale import is_greyscale
 from speciesgan.errors import SpeciesganError
 from speciesgan.progress import progress
 
@@ -78,6 +80,8 @@ GREY_FILL = frozenset((127, 128))
 """Sample values libjpeg gives blocks it had no data for: 128 (127 in inverted Adobe CMYK)."""
 
 DEFAULT_IMAGE_SIZE = 128
+GREYSCALE_ACTIONS = ("keep", "drop")
+GREYSCALE_REJECT = "greyscale (infrared) photo; preprocess.greyscale: drop"
 DEFAULT_PAD_MODE = "edge"
 DEFAULT_RESAMPLE = "lanczos"
 DEFAULT_MIN_BOX_SIZE = 32
@@ -99,6 +103,7 @@ class Crop:
 
     pixels: np.ndarray
     square: Square
+    greyscale: bool = False  # the whole photo's channels are (nearly) equal
 
 
 def orientation_of(image: Image.Image) -> int:
@@ -249,7 +254,8 @@ def crop_photo(
     except Exception as exc:  # noqa: BLE001 - any decoder failure is a property of the file
         raise CropRejected(f"cannot decode image: {type(exc).__name__}: {exc}") from exc
     region = (sx / scale, sy / scale, (sx + side) / scale, (sy + side) / scale)
-    return Crop(crop_region(rgb, region, size, pad_mode, resample), (sx, sy, side))
+    pixels = crop_region(rgb, region, size, pad_mode, resample)
+    return Crop(pixels, (sx, sy, side), is_greyscale(rgb))
 
 
 def _read_shard_rows(records: Path, shard: int) -> pa.Table:
@@ -299,7 +305,8 @@ def process_shard(
 
     Settings: ``image_size`` (128), ``pad_mode`` ("edge", "reflect" or
     "constant"), ``resample`` ("lanczos", "bicubic" or "bilinear"),
-    ``min_box_size`` (32).  The result does not depend on ``threads``.  The
+    ``min_box_size`` (32), ``greyscale`` ("keep", or "drop": greyscale/infrared
+    photos become rejects).  The result does not depend on ``threads``.  The
     manifest step looks for the images as ``images_path(out_rows)``.
     """
     size = int(settings.get("image_size", DEFAULT_IMAGE_SIZE))
@@ -316,6 +323,11 @@ def process_shard(
     min_box_size = int(settings.get("min_box_size", DEFAULT_MIN_BOX_SIZE))
     if min_box_size < 1:
         raise SpeciesganError(f"preprocess.min_box_size must be at least 1, not {min_box_size}")
+    greyscale = str(settings.get("greyscale", "keep"))
+    if greyscale not in GREYSCALE_ACTIONS:
+        raise SpeciesganError(
+            f"preprocess.greyscale must be one of {GREYSCALE_ACTIONS}, not {greyscale!r}"
+        )
     if ImageFile.LOAD_TRUNCATED_IMAGES:
         # Something in this process switched on Pillow's partial decoding; a
         # half-grey crop must never be accepted as a photo.
@@ -328,6 +340,8 @@ def process_shard(
         log.warning("%s: shard %d has no records", records, shard)
     images = np.empty((count, size, size, 3), dtype=np.uint8)
     squares: list[tuple[int, int, int]] = []
+    grey_flags: list[bool] = []
+    grey_count = 0
     kept_rows: list[int] = []
     rejected_rows: list[int] = []
     reasons: list[str] = []
@@ -337,11 +351,20 @@ def process_shard(
             rejected_rows.append(i)
             reasons.append(str(result))
             continue
+        grey_count += result.greyscale
+        if result.greyscale and greyscale == "drop":
+            rejected_rows.append(i)
+            reasons.append(GREYSCALE_REJECT)
+            continue
         images[len(kept_rows)] = result.pixels
         kept_rows.append(i)
         squares.append(result.square)
+        grey_flags.append(result.greyscale)
     if rejected_rows:
         log.info("shard %d: %d of %d crops rejected", shard, len(rejected_rows), count)
+    if grey_count:
+        action = "dropped" if greyscale == "drop" else "kept"
+        log.info("shard %d: %d greyscale (infrared) crops, %s", shard, grey_count, action)
 
     # Images, then rejects, then the rows that carry both files' sums: the rows
     # file appearing is what marks the shard complete.
@@ -353,7 +376,9 @@ def process_shard(
         _crop_rejects_table(rows.take(pa.array(rejected_rows, type=pa.int64())), reasons),
         rejects_path(out_rows),
     )
-    kept = _manifest_rows_table(rows.take(pa.array(kept_rows, type=pa.int64())), squares, size)
+    kept = _manifest_rows_table(
+        rows.take(pa.array(kept_rows, type=pa.int64())), squares, grey_flags, size
+    )
     seal = {
         IMAGES_SHA256_KEY: images_sha.encode(),
         REJECTS_SHA256_KEY: rejects_sha.encode(),
@@ -373,12 +398,13 @@ def rejects_path(out_rows: str | Path) -> Path:
 
 
 def _manifest_rows_table(
-    kept: pa.Table, squares: list[tuple[int, int, int]], size: int
+    kept: pa.Table, squares: list[tuple[int, int, int]], greyscale: list[bool], size: int
 ) -> pa.Table:
     columns = np.array(squares, dtype=np.int32).reshape(-1, 3)
     table = kept.append_column("index", pa.array(np.arange(kept.num_rows, dtype=np.int32)))
     for j, name in enumerate(("crop_x0", "crop_y0", "crop_size")):
         table = table.append_column(name, pa.array(columns[:, j], type=pa.int32()))
+    table = table.append_column("greyscale", pa.array(greyscale, type=pa.bool_()))
     metadata = {**(table.schema.metadata or {}), IMAGE_SIZE_KEY: str(size).encode()}
     return table.replace_schema_metadata(metadata)
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 Box = tuple[int, int, int, int]
 """(x0, y0, x1, y1) in pixels of the stored image, x1/y1 exclusive."""
+RelativeBox = tuple[float, float, float, float]
+"""(x_min, y_min, width, height) as fractions of the photo's displayed width and height."""
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,10 @@ class SourceRecord:
     species: str  # human-readable name, e.g. "Border collie", "Black-footed Albatross"
     category: str  # dog / bird / butterfly / ...
     boxes: tuple[Box, ...] = field(default_factory=tuple)  # empty: no box known
-    split: str | None = None  # "train" / "test" when the dataset has an official split
+    split: str | None = None  # "train" / "test" (or "ood") when the dataset has an official split
+    # Boxes known only relative to the photo (detector output): the index step,
+    # which reads each photo's size anyway, turns them into pixel boxes.
+    relative_boxes: tuple[RelativeBox, ...] = field(default_factory=tuple)
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,7 @@ FILES_BY_FORMAT: dict[str, tuple[str, ...]] = {
     "leeds_butterflies": ("leedsbutterfly_dataset_v1.0.zip",),
     "image_folders": (),  # local: read in place from the dataset's path
     "table": (),  # local: the path is the table file
+    "iwildcam": ("iwildcam_v2.0.tar.gz",),
 }
 """Archive files each real layout consists of (demo_* formats use the same names)."""
 
@@ -63,7 +68,18 @@ OFFICIAL_URLS: dict[str, dict[str, str]] = {
             "http://www.comp.leeds.ac.uk/scs6jwks/dataset/leedsbutterfly/leedsbutterfly_dataset_v1.0.zip"
         ),
     },
+    # WILDS v2.0's iWildCam2020 (the URL of the `wilds` package's iwildcam_dataset.py,
+    # 11,957,420,032 bytes; a tar.gz of metadata.csv, categories.csv and train/)
+    "iwildcam": {
+        "iwildcam_v2.0.tar.gz": (
+            "https://worksheets.codalab.org/rest/bundles/"
+            "0x6313da2b204647e79a14b468131fcd64/contents/blob/"
+        ),
+    },
 }
+
+OPTION_FORMATS = frozenset({"iwildcam"})
+"""Formats whose reader takes per-dataset options (``read(..., options=...)``)."""
 
 
 def base_format(fmt: str) -> str:
@@ -71,8 +87,11 @@ def base_format(fmt: str) -> str:
     return fmt.removeprefix("demo_")
 
 
-def reader(fmt: str) -> Callable[[Path, str, str], tuple[list[SourceRecord], list[Reject]]]:
-    """The ``read`` function of the source module for ``fmt``."""
+def reader(fmt: str) -> Callable[..., tuple[list[SourceRecord], list[Reject]]]:
+    """The ``read(root, dataset, category)`` function of the source module for ``fmt``.
+
+    Readers of ``OPTION_FORMATS`` also take ``options=`` (a mapping).
+    """
     name = base_format(fmt)
     if name == "stanford_dogs":
         from speciesgan.data.sources import stanford_dogs as module
@@ -84,6 +103,8 @@ def reader(fmt: str) -> Callable[[Path, str, str], tuple[list[SourceRecord], lis
         from speciesgan.data.sources import image_folders as module
     elif name == "table":
         from speciesgan.data.sources import table as module
+    elif name == "iwildcam":
+        from speciesgan.data.sources import iwildcam as module
     else:
         raise ValueError(f"unknown dataset format {fmt!r}")
     return module.read
