@@ -113,6 +113,14 @@ def test_default_batch_size_is_the_training_default() -> None:
     assert DEFAULTS["batch_size"] == GAN_BATCH_SIZE_DEFAULT
 
 
+def test_every_gan_key_the_schema_allows_is_one_training_accepts() -> None:
+    """A schema key train-gan does not know would stop every training at its first line."""
+    from speciesgan.gan.training_loop import DEFAULTS
+
+    schema_keys = set(load_schema()["properties"]["gan"]["properties"]) - {"gpus"}
+    assert schema_keys == set(DEFAULTS)
+
+
 def test_ablation_variant_cannot_set_gpus() -> None:
     # variants train in one process (rules/ablation.smk); training refuses a `gpus` key
     config = _smoke()

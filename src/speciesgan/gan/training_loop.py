@@ -87,6 +87,7 @@ DEFAULTS: dict[str, Any] = {
     "classifier_loss_weight": 0.1,
     "species_loss_weight": 0.0,
     "mode_seeking_weight": 0.0,
+    "spectral_init": "torch",
     "precision": "fp32",
     "checkpoint_every": 200,
     "snapshot_every": 0,
