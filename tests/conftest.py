@@ -9,9 +9,14 @@ test session and exported, so subprocesses (the CLI, Snakemake) see it too.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.background_demo import DemoRun
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -33,6 +38,31 @@ def torch_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
         os.environ.pop("TORCH_HOME", None)
     else:
         os.environ["TORCH_HOME"] = previous
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The demo test last: it awaits the demo run started with the session (background_demo)."""
+    from tests.background_demo import DEMO_TEST
+
+    demo = [item for item in items if item.nodeid.endswith(DEMO_TEST)]
+    if demo:
+        items[:] = [item for item in items if item not in demo] + demo
+
+
+@pytest.fixture(scope="session", autouse=True)
+def background_demo(
+    request: pytest.FixtureRequest, torch_home: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DemoRun | None]:
+    """The demo pipeline, started now when its test is selected (tests/background_demo.py)."""
+    from tests.background_demo import DEMO_TEST, DemoRun, in_background
+
+    selected = any(item.nodeid.endswith(DEMO_TEST) for item in request.session.items)
+    if not (selected and in_background()):
+        yield None
+        return
+    run = DemoRun.start(tmp_path_factory.mktemp("background_demo") / "demo")
+    yield run
+    run.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -5,7 +5,8 @@ classifier learns them (test top-1 >= 0.95, from the packaged ImageNet weights,
 which the metrics name), the generator draws them (generated images recognised as
 the requested species by the *evaluation* classifier >= 0.6 on average and >= 0.3
 for every species; chance is 1/12), and the pipeline's outputs are all there.
-Prints the figures and per-stage wall times.
+Prints the figures and per-stage wall times (with the rest of the suite running
+beside it, unless ``SPECIESGAN_DEMO_IN_BACKGROUND=0``: tests/background_demo.py).
 """
 
 from __future__ import annotations
@@ -17,18 +18,22 @@ from pathlib import Path
 
 import pytest
 
-from tests.workflow import copy_workflow, env, planned_jobs, snakemake
+from tests.background_demo import DemoRun
+from tests.workflow import env, planned_jobs, snakemake
+
+DEMO_TIMEOUT_SECONDS = 3600
+"""From the session's start when run in the background (tests/background_demo.py)."""
 
 DEMO_SNAPSHOT_STEPS = [750, 1500]
 """configs/demo.yaml: gan.steps 1500, gan.snapshot_every 750."""
 
 
 @pytest.mark.slow
-def test_demo_end_to_end(tmp_path: Path) -> None:
-    work = copy_workflow(tmp_path / "demo")
-    result = snakemake(
-        work, "all", "--cores", "all", "--configfile", "configs/demo.yaml", timeout=3000
-    )
+def test_demo_end_to_end(background_demo: DemoRun | None, tmp_path: Path) -> None:
+    if background_demo is None:  # SPECIESGAN_DEMO_IN_BACKGROUND=0: run it now
+        background_demo = DemoRun.start(tmp_path / "demo")
+    work = background_demo.workdir
+    result = background_demo.wait(timeout=DEMO_TIMEOUT_SECONDS)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
     results = work / "results/demo"
     assert (results / "report.html").stat().st_size > 10_000
