@@ -265,9 +265,10 @@ def test_a_remote_must_be_set_and_is_taken_from_the_environment(
     assert "storage" not in (work / ".dvc/config").read_text()  # nothing machine-local in git
 
 
-def _dvc(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _venv_tool(tool: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run a command of this interpreter's environment (dvc, speciesgan); it must succeed."""
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "dvc"), *args],
+        [str(Path(sys.executable).parent / tool), *args],
         cwd=cwd,
         env=env(),
         capture_output=True,
@@ -275,6 +276,10 @@ def _dvc(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return result
+
+
+def _dvc(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return _venv_tool("dvc", cwd, *args)
 
 
 def _git(cwd: Path, *args: str) -> None:
@@ -359,15 +364,7 @@ def test_publish_clone_restore_reruns_nothing(published: Path, tmp_path: Path) -
 
 
 def _speciesgan(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [str(Path(sys.executable).parent / "speciesgan"), *args],
-        cwd=cwd,
-        env=env(),
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result
+    return _venv_tool("speciesgan", cwd, *args)
 
 
 def _md_rows(table: str) -> list[list[str]]:
