@@ -12,6 +12,7 @@ localrules:
     demo_stanford_dogs,
     demo_cub,
     download,
+    download_detections,
     index,
     manifest,
 
@@ -76,8 +77,6 @@ rule download_detections:
         f"{DOWNLOADS}/{{dataset}}/logs/download-detections.log",
     benchmark:
         f"{DOWNLOADS}/{{dataset}}/benchmarks/download-detections.tsv"
-    conda:
-        "../envs/data.yaml"
     params:
         url=lambda w: config["datasets"][w.dataset]["detections"],
         sha256=lambda w: (

@@ -23,6 +23,15 @@ from tests.workflow import copy_workflow, planned_jobs, snakemake
 SMOKE = ("--configfile", "configs/smoke.yaml")
 
 
+def test_no_rule_asks_for_a_conda_environment() -> None:
+    """Rules run in the workflow's venv (README, "Software environment"): a ``conda:``
+    directive would name an env file that does not exist and fail the job's metadata write."""
+    repo = Path(__file__).resolve().parents[1]
+    for path in [repo / "Snakefile", *sorted((repo / "rules").glob("*.smk"))]:
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            assert not re.match(r"\s+conda:", line), f"{path.name}:{number}: {line.strip()}"
+
+
 def test_lint_is_clean(tmp_path: Path) -> None:
     work = copy_workflow(tmp_path / "wf")
     result = snakemake(work, "--lint", *SMOKE)
