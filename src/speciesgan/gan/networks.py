@@ -461,11 +461,8 @@ def build_networks(
 
 
 def spectral_init(settings: Mapping[str, Any]) -> str:
-    """``gan.spectral_init`` (default ``"torch"``), checked."""
-    value = settings.get("spectral_init", "torch")
-    if value not in SPECTRAL_INITS:
-        raise SpeciesganError(f"gan.spectral_init must be one of {SPECTRAL_INITS}, got {value!r}")
-    return value
+    """``gan.spectral_init`` (default ``"torch"``; ``orthogonal_init`` checks the value)."""
+    return str(settings.get("spectral_init", "torch"))
 
 
 def _discriminator(
@@ -483,13 +480,9 @@ def _discriminator(
             None if input_size is None else int(input_size),
             spectral_init=spectral_init(settings),
         )
-    if name == "dcgan":
-        return DCGANDiscriminator(num_classes=num_classes, image_size=image_size, channels=channels)
+    init = {} if name == "dcgan" else {"spectral_init": spectral_init(settings)}  # dcgan: no SN
     return DISCRIMINATORS[name](
-        num_classes=num_classes,
-        image_size=image_size,
-        channels=channels,
-        spectral_init=spectral_init(settings),
+        num_classes=num_classes, image_size=image_size, channels=channels, **init
     )
 
 
