@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+import speciesgan  # noqa: F401  first: its short OpenMP spin must precede torch's threads
+
 if TYPE_CHECKING:
     from tests.background_demo import DemoRun
 
