@@ -50,6 +50,7 @@ from speciesgan.data.balanced import SpeciesIndex, check_sampling, identity_sett
 from speciesgan.data.dataset import CropSet, load_split
 from speciesgan.device import select_device
 from speciesgan.errors import SpeciesganError
+from speciesgan.metrics.frequency_bins import accuracy_by_bin
 from speciesgan.preemption import StopRequest, TrainingInterrupted
 from speciesgan.progress import progress
 from speciesgan.resume_state import (
@@ -450,8 +451,14 @@ def final_metrics(
     settings: dict[str, Any],
     info: dict[str, Any],
     history: list[dict[str, Any]],
+    train_counts: list[int] | None = None,
 ) -> dict[str, Any]:
-    """The metrics JSON: only deterministic quantities, so same-seed runs give equal bytes."""
+    """The metrics JSON: only deterministic quantities, so same-seed runs give equal bytes.
+
+    ``train_counts`` (train crops per species id) adds test top-1 by frequency
+    bin (head, middle, tail species), which the report sets beside the
+    generated images' accuracy in the same bins.
+    """
     labels = test.labels
     predicted = logits.argmax(dim=1)
     per_species = {}
@@ -473,6 +480,15 @@ def final_metrics(
         "weights": info["weights"],
         "weights_sha256": info["weights_sha256"],
         "history": history,
+        **(
+            {
+                "frequency_bins": accuracy_by_bin(
+                    train_counts, test.species, {"test_top1": per_species}
+                )
+            }
+            if train_counts is not None
+            else {}
+        ),
     }
 
 
@@ -613,7 +629,8 @@ def train_classifier(
     assert state.history is not None
     if test_logits is None:  # resumed after the last epoch, killed before the model was saved
         test_logits = predict_logits(model, test.images, torch_device)
-    metrics = final_metrics(test_logits, test, num_train, cfg, info, state.history)
+    counts = torch.bincount(train.labels, minlength=train.num_classes).tolist()
+    metrics = final_metrics(test_logits, test, num_train, cfg, info, state.history, counts)
     save_classifier(out_model, model, train.species, image_size, info)
     write_json(out_metrics, metrics)
     resume_file.unlink(missing_ok=True)
