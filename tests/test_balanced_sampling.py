@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 import torch
@@ -159,3 +160,20 @@ def test_natural_sampling_keeps_the_run_identity_it_had_before_the_setting() -> 
     settings = {"steps": 4, "batch_size": 8}
     assert identity_settings({**settings, "sampling": "natural"}) == settings
     assert identity_settings({**settings, "sampling": "balanced"}) != settings
+
+
+def test_gan_sampling_setting_reaches_the_training_loop(tmp_path: Path) -> None:
+    """train-gan with balanced sampling trains on other batches than with natural."""
+    from speciesgan.gan import checkpoint as ckpt
+    from tests.test_gan import run, write_manifest
+
+    manifest = write_manifest(tmp_path / "data")
+    natural = run(manifest, tmp_path / "natural", steps=2)
+    balanced = run(manifest, tmp_path / "balanced", steps=2, sampling="balanced")
+    assert natural.read_bytes() != balanced.read_bytes()
+    # natural keeps the run identity of checkpoints from before the setting existed
+    settings = resolve_settings({"steps": 2})
+    before = {key: value for key, value in settings.items() if key != "sampling"}
+    assert ckpt.run_identity(identity_settings(settings), 3, manifest, None) == ckpt.run_identity(
+        before, 3, manifest, None
+    )
