@@ -420,6 +420,27 @@ def test_interrupted_then_resumed_training_equals_an_uninterrupted_run(
     assert not resume_path(model_b).exists()
 
 
+def test_balanced_sampling_resumes_exactly_and_is_recorded(
+    short_run: tuple[Path, Path], manifest: Path, tmp_path: Path
+) -> None:
+    """classifier.sampling: balanced reaches the loop, and its epochs need no resume state."""
+    settings = {**SHORT, "sampling": "balanced"}
+    model_a, metrics_a = _train(manifest, tmp_path / "straight", settings)
+
+    def stop_mid_epoch(epoch: int, step: int) -> None:
+        if (epoch, step) == (1, 1):
+            os.kill(os.getpid(), signal.SIGUSR1)
+
+    with pytest.raises(TrainingInterrupted):
+        _train(manifest, tmp_path / "resumed", settings, on_step=stop_mid_epoch)
+    model_b, metrics_b = _train(manifest, tmp_path / "resumed", settings)
+    assert metrics_a.read_bytes() == metrics_b.read_bytes()
+    assert _same_weights(model_a, model_b)
+    assert json.loads(metrics_a.read_text())["sampling"] == "balanced"
+    assert json.loads(short_run[1].read_text())["sampling"] == "natural"
+    assert not _same_weights(model_a, short_run[0])  # other batches than natural sampling
+
+
 def _aside(model: Path, reason: str) -> list[Path]:
     """Resume files moved aside as ``model.pt.resume.<reason>-<UTC time>.pt``."""
     return sorted(model.parent.glob(f"{model.name}.resume.{reason}-*.pt"))

@@ -121,6 +121,24 @@ def test_every_gan_key_the_schema_allows_is_one_training_accepts() -> None:
     assert schema_keys == set(DEFAULTS)
 
 
+@pytest.mark.parametrize("section", ["classifier", "gan"])
+def test_sampling_modes_validate_and_unset_adds_no_key(section: str) -> None:
+    """Unset stays unset (no schema default): existing runs' params, and so their jobs, stay put."""
+    assert "sampling" not in validate_config(_smoke())[section]
+    config = _smoke()
+    config[section]["sampling"] = "balanced"
+    assert validate_config(config)[section]["sampling"] == "balanced"
+    config[section]["sampling"] = "uniform"
+    assert f"config key {section}.sampling" in _problem(config)
+
+
+def test_every_classifier_key_the_schema_allows_is_one_training_accepts() -> None:
+    from speciesgan.classifier.train import DEFAULTS
+
+    schema_keys = set(load_schema()["properties"]["classifier"]["properties"])
+    assert schema_keys == set(DEFAULTS)
+
+
 def test_ablation_variant_cannot_set_gpus() -> None:
     # variants train in one process (rules/ablation.smk); training refuses a `gpus` key
     config = _smoke()

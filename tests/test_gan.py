@@ -516,6 +516,7 @@ SPECIES_TERMS = {"species_loss_weight": 1.0, "mode_seeking_weight": 1.0}
         ("dcgan", "wgan-gp", {}),
         ("projected", "hinge", {}),
         ("projected", "hinge", SPECIES_TERMS),
+        ("resnet", "hinge", {"sampling": "balanced"}),  # the data stream is checkpointed
     ],
 )
 def test_resumed_run_is_bit_identical(

@@ -333,6 +333,9 @@ def test_evaluate_writes_deterministic_metrics(tmp_path: Path) -> None:
     cached = sorted(p.name.rsplit("-", 1)[0] for p in (tmp_path / "eval" / "fid_cache").iterdir())
     assert cached == ["real", "real-lite0"]  # uncapped: Lite0's real side is the train split
     result = json.loads(first.read_text())
+    assert "no ood split" in result["id_ood"]["skipped"]  # and no ood pass: nothing cached for it
+    assert result["frequency_bins"]["bins"]["head"]["species"] == ["Alpha Dog"]  # ties: lower id
+    result = json.loads(first.read_text())
     # the figures of issue 13, in the space that means something offline too
     lite0 = result["feature_spaces"]["lite0"]
     assert result["fd_lite0"] == lite0["fd"] > 0

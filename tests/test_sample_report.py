@@ -259,7 +259,8 @@ def test_report_contains_metrics_and_is_deterministic(tmp_path: Path) -> None:
     assert page.count("data:image/png;base64,") >= 1 + 1 + 3 + 3 + 1 + 1 + 1
     summary = json.loads(json_a.read_text())
     assert sorted(summary) == [
-        "ablation", "classifier", "dataset", "generation", "inception_weights", "over_steps",
+        "ablation", "classifier", "dataset", "generation", "inception_weights", "long_tail",
+        "over_steps",
     ]  # fmt: skip
     rows = {row["variant"]: row for row in summary["ablation"]["rows"]}
     assert rows["baseline_dcgan"]["ema"] == "no" and rows["baseline_dcgan"]["diffaugment"] == "off"
@@ -287,6 +288,96 @@ def test_report_contains_metrics_and_is_deterministic(tmp_path: Path) -> None:
     write_report(results, html_b, json_b, TinyGenerator(), SPECIES)
     assert html_a.read_bytes() == html_b.read_bytes()
     assert json_a.read_bytes() == json_b.read_bytes()
+
+
+def _camera_trap_results(root: Path) -> Path:
+    """The small results folder, made long-tailed and partly infrared, with an ood split."""
+    results = _results_dir(root)
+    manifest_path = results / "data" / "manifest.parquet"
+    frame = pd.read_parquet(manifest_path)
+    frame["split"] = ["train"] * 4 + [
+        "test",
+        "train",
+        "train",
+        "ood",
+        "test",
+        "train",
+        "ood",
+        "ood",
+    ]
+    frame["greyscale"] = [True, False, False, True, False, True] + [False] * 6
+    frame.to_parquet(manifest_path)
+    bins = {"head": ["Golden Retriever"], "middle": ["Snowy Owl"], "tail": ["Blue Jay"]}
+    ranges = {"head": [4, 4], "middle": [2, 2], "tail": [1, 1]}
+    eval_classifier = results / "classifier" / "eval" / "metrics.json"
+    metrics = json.loads(eval_classifier.read_text())
+    metrics["frequency_bins"] = {"bins": {
+        name: {"species": members, "train_crops_range": ranges[name], "test_top1": top1}
+        for (name, members), top1 in zip(bins.items(), (0.96875, 0.65625, 0.03125), strict=True)
+    }}  # fmt: skip
+    write_json(eval_classifier, metrics)
+    evaluation = json.loads((results / "eval" / "metrics.json").read_text())
+    evaluation["frequency_bins"] = {"bins": {
+        name: {"species": members, "train_crops_range": ranges[name], "generated_top1": top1}
+        for (name, members), top1 in zip(bins.items(), (0.90625, 0.40625, 0.09375), strict=True)
+    }}  # fmt: skip
+    evaluation["id_ood"] = {
+        "classifier_top1": {"id": 0.84375, "ood": 0.53125},
+        "fd_lite0": {"id": 17.125, "ood": 29.0625},
+    }
+    write_json(results / "eval" / "metrics.json", evaluation)
+    return results
+
+
+def test_report_shows_the_long_tail_infrared_share_bins_and_id_ood(tmp_path: Path) -> None:
+    results = _camera_trap_results(tmp_path / "run")
+    write_report(results, tmp_path / "r.html", tmp_path / "r.json", None, [])
+    page = (tmp_path / "r.html").read_text()
+    section = page[page.index("<h2>Long tail</h2>") : page.index("<h2>Species classifiers</h2>")]
+    assert 'alt="train crops per species"' in section  # the sorted bar chart
+    assert "3 of 12 crops are infrared (greyscale): 25.0 %" in section
+    assert "<td>train</td><td>7</td><td>3</td><td>42.9 %</td>" in section
+    for figure in ("0.9688", "0.6562", "0.0312", "0.9062", "0.4062", "0.0938"):
+        assert figure in section  # classifier and generated top-1 of each bin
+    for figure in ("0.8438", "0.5312", "17.1250", "29.0625"):
+        assert figure in section  # ID and OOD
+    assert section.count("<p>") >= 4  # a one-line note per figure and table
+    long_tail = json.loads((tmp_path / "r.json").read_text())["long_tail"]
+    counts = long_tail["train_per_species"]
+    assert [(row["species"], row["train"]) for row in counts] == [
+        ("Golden Retriever", 4), ("Snowy Owl", 2), ("Blue Jay", 1)
+    ]  # fmt: skip
+    assert long_tail["greyscale"]["by_split"]["ood"] == {"crops": 3, "greyscale": 0, "share": 0.0}
+    assert [row["bin"] for row in long_tail["frequency_bins"]] == ["head", "middle", "tail"]
+    assert long_tail["frequency_bins"][2]["classifier_test_top1"] == 0.03125
+    assert long_tail["id_ood"]["fd_lite0"]["ood"] == 29.0625
+
+
+def test_train_counts_chart_is_sorted_and_log_scaled_for_a_long_tail() -> None:
+    from speciesgan.long_tail import train_counts, train_counts_png
+
+    frame = pd.DataFrame(
+        {"species": ["a", "b", "c", "d"] * 2, "species_id": [0, 1, 2, 3] * 2,
+         "split": ["train"] * 4 + ["test"] * 4}
+    )  # fmt: skip
+    frame = pd.concat([frame, pd.DataFrame({"species": ["c"] * 3000, "species_id": [2] * 3000,
+                                            "split": ["train"] * 3000})])  # fmt: skip
+    counts = train_counts(frame)
+    assert counts == [("c", 3001), ("a", 1), ("b", 1), ("d", 1)]
+    picture = train_counts_png(counts)
+    assert picture.dtype == np.uint8 and picture.shape[2] == 3
+    many = [(f"s{k}", 1000 - 10 * k) for k in range(80)]  # beyond NAMED_BARS: ranks, no names
+    assert train_counts_png(many).shape == (320, 800, 3)
+
+
+def test_report_without_greyscale_column_or_ood_says_so(tmp_path: Path) -> None:
+    results = _results_dir(tmp_path / "run")
+    write_report(results, tmp_path / "r.html", tmp_path / "r.json", None, [])
+    page = (tmp_path / "r.html").read_text()
+    assert "no greyscale column: infrared share unknown" in page
+    assert "id_ood in eval/metrics.json not found" in page
+    long_tail = json.loads((tmp_path / "r.json").read_text())["long_tail"]
+    assert long_tail["greyscale"] is None and long_tail["frequency_bins"] is None
 
 
 def test_report_says_when_a_classifier_did_not_record_its_weights(tmp_path: Path) -> None:

@@ -27,6 +27,14 @@ from torch import nn
 
 from speciesgan.atomic import write_json, write_text
 from speciesgan.data.dataset import shard_path
+from speciesgan.long_tail import (
+    BINS_NOTE,
+    COUNTS_NOTE,
+    GREYSCALE_NOTE,
+    ID_OOD_NOTE,
+    long_tail_summary,
+    train_counts_png,
+)
 from speciesgan.sample import interpolation_strip, tile
 
 log = logging.getLogger(__name__)
@@ -142,6 +150,84 @@ def real_crops(
         for row in rows.itertuples()
     ]
     return np.stack(crops).transpose(0, 3, 1, 2) if crops else np.empty((0, 3, 1, 1), np.uint8)
+
+
+# ---------------------------------------------------------------- long tail
+def _percent(share: float | None) -> str:
+    return "–" if share is None else f"{100 * share:.1f} %"
+
+
+def _greyscale_part(greyscale: dict[str, Any] | None) -> str:
+    if greyscale is None:
+        return (
+            '<p class="missing">The manifest has no greyscale column: infrared share unknown.</p>'
+        )
+    rows = [
+        [split, entry["crops"], entry["greyscale"], _percent(entry["share"])]
+        for split, entry in greyscale["by_split"].items()
+    ]
+    dropped = greyscale["dropped_photos"]
+    return (
+        f"<p>{greyscale['greyscale']} of {greyscale['crops']} crops are infrared (greyscale): "
+        f"{_percent(greyscale['share'])}"
+        + (f"; {dropped} infrared photos dropped (preprocess.greyscale: drop)" if dropped else "")
+        + ".</p>"
+        + _table(["split", "crops", "infrared", "share"], rows)
+        + f"<p>{html.escape(GREYSCALE_NOTE)}</p>"
+    )
+
+
+def _bins_part(rows: list[dict[str, Any]] | None) -> str:
+    if not rows:
+        return _missing("frequency_bins in classifier/eval/metrics.json and eval/metrics.json")
+    table = [
+        [
+            row["bin"],
+            row["species"],
+            "–" if row["train_crops_range"] is None else "{}–{}".format(*row["train_crops_range"]),
+            row["classifier_test_top1"],
+            row["generated_top1"],
+        ]
+        for row in rows
+    ]
+    header = ["bin", "species", "train crops", "eval classifier test top-1", "generated top-1"]
+    return _table(header, table) + f"<p>{html.escape(BINS_NOTE)}</p>"
+
+
+def _id_ood_part(id_ood: dict[str, Any] | None) -> str:
+    if not id_ood:
+        return _missing("id_ood in eval/metrics.json")
+    if "skipped" in id_ood:
+        return f"<p>ID against OOD: not computed ({html.escape(str(id_ood['skipped']))}).</p>"
+    top1, fd = id_ood.get("classifier_top1") or {}, id_ood.get("fd_lite0") or {}
+    rows = [
+        ["eval classifier top-1 on real crops", top1.get("id"), top1.get("ood")],
+        ["FD-Lite0 of generated images to real crops", fd.get("id"), fd.get("ood")],
+    ]
+    return _table(["figure", "ID", "OOD"], rows) + f"<p>{html.escape(ID_OOD_NOTE)}</p>"
+
+
+def _long_tail_section(summary: dict[str, Any]) -> str:
+    counts = summary.get("train_per_species")
+    bars = (
+        _img(
+            _png_uri(train_counts_png([(row["species"], row["train"]) for row in counts])),
+            "train crops per species",
+        )
+        + f"<p>{html.escape(COUNTS_NOTE)}</p>"
+        if counts
+        else _missing("data/manifest.parquet")
+    )
+    return (
+        "<h3>Train crops per species</h3>"
+        + bars
+        + "<h3>Infrared crops</h3>"
+        + (_greyscale_part(summary.get("greyscale")) if counts else "")
+        + "<h3>Accuracy by frequency bin</h3>"
+        + _bins_part(summary.get("frequency_bins"))
+        + "<h3>In and out of distribution</h3>"
+        + _id_ood_part(summary.get("id_ood"))
+    )
 
 
 # ---------------------------------------------------------------- classifier, training
@@ -277,7 +363,7 @@ def generation_summary(evaluation: dict[str, Any]) -> dict[str, Any]:
         "fid", "fid_num_images", "fid_note", "inception_score", "kid", "kid_per_species",
         "accuracy_mean", "accuracy_per_species", "chance", "headline_space", "fd_lite0",
         "fd_dinov2", "fd_dinov2_skipped", "intra_class_fid", "fidelity_diversity", "cas",
-        "memorisation", "comparability",
+        "memorisation", "comparability", "frequency_bins", "id_ood",
     )  # fmt: skip
     summary = {key: evaluation.get(key) for key in keys}
     summary["feature_spaces"] = {
@@ -504,9 +590,11 @@ def write_report(
     log_path = results_dir / "gan" / "training_log.csv"
     over_steps = evaluation.get("over_steps") if evaluation is not None else None
     ablation = _read_json(results_dir / "ablation" / "table.json")
+    long_tail = long_tail_summary(manifest, rejects, classifier.get("eval"), evaluation)
 
     sections = [
         ("Dataset", _dataset_section(dataset) if dataset else _missing("data/manifest.parquet")),
+        ("Long tail", _long_tail_section(long_tail)),
         ("Species classifiers", "".join(f"<h3>{role}: {html.escape(CLASSIFIER_ROLES[role])}</h3>{_classifier_section(metrics)}" for role, metrics in classifier.items()) or _missing("classifier/*/metrics.json")),
         ("GAN training", _img(_png_uri(loss_curves_png(pd.read_csv(log_path))), "loss curves") if log_path.is_file() else _missing("gan/training_log.csv")),
         ("Samples", _samples_section(results_dir / "samples", manifest_path, manifest)),
@@ -533,6 +621,7 @@ def write_report(
             "over_steps": over_steps,
             "ablation": ablation,
             "inception_weights": weights,
+            "long_tail": long_tail,
         },
     )
 

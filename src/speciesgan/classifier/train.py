@@ -46,9 +46,11 @@ from speciesgan.classifier.model import (
     save_classifier,
     uint8_to_model_range,
 )
+from speciesgan.data.balanced import SpeciesIndex, check_sampling, identity_settings
 from speciesgan.data.dataset import CropSet, load_split
 from speciesgan.device import select_device
 from speciesgan.errors import SpeciesganError
+from speciesgan.metrics.frequency_bins import accuracy_by_bin
 from speciesgan.preemption import StopRequest, TrainingInterrupted
 from speciesgan.progress import progress
 from speciesgan.resume_state import (
@@ -71,6 +73,7 @@ DEFAULTS: dict[str, Any] = {
     "pretrained": "imagenet",
     "arch": "efficientnet_b0",
     "input_size": None,
+    "sampling": "natural",
 }
 EVAL_BATCH_SIZE = 256
 RESUME_FORMAT = 1
@@ -123,6 +126,7 @@ def resolve_settings(settings: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise SpeciesganError(f"classifier settings: unknown keys {unknown}")
     resolved = {**DEFAULTS, **settings}
+    check_sampling(resolved["sampling"], "classifier.sampling")
     for key in ("epochs", "batch_size"):
         if int(resolved[key]) < 1:
             raise SpeciesganError(f"classifier.{key} must be >= 1, got {resolved[key]}")
@@ -139,10 +143,26 @@ def steps_per_epoch(num_train: int, batch_size: int) -> int:
     return max(1, num_train // batch_size)
 
 
-def epoch_order(num_train: int, seed: int, epoch: int) -> torch.Tensor:
-    """The batch order of one epoch, a pure function of (seed, epoch) so resuming needs no state."""
+def epoch_order(
+    num_train: int, seed: int, epoch: int, balanced: SpeciesIndex | None = None
+) -> torch.Tensor:
+    """The rows of one epoch in batch order, a pure function of (seed, epoch): resuming needs no state.
+
+    Natural sampling (``balanced`` None) is a permutation: every row once.
+    Balanced sampling draws as many rows, with replacement, species first (see
+    ``speciesgan.data.balanced``), so an epoch costs the same either way.
+    """
     generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    if balanced is not None:
+        return balanced.draw_rows(num_train, generator)
     return torch.randperm(num_train, generator=generator)
+
+
+def species_index(cfg: dict[str, Any], labels: torch.Tensor) -> SpeciesIndex | None:
+    """What ``epoch_order`` needs for ``cfg``'s sampling: None for natural."""
+    if cfg["sampling"] == "balanced":
+        return SpeciesIndex.from_labels(labels.cpu())
+    return None
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -431,8 +451,14 @@ def final_metrics(
     settings: dict[str, Any],
     info: dict[str, Any],
     history: list[dict[str, Any]],
+    train_counts: list[int] | None = None,
 ) -> dict[str, Any]:
-    """The metrics JSON: only deterministic quantities, so same-seed runs give equal bytes."""
+    """The metrics JSON: only deterministic quantities, so same-seed runs give equal bytes.
+
+    ``train_counts`` (train crops per species id) adds test top-1 by frequency
+    bin (head, middle, tail species), which the report sets beside the
+    generated images' accuracy in the same bins.
+    """
     labels = test.labels
     predicted = logits.argmax(dim=1)
     per_species = {}
@@ -448,11 +474,21 @@ def final_metrics(
         "num_test": len(labels),
         "num_classes": test.num_classes,
         "epochs": int(settings["epochs"]),
+        "sampling": str(settings["sampling"]),
         "arch": info["arch"],
         "init": info["init"],
         "weights": info["weights"],
         "weights_sha256": info["weights_sha256"],
         "history": history,
+        **(
+            {
+                "frequency_bins": accuracy_by_bin(
+                    train_counts, test.species, {"test_top1": per_species}
+                )
+            }
+            if train_counts is not None
+            else {}
+        ),
     }
 
 
@@ -495,6 +531,7 @@ def train_classifier(
     batch_size = min(int(cfg["batch_size"]), num_train)
     steps = steps_per_epoch(num_train, batch_size)
     epochs = int(cfg["epochs"])
+    balanced = species_index(cfg, train.labels)
 
     # model and optimiser (random init and dropout use torch's global generator, seeded here)
     model, info, optimizer, scheduler, criterion = new_classifier(
@@ -507,7 +544,7 @@ def train_classifier(
     # what was built, not only what was asked: an offline B0 request falls back to
     # Lite0, and its resume state must never be loaded into a B0 on a later attempt
     built = {**cfg, "built_arch": info["arch"], "init_sha256": info["weights_sha256"]}
-    run_hash = settings_hash(built, seed, train, test)
+    run_hash = settings_hash(identity_settings(built), seed, train, test)
     state = load_resume(
         resume_file, run_hash, model, optimizer, scheduler, augment_generator, restart
     )
@@ -531,7 +568,7 @@ def train_classifier(
     test_logits: torch.Tensor | None = None
     try:
         for epoch in range(state.epoch, epochs):
-            order = epoch_order(num_train, seed, epoch).to(torch_device)
+            order = epoch_order(num_train, seed, epoch, balanced).to(torch_device)
             model.train()
             bar = progress(
                 total=steps, initial=state.step, desc=f"epoch {epoch + 1}/{epochs}", leave=False
@@ -592,7 +629,8 @@ def train_classifier(
     assert state.history is not None
     if test_logits is None:  # resumed after the last epoch, killed before the model was saved
         test_logits = predict_logits(model, test.images, torch_device)
-    metrics = final_metrics(test_logits, test, num_train, cfg, info, state.history)
+    counts = torch.bincount(train.labels, minlength=train.num_classes).tolist()
+    metrics = final_metrics(test_logits, test, num_train, cfg, info, state.history, counts)
     save_classifier(out_model, model, train.species, image_size, info)
     write_json(out_metrics, metrics)
     resume_file.unlink(missing_ok=True)

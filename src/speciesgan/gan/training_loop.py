@@ -42,6 +42,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from speciesgan.atomic import atomic_open
+from speciesgan.data.balanced import SpeciesIndex, check_sampling, identity_settings
 from speciesgan.data.dataset import MappedSplit, open_split
 from speciesgan.device import select_device
 from speciesgan.errors import SpeciesganError
@@ -93,6 +94,7 @@ DEFAULTS: dict[str, Any] = {
     "snapshot_every": 0,
     "log_every": 10,
     "stop_margin_seconds": 120,
+    "sampling": "natural",
 }
 """Defaults for every ``gan`` setting (the schema's defaults may be missing)."""
 
@@ -112,6 +114,7 @@ def resolve_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
         )
     resolved = {**DEFAULTS, **settings}
     check_loss_kind(resolved["loss"])
+    check_sampling(resolved["sampling"], "gan.sampling")
     parse_policy(resolved["diffaugment"])
     if resolved["precision"] not in ("fp32", "bf16"):
         raise SpeciesganError(
@@ -200,17 +203,43 @@ class DeviceCrops:
         return self.mapped.gather(index.numpy()).to(self.device)
 
     def real_batch(
-        self, size: int, part: slice, generator: torch.Generator
+        self,
+        size: int,
+        part: slice,
+        generator: torch.Generator,
+        balanced: SpeciesIndex | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Images in [-1, 1] (randomly mirrored) and species ids for slice ``part`` of a global batch."""
-        index = torch.randint(len(self), (size,), generator=generator)[part]
+        """Images in [-1, 1] (randomly mirrored) and species ids for slice ``part`` of a global batch.
+
+        Rows are drawn uniformly (``balanced`` None: the data's own species
+        frequencies) or species first (``balanced``: ``gan.sampling: balanced``).
+        Every rank draws the whole global batch and keeps its slice, so the batch
+        does not depend on the number of ranks either way.
+        """
+        if balanced is None:
+            index = torch.randint(len(self), (size,), generator=generator)[part]
+        else:
+            index = balanced.draw_rows(size, generator)[part]
         mirror = (torch.rand(size, generator=generator) < 0.5)[part].to(self.device)
         images = self.crops(index).float().div_(127.5).sub_(1.0)
         images = torch.where(mirror[:, None, None, None], images.flip(3), images)
         return images, self.labels[index.to(self.device)]
 
-    def species_batch(self, size: int, part: slice, generator: torch.Generator) -> torch.Tensor:
-        """Species ids drawn with the data's own class frequencies."""
+    def species_batch(
+        self,
+        size: int,
+        part: slice,
+        generator: torch.Generator,
+        balanced: SpeciesIndex | None = None,
+    ) -> torch.Tensor:
+        """Species ids for generated images: the data's own class frequencies, or balanced.
+
+        The generator is asked for species as often as the discriminator sees
+        them: with balanced real batches, natural labels would leave the tail
+        species' fakes rare while their real crops are common.
+        """
+        if balanced is not None:
+            return balanced.draw_species(size, generator)[part].to(self.device)
         index = torch.randint(len(self), (size,), generator=generator)[part].to(self.device)
         return self.labels[index]
 
@@ -234,6 +263,7 @@ class Trainer:
     ranks: Ranks
     device: torch.device
     channels_last: bool = False
+    balanced: SpeciesIndex | None = None  # gan.sampling: balanced (None: natural)
 
     @property
     def raw_g(self) -> nn.Module:
@@ -293,7 +323,7 @@ class Trainer:
 
     def discriminator_step(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         part, size = self._part(), self.cfg["batch_size"]
-        real, species = self.data.real_batch(size, part, self.rngs["data"])
+        real, species = self.data.real_batch(size, part, self.rngs["data"], self.balanced)
         real = self._to_memory_format(real)
         z = self._noise(part)
         with self._autocast():
@@ -322,7 +352,7 @@ class Trainer:
 
     def generator_step(self) -> tuple[torch.Tensor, torch.Tensor]:
         part, size = self._part(), self.cfg["batch_size"]
-        species = self.data.species_batch(size, part, self.rngs["data"])
+        species = self.data.species_batch(size, part, self.rngs["data"], self.balanced)
         z = self._noise(part)
         seek_modes = float(self.cfg["mode_seeking_weight"]) > 0 and species.shape[0] >= 2
         if seek_modes:  # pairs (i, half + i) ask for the same species with different noise
@@ -431,6 +461,9 @@ def build_trainer(
     }
     for offset, gen in enumerate(rngs.values(), start=1):
         gen.manual_seed(seed * 1000 + offset)
+    balanced = None
+    if check_sampling(cfg.get("sampling", "natural"), "gan.sampling") == "balanced":
+        balanced = SpeciesIndex.from_labels(data.labels.cpu())
     return Trainer(
         cfg=cfg,
         data=data,
@@ -444,6 +477,7 @@ def build_trainer(
         ranks=ranks,
         device=device,
         channels_last=channels_last,
+        balanced=balanced,
     )
 
 
@@ -498,7 +532,9 @@ def train_gan(
     torch.manual_seed(int(seed))
     ranks = init_ranks(torch_device, layout)
     use_classifier = classifier is not None and float(cfg["classifier_loss_weight"]) > 0
-    identity = ckpt.run_identity(cfg, seed, manifest, classifier if use_classifier else None)
+    identity = ckpt.run_identity(
+        identity_settings(cfg), seed, manifest, classifier if use_classifier else None
+    )
     stop = StopRequest(margin_seconds=float(cfg["stop_margin_seconds"]))
     try:
         if not restart:  # before any data is loaded: a stalled run stops in seconds

@@ -32,6 +32,7 @@ from speciesgan.classifier.train import (
     predict_logits,
     recalibrate_batchnorm,
     resolve_settings,
+    species_index,
     steps_per_epoch,
 )
 from speciesgan.data.dataset import CropSet
@@ -87,9 +88,10 @@ def classification_accuracy_score(
     training = Optimisation(optimizer, scheduler, criterion, device)
     augment_generator = torch.Generator(device=device).manual_seed(seed)
     labels_on_device = labels.to(device)
+    balanced = species_index(cfg, labels)  # the recipe's sampling, over the generated set
     log.info("CAS: %d generated training images, %d epochs x %d steps", total, epochs, steps)
     for epoch in range(epochs):
-        order = epoch_order(total, seed, epoch)
+        order = epoch_order(total, seed, epoch, balanced)
         model.train()
         for step in progress(range(steps), desc=f"CAS epoch {epoch + 1}/{epochs}", leave=False):
             index = order[step * batch_size : (step + 1) * batch_size]

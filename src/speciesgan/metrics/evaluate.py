@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from speciesgan.atomic import write_json
-from speciesgan.data.dataset import CropSet, load_split
+from speciesgan.data.dataset import CropSet, MappedSplit, load_split, open_split
 from speciesgan.device import select_device
 from speciesgan.errors import SpeciesganError
 from speciesgan.metrics.cas import classification_accuracy_score
@@ -32,7 +32,9 @@ from speciesgan.metrics.fid import (
     rank_deficiency_note,
     real_features,
 )
-from speciesgan.metrics.generated import generated_outputs, regenerate
+from speciesgan.metrics.frequency_bins import accuracy_by_bin
+from speciesgan.metrics.generated import GeneratedOutputs, generated_outputs, regenerate
+from speciesgan.metrics.id_ood import OOD_SPLIT, id_ood_metrics
 from speciesgan.metrics.inception import InceptionNet, inception_space, load_inception
 from speciesgan.metrics.inception_score import inception_score
 from speciesgan.metrics.kid import kernel_inception_distance
@@ -280,6 +282,8 @@ class RealSide:
     train_counts: np.ndarray  # real train crops per species: CAS's training set
     test: CropSet | None  # real test crops: CAS's test set (None: no test split)
     train_images: torch.Tensor  # uint8 train crops, for the closest-pairs picture
+    ood: MappedSplit | None = None  # crops of camera locations never trained on, if any
+    ood_lite0: RealFeatures | None = None  # their Lite0 features (capped like the real split)
 
     @property
     def inception(self) -> RealFeatures:
@@ -312,6 +316,7 @@ def evaluate_generator(
     )
     assert balanced.correct is not None
     accuracy = {name: float(balanced.correct[labels == k].mean()) for k, name in enumerate(species)}
+    bins = accuracy_by_bin(real.train_counts, species, {"generated_top1": accuracy})
     is_mean, is_std = inception_score(balanced.logits, int(options["is_splits"]))
     # overall figures: species mixed like the real split; the rest keeps the balanced set
     kept, extra_labels = matched_rows(labels, real.inception.labels, len(species))
@@ -356,6 +361,7 @@ def evaluate_generator(
         "kid_per_species_note": PER_SPECIES_KID_NOTE,
         "accuracy_per_species": accuracy,
         "accuracy_mean": float(np.mean(list(accuracy.values()))),
+        "frequency_bins": bins,
         "chance": 1.0 / len(species),
         "images_per_species": per_species,
         "real_split": options["real_split"],
@@ -393,6 +399,9 @@ def evaluate_generator(
             pair["species"] = species[int(labels[pair["generated"]])]
             pair["train_species"] = species[int(real.train_lite0.labels[pair["train"]])]
     result["memorisation"] = memo or {"skipped": "fewer than 2 training crops"}
+    result["id_ood"] = _id_ood(
+        generator, classifier, real, spaces, balanced, labels, result, options, seed
+    )
 
     if options["cas"] and classifier_settings is not None:
         if real.test is None or len(real.test.labels) == 0:
@@ -404,6 +413,44 @@ def evaluate_generator(
     if result["fid_note"]:
         log.warning(result["fid_note"])
     return result, pairs_png
+
+
+def _id_ood(
+    generator: nn.Module,
+    classifier: nn.Module,
+    real: RealSide,
+    spaces: list[FeatureSpace],
+    balanced: GeneratedOutputs,
+    labels: np.ndarray,
+    result: dict[str, Any],
+    options: dict[str, Any],
+    seed: int,
+) -> dict[str, Any]:
+    """ID against OOD figures (``metrics.id_ood``), or why there are none."""
+    if real.ood is None or real.ood_lite0 is None:
+        return {
+            "skipped": f"the manifest has no {OOD_SPLIT} split (camera locations never trained on)"
+        }
+    batch_size = int(options["batch_size"])
+    id_top1 = None
+    if real.test is not None and len(real.test.labels):
+        correct = classifier_accuracy(classifier, real.test.images, real.test.labels, batch_size)
+        id_top1 = float(correct.mean())
+    return id_ood_metrics(
+        generator=generator,
+        classifier=classifier,
+        ood_split=real.ood,
+        ood_features=real.ood_lite0,
+        id_test_top1=id_top1,
+        id_test_images=0 if real.test is None else len(real.test.labels),
+        fd_id=result["fd_lite0"],
+        balanced=balanced.spaces["lite0"],
+        balanced_labels=labels,
+        space=next(space for space in spaces if space.name == "lite0"),
+        real_split=str(options["real_split"]),
+        seed=seed,
+        batch_size=batch_size,
+    )
 
 
 def memorisation_figure(
@@ -440,7 +487,11 @@ def _real_side(
     counts = np.bincount(train.labels.numpy(), minlength=train.num_classes)
     splits = pd.read_parquet(manifest, columns=["split"])["split"]
     test = load_split(manifest, "test") if (splits == "test").any() else None
-    return RealSide(real_spaces, train_lite0, counts, test, train.images)
+    if not (splits == OOD_SPLIT).any():  # no ood crops: no extra pass over any data
+        return RealSide(real_spaces, train_lite0, counts, test, train.images)
+    ood_lite0 = real_features(manifest, OOD_SPLIT, lite0, cache_dir, batch_size, per_species)
+    ood = open_split(manifest, OOD_SPLIT)
+    return RealSide(real_spaces, train_lite0, counts, test, train.images, ood, ood_lite0)
 
 
 def extra_spaces(options: dict[str, Any], device: torch.device) -> tuple[list[FeatureSpace], str]:
