@@ -98,6 +98,7 @@ def _ablation_table(config: Config, wildcards: Wildcards) -> list[str]:
 RULE_KEYS: dict[str, Callable[[Config, Wildcards], list[str]]] = {
     "demo_stanford_dogs": _demo,
     "demo_cub": _demo,
+    "demo_iwildcam": _demo,
     "download": _download,
     "extract": _extract,
     "index": _index,

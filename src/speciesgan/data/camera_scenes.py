@@ -151,11 +151,11 @@ def render(
     group: list[Walker],
     step: int,
     night: bool,
-    light: float,
+    look: Look,
     rng: np.random.Generator,
 ) -> tuple[Image.Image, list[dict[str, Any]]]:
     """One frame of ``kind`` and its detections (``rng``: this frame's own stream)."""
-    photo = ImageEnhance.Brightness(background).enhance(light)
+    photo = ImageEnhance.Brightness(background).enhance(look.light)
     width, height = photo.size
     found: list[dict[str, Any]] = []
     if kind == "animal":
@@ -180,22 +180,40 @@ def render(
     if found:
         found += _noise(rng)
     if night:
-        photo = infrared(photo, rng)
-    return demo._add_grain(photo, rng), found
+        photo = infrared(photo, look.tint)
+    return grain(photo, rng), found
 
 
-def infrared(photo: Image.Image, rng: np.random.Generator) -> Image.Image:
+def infrared(photo: Image.Image, tint: tuple[int, int, int]) -> Image.Image:
     """A night frame: one grey channel, brighter in the flash's centre, faintly tinted."""
     grey = np.asarray(photo.convert("L"), dtype=np.float32)
     height, width = grey.shape
     y, x = np.ogrid[0:height, 0:width]
     falloff = np.hypot((x - width / 2) / width, (y - height / 2) / height)
     grey = grey * (1.15 - 0.6 * falloff) + 10
-    tint = np.array([int(rng.integers(0, 5)), 0, int(rng.integers(0, 5))], dtype=np.float32)
-    pixels = np.clip(grey[..., None] + tint, 0, 255).astype(np.uint8)
-    return Image.fromarray(pixels)
+    pixels = np.clip(grey[..., None] + np.array(tint, dtype=np.float32), 0, 255)
+    return Image.fromarray(pixels.astype(np.uint8))
 
 
-def sequence_light(rng: np.random.Generator) -> float:
-    """Brightness of a sequence relative to its camera's scene (weather, time of day)."""
-    return float(math.exp(rng.uniform(math.log(0.75), math.log(1.15))))
+GRAIN = 5  # levels: half demo._add_grain's, so the frames of a burst stay near-identical
+
+
+def grain(photo: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """Sensor noise, the same in every channel (an infrared frame stays grey)."""
+    pixels = np.asarray(photo, dtype=np.int16)
+    pixels = pixels + rng.integers(-GRAIN, GRAIN + 1, size=pixels.shape[:2] + (1,), dtype=np.int16)
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+
+
+@dataclass(frozen=True)
+class Look:
+    """What a sequence shares besides its animals: light (weather, hour) and the IR tint."""
+
+    light: float
+    tint: tuple[int, int, int]
+
+
+def sequence_look(rng: np.random.Generator) -> Look:
+    """One sequence's look: brightness 0.75-1.15 of its camera's scene, a tint of 0-4 levels."""
+    light = float(math.exp(rng.uniform(math.log(0.75), math.log(1.15))))
+    return Look(light, (int(rng.integers(0, 5)), 0, int(rng.integers(0, 5))))

@@ -277,7 +277,7 @@ def _frames(
 ) -> Iterator[tuple[str, bytes]]:
     """JPEG members in file-name order; each frame's detections are appended to ``found``."""
     scenes: dict[int, Image.Image] = {}
-    groups: dict[int, tuple[list[camera_scenes.Walker], float]] = {}
+    groups: dict[int, tuple[list[camera_scenes.Walker], camera_scenes.Look]] = {}
     designs = [demo.SpeciesDesign(silhouette=k) for k in range(len(SPECIES))]
     for shot in shots:
         camera = cameras[shot.location]
@@ -289,11 +289,11 @@ def _frames(
             rng = np.random.default_rng([seed, LAYOUT_CODE, 2, shot.sequence])
             design = designs[max(shot.y, 1) - 1]
             group = camera_scenes.walkers(design, shot.animals, camera.width, camera.height, rng)
-            groups[shot.sequence] = (group, camera_scenes.sequence_light(rng))
-        group, light = groups[shot.sequence]
+            groups[shot.sequence] = (group, camera_scenes.sequence_look(rng))
+        group, look = groups[shot.sequence]
         rng = np.random.default_rng([seed, LAYOUT_CODE, 3, shot.sequence, shot.step])
         photo, dets = camera_scenes.render(
-            scenes[shot.location], shot.kind, group, shot.step, shot.night, light, rng
+            scenes[shot.location], shot.kind, group, shot.step, shot.night, look, rng
         )
         found.append((shot, dets))
         yield f"train/{shot.filename}", demo._jpeg(photo)
