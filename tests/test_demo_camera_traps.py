@@ -201,3 +201,53 @@ def test_config_defaults_the_detections_to_the_demo_file(monkeypatch) -> None:
     given = {"format": "demo_iwildcam", "category": "mammal", "detections": "md.json"}
     config["datasets"][name] = given
     assert validate_config(config)["datasets"][name]["detections"] == "md.json"
+
+
+# ---------------------------------------------------------------- the workflow
+
+CHEAP = {  # over configs/demo_camera_traps.yaml: every stage runs, each on a token budget
+    "results_dir": "results/cams",
+    "demo": {"species_per_dataset": 4, "images_per_species": 16, "min_size": 128, "max_size": 160},
+    "preprocess": {"min_images_per_species": 4},
+    "classifier": {"epochs": 1, "batch_size": 16},
+    "gan": {"steps": 4, "batch_size": 8, "z_dim": 8, "embed_dim": 8, "g_channels": 8,
+            "d_channels": 8, "checkpoint_every": 2, "snapshot_every": 2, "log_every": 2},
+    "sample": {"per_species": 2, "grid_columns": 2},
+    "metrics": {"images_per_species": 2, "real_images_per_species": 2,
+                "curve_images_per_species": 1, "is_splits": 1, "cas": False},
+}  # fmt: skip
+
+
+@pytest.mark.slow
+def test_camera_trap_demo_runs_end_to_end(tmp_path: Path) -> None:
+    """demo_iwildcam -> download (archive and detections) -> extract -> index -> crops ->
+    manifest -> classifier -> GAN -> sample -> evaluate -> report, on the demo's config."""
+    import pandas as pd
+
+    from speciesgan.data.manifest import read_manifest
+    from tests.workflow import copy_workflow, snakemake
+
+    work = copy_workflow(tmp_path / "workflow")
+    (work / "cheap.yaml").write_text(json.dumps(CHEAP))
+    run = snakemake(
+        work, "all", "--cores", "2", "--configfile", "configs/demo_camera_traps.yaml", "cheap.yaml"
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = work / "results/cams"
+    assert (results / "report.html").is_file() and (results / "metrics.json").is_file()
+    demo, downloads = work / "data/demo/demo_cams", work / "data/downloads/demo_cams"
+    assert (downloads / "archives" / ARCHIVE).read_bytes() == (demo / ARCHIVE).read_bytes()
+    assert (downloads / "detections.json").read_bytes() == (demo / DETECTIONS).read_bytes()
+
+    manifest = read_manifest(results / "data/manifest.parquet")
+    assert set(manifest["split"]) == {"train", "test", "ood"}
+    assert manifest["greyscale"].any() and not manifest["greyscale"].all()
+    rejects = pd.read_parquet(results / "data/rejects.parquet")
+    source = dict(zip(rejects["file"], rejects["reason"], strict=True))
+    assert set(_reason_kinds(source)) >= {
+        "labelled empty", "only person", "only vehicle", "below confidence", "no animal detection",
+    }  # fmt: skip
+    dropped = set(rejects.loc[rejects["reason"].str.contains("small_species: drop"), "species"])
+    assert dropped and not dropped & set(manifest["species"])
+    assert len(set(manifest["species"])) >= 2
+    assert "dropped" in (results / "logs/index.log").read_text()
