@@ -207,11 +207,12 @@ def test_config_defaults_the_detections_to_the_demo_file(monkeypatch) -> None:
 
 CHEAP = {  # over configs/demo_camera_traps.yaml: every stage runs, each on a token budget
     "results_dir": "results/cams",
-    "demo": {"species_per_dataset": 4, "images_per_species": 16, "min_size": 128, "max_size": 160},
-    "preprocess": {"min_images_per_species": 4},
+    # 3 species: the third is dropped; each kept one costs two intra-FIDs (~3 s each)
+    "demo": {"species_per_dataset": 3, "images_per_species": 16, "min_size": 128, "max_size": 160},
+    "preprocess": {"min_images_per_species": 6},
     "classifier": {"epochs": 1, "batch_size": 16},
     "gan": {"steps": 4, "batch_size": 8, "z_dim": 8, "embed_dim": 8, "g_channels": 8,
-            "d_channels": 8, "checkpoint_every": 2, "snapshot_every": 2, "log_every": 2},
+            "d_channels": 8, "checkpoint_every": 2, "snapshot_every": 4, "log_every": 2},
     "sample": {"per_species": 2, "grid_columns": 2},
     "metrics": {"images_per_species": 2, "real_images_per_species": 2,
                 "curve_images_per_species": 1, "is_splits": 1, "cas": False},

@@ -108,28 +108,41 @@ def tail_counts(species: int, head: int) -> list[int]:
 
 
 def _burst_lengths(total: int, rng: np.random.Generator) -> list[int]:
-    """Split ``total`` frames into bursts of 1-5 (camera traps fire 3 or 5 on a trigger)."""
+    """Split ``total`` frames into bursts of 1-5 (camera traps fire 3 or 5 on a trigger);
+    two bursts at least when ``total`` >= 2, so that a rare species can be tested."""
     lengths: list[int] = []
     while total > 0:
-        n = min(total, int(rng.choice([1, 2, 3, 3, 5])))
+        cap = total - 1 if not lengths and total >= 2 else total
+        n = min(cap, int(rng.choice([1, 2, 3, 3, 5])))
         lengths.append(n)
         total -= n
     return lengths
 
 
-def _id_splits(sequences: int, rng: np.random.Generator) -> list[str]:
-    """WILDS splits of one species' in-distribution sequences; an id_test one whenever
-    there are two or more, so that every species can be tested."""
-    splits = ["train"] * sequences
-    if sequences >= 2:
-        order = rng.permutation(sequences)
-        n_test = max(1, round(0.2 * sequences))
-        n_val = round(0.1 * sequences)
-        for rank, i in enumerate(order):
-            if rank < n_test:
-                splits[i] = "id_test"
-            elif rank < n_test + n_val:
-                splits[i] = "id_val"
+TEST_SHARE, VAL_SHARE = 0.2, 0.1  # of a species' in-distribution frames: id_test, id_val
+
+
+def _id_splits(lengths: list[int], rng: np.random.Generator) -> list[str]:
+    """WILDS splits of one species' in-distribution sequences (``lengths``: their frames).
+
+    Whole sequences, in random order, go to id_test until it holds about
+    ``TEST_SHARE`` of the frames, then to id_val; the rest train.  With two or
+    more sequences, id_test gets at least the shortest one, so every species
+    can be tested, and train keeps the most frames.
+    """
+    splits = ["train"] * len(lengths)
+    if len(lengths) < 2:
+        return splits
+    total = sum(lengths)
+    budgets = {"id_test": TEST_SHARE * total, "id_val": VAL_SHARE * total}
+    for i in rng.permutation(len(lengths)):
+        for split, budget in budgets.items():
+            if lengths[i] <= budget:
+                splits[i] = split
+                budgets[split] -= lengths[i]
+                break
+    if "id_test" not in splits:
+        splits[min(range(len(lengths)), key=lambda i: (lengths[i], i))] = "id_test"
     return splits
 
 
@@ -166,7 +179,7 @@ def _species_sequences(y: int, photos: int, rng: np.random.Generator) -> list[_S
         u = rng.uniform()
         animals = 2 if u < GROUP_FRACTIONS[0] else 3 if u < sum(GROUP_FRACTIONS) else 1
         ood = rng.uniform() < OOD_SEQUENCE_FRACTION
-        wilds = str(rng.choice(["val", "val", "test"])) if ood else ""
+        wilds = str(rng.choice(["val", "test"])) if ood else ""
         location = int(rng.choice(OOD_LOCATIONS[wilds])) if ood else int(rng.integers(ID_LOCATIONS))
         sequences.append(
             _Sequence(
@@ -175,8 +188,13 @@ def _species_sequences(y: int, photos: int, rng: np.random.Generator) -> list[_S
                 straddles=bool(length >= 3 and rng.uniform() < STRADDLE_FRACTION),
             )
         )  # fmt: skip
+    if sum(not s.split for s in sequences) < 2:  # too rare to hold out a camera for
+        sequences = [
+            replace(s, split="", location=i % ID_LOCATIONS) for i, s in enumerate(sequences)
+        ]
     in_dist = [i for i, s in enumerate(sequences) if not s.split]
-    for i, split in zip(in_dist, _id_splits(len(in_dist), rng), strict=True):
+    lengths = [len(sequences[i].frames) for i in in_dist]
+    for i, split in zip(in_dist, _id_splits(lengths, rng), strict=True):
         sequences[i] = replace(sequences[i], split=split)
     return sequences
 
