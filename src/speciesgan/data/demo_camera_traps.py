@@ -18,8 +18,8 @@ and often cut by the frame edge, as on real traps, yet at least ~40 px long so
 that a crop still shows the outline.
 
 The planner (``plan_collection``) is cheap and decides everything but pixels;
-``Showcase`` sequences guarantee every case at least once whatever the seed and
-settings.  Everything is a pure function of ``seed``: fixed tar member order,
+the ``SHOWCASE`` sequences guarantee every case at least once whatever the seed
+and settings.  Everything is a pure function of ``seed``: fixed tar member order,
 mtime 0, gzip without name or time, JSON in a fixed key order.
 """
 
@@ -95,7 +95,7 @@ class Shot:
 
 @dataclass(frozen=True)
 class Camera:
-    """A location: its frame size, and whether WILDS holds it out (val/test)."""
+    """A location and its frame size (``OOD_LOCATIONS`` says which WILDS holds out)."""
 
     number: int
     width: int
