@@ -11,6 +11,7 @@ from speciesgan.data.sources import (
     LOCAL_FORMATS,
     OFFICIAL_URLS,
     base_format,
+    demo_url,
 )
 from speciesgan.errors import SpeciesganError
 
@@ -63,7 +64,7 @@ def dataset_files(name):
     files = {}
     for archive in FILES_BY_FORMAT[base_format(fmt)]:
         if fmt.startswith("demo_"):
-            default = f"file://data/demo/{name}/{archive}"
+            default = demo_url(name, archive)
         else:
             default = OFFICIAL_URLS[fmt][archive]
         given = spec.get("files", {}).get(archive, {})

@@ -11,6 +11,7 @@
 localrules:
     demo_stanford_dogs,
     demo_cub,
+    demo_iwildcam,
     download,
     download_detections,
     index,
@@ -44,6 +45,23 @@ rule demo_cub:
         seed=config["seed"],
     shell:
         "speciesgan demo-data --layout cub --out-dir data/demo/{wildcards.dataset:q}"
+        " --seed {params.seed:q} --settings {params.settings:q} > {log:q} 2>&1"
+
+
+rule demo_iwildcam:
+    output:
+        multiext(
+            "data/demo/{dataset}/", "iwildcam_v2.0.tar.gz", "megadetector_results.json"
+        ),
+    log:
+        "data/demo/logs/{dataset}.log",
+    benchmark:
+        "data/demo/benchmarks/{dataset}.tsv"
+    params:
+        settings=as_json(config.get("demo", {})),
+        seed=config["seed"],
+    shell:
+        "speciesgan demo-data --layout iwildcam --out-dir data/demo/{wildcards.dataset:q}"
         " --seed {params.seed:q} --settings {params.settings:q} > {log:q} 2>&1"
 
 

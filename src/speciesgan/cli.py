@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = sub.add_parser("demo-data", help="write synthetic archives in a real dataset's layout")
-    p.add_argument("--layout", choices=["stanford_dogs", "cub"], required=True)
+    p.add_argument("--layout", choices=["stanford_dogs", "cub", "iwildcam"], required=True)
     p.add_argument("--out-dir", type=Path, required=True)
     _add_common(p, threads=False)
 
@@ -331,6 +331,10 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901 - a flat dispatch table
         base = None if args.alone else args.base
         load_config(args.configs, base=base)
         print(f"{' + '.join(map(str, ([base] if base else []) + args.configs))}: OK")
+    elif cmd == "demo-data" and args.layout == "iwildcam":
+        from speciesgan.data.demo_camera_traps import write_camera_trap_demo
+
+        write_camera_trap_demo(args.out_dir, seed=args.seed, **args.settings)
     elif cmd == "demo-data":
         from speciesgan.data.demo import write_demo_archives
 

@@ -16,7 +16,13 @@ from typing import Any
 import jsonschema
 import yaml
 
-from speciesgan.data.sources import FILES_BY_FORMAT, LOCAL_FORMATS, base_format
+from speciesgan.data.sources import (
+    DEMO_DETECTIONS,
+    FILES_BY_FORMAT,
+    LOCAL_FORMATS,
+    base_format,
+    demo_url,
+)
 from speciesgan.errors import SpeciesganError
 
 DIFFAUGMENT_OPS = ("color", "translation", "cutout")
@@ -91,6 +97,7 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
         raise SpeciesganError(f"invalid configuration:\n{lines}")
     result = copy.deepcopy(config)
     _fill_defaults(schema, result)
+    _fill_demo_detections(result)
     problems = [
         f"  - config key use_datasets[{i}]: unknown dataset {name!r} "
         f"(defined in datasets: {', '.join(sorted(result['datasets']))})"
@@ -111,6 +118,14 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     if problems:
         raise SpeciesganError("invalid configuration:\n" + "\n".join(problems))
     return result
+
+
+def _fill_demo_detections(config: dict[str, Any]) -> None:
+    """A demo_iwildcam dataset's detections are the file its demo rule writes, fetched
+    through the download rule like a real detections URL (so that path is what runs)."""
+    for name, spec in config["datasets"].items():
+        if spec["format"] == "demo_iwildcam":
+            spec.setdefault("detections", demo_url(name, DEMO_DETECTIONS))
 
 
 def _variant_problems(schema: dict[str, Any], config: dict[str, Any]) -> list[str]:

@@ -34,6 +34,11 @@ def _download(config: Config, wildcards: Wildcards) -> list[str]:
     return [f"datasets.{dataset}.format", f"datasets.{dataset}.files"]
 
 
+def _download_detections(config: Config, wildcards: Wildcards) -> list[str]:
+    dataset = wildcards["dataset"]
+    return [f"datasets.{dataset}.detections", f"datasets.{dataset}.detections_sha256"]
+
+
 def _extract(config: Config, wildcards: Wildcards) -> list[str]:
     return []
 
@@ -42,17 +47,20 @@ def _index(config: Config, wildcards: Wildcards) -> list[str]:
     keys = ["use_datasets", "downloads_dir", "seed"]
     keys += [f"preprocess.{k}" for k in ("test_fraction", "shards", "box_mode")]
     keys += ["preprocess.min_images_per_species"]
+    keys += ["preprocess.small_species"]
     for name in config["use_datasets"]:
-        keys += [f"datasets.{name}.{field}" for field in ("format", "category", "path")]
+        fields = ("format", "category", "path", "detections", "camera_trap")
+        keys += [f"datasets.{name}.{field}" for field in fields]
     return keys
 
 
 def _crop_shard(config: Config, wildcards: Wildcards) -> list[str]:
-    return [f"preprocess.{k}" for k in ("image_size", "pad_mode", "resample", "min_box_size")]
+    keys = ("image_size", "pad_mode", "resample", "min_box_size", "greyscale")
+    return [f"preprocess.{k}" for k in keys]
 
 
 def _manifest(config: Config, wildcards: Wildcards) -> list[str]:
-    return ["preprocess.min_images_per_species"]
+    return ["preprocess.min_images_per_species", "preprocess.small_species"]
 
 
 def _train_classifier(config: Config, wildcards: Wildcards) -> list[str]:
@@ -98,7 +106,9 @@ def _ablation_table(config: Config, wildcards: Wildcards) -> list[str]:
 RULE_KEYS: dict[str, Callable[[Config, Wildcards], list[str]]] = {
     "demo_stanford_dogs": _demo,
     "demo_cub": _demo,
+    "demo_iwildcam": _demo,
     "download": _download,
+    "download_detections": _download_detections,
     "extract": _extract,
     "index": _index,
     "crop_shard": _crop_shard,

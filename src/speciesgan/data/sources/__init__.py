@@ -78,6 +78,16 @@ OFFICIAL_URLS: dict[str, dict[str, str]] = {
     },
 }
 
+DEMO_DETECTIONS = "megadetector_results.json"
+"""The detections file ``demo-data --layout iwildcam`` writes beside its archive."""
+
+
+def demo_url(dataset: str, name: str) -> str:
+    """Where the workflow's demo rules put a demo_* dataset's file: a relative file:// URL,
+    which the download rule fetches like any other (and Snakemake builds first)."""
+    return f"file://data/demo/{dataset}/{name}"
+
+
 OPTION_FORMATS = frozenset({"iwildcam"})
 """Formats whose reader takes per-dataset options (``read(..., options=...)``)."""
 
