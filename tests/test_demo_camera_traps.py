@@ -252,3 +252,15 @@ def test_camera_trap_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert dropped and not dropped & set(manifest["species"])
     assert len(set(manifest["species"])) >= 2
     assert "dropped" in (results / "logs/index.log").read_text()
+
+    # the report's long-tail section: sorted counts chart, infrared share, ID beside OOD
+    long_tail = json.loads((results / "metrics.json").read_text())["long_tail"]
+    counts = [row["train"] for row in long_tail["train_per_species"]]
+    assert counts == sorted(counts, reverse=True) and len(counts) == len(set(manifest["species"]))
+    assert long_tail["greyscale"]["greyscale"] == int(manifest["greyscale"].sum())
+    id_ood = long_tail["id_ood"]
+    for figure in ("classifier_top1", "fd_lite0"):
+        assert all(isinstance(id_ood[figure][side], float) for side in ("id", "ood")), id_ood
+    html = (results / "report.html").read_text()
+    for shown in ("<h2>Long tail", 'alt="train crops per species"', "are infrared", "In and out"):
+        assert shown in html, shown
