@@ -43,12 +43,14 @@ def test_bin_accuracy_is_the_mean_over_its_species_with_a_figure() -> None:
     assert table["head"]["train_crops"] == 180 and table["tail"]["train_crops_range"] == [1, 2]
 
 
-def test_fewer_species_than_bins_leave_the_tail_empty() -> None:
+def test_fewer_species_than_bins_keep_the_rarest_as_the_tail() -> None:
     table = accuracy_by_bin([4, 9], ["a", "b"], {"generated_top1": {"a": 1.0, "b": 0.0}})["bins"]
     assert table["head"]["species"] == ["b"] and table["head"]["generated_top1"] == 0.0
-    assert table["tail"] == {
+    assert table["tail"]["species"] == ["a"] and table["tail"]["generated_top1"] == 1.0
+    assert table["middle"] == {
         "species": [], "train_crops": 0, "train_crops_range": None, "generated_top1": None
     }  # fmt: skip
+    assert species_bins([4], ["a"]) == {"head": ["a"], "middle": [], "tail": []}
 
 
 def test_classifier_metrics_give_test_top1_per_frequency_bin() -> None:
@@ -111,20 +113,22 @@ def test_id_and_ood_figures_show_a_generator_that_copies_the_training_locations(
     generator = CropBank(train.gather_all().numpy(), train.labels.numpy())
     labels = np.repeat([0, 1], 6)
     balanced = features_of(space, _generate(generator, labels), 8)
-    real_train, ood = _real(space, manifest, "train"), _real(space, manifest, "ood")
-    fd_id = fid_from_features(balanced, real_train.features)
+    test, ood = _real(space, manifest, "test"), _real(space, manifest, "ood")
     classifier = _StripeClassifier()
     result = id_ood_metrics(
         generator=generator, classifier=classifier, ood_split=open_split(manifest, "ood"),
-        ood_features=ood, id_test_top1=0.9, id_test_images=8, fd_id=fd_id, balanced=balanced,
-        balanced_labels=labels, space=space, real_split="train", seed=0, batch_size=5,
+        ood_features=ood, id_test_top1=0.9, id_test_images=8, id_test_features=test,
+        balanced=balanced, balanced_labels=labels, space=space, seed=0, batch_size=5,
     )  # fmt: skip
-    assert result["fd_lite0"]["id"] == fd_id
-    assert result["fd_lite0"]["ood"] > 2 * fd_id  # copies of training crops: far from new places
+    # the same number of real crops on both sides: the test split's 8, 8 of the 12 ood
+    assert result["num_images"]["fd_real_per_side"] == 8
+    fd = result["fd_lite0"]
+    assert fd["id"] is not None and fd["ood"] > 2 * fd["id"]  # copies: far from new places
+    assert fd["id"] == pytest.approx(fid_from_features(balanced, test.features))  # 6 + 6 mix
     ood_split = open_split(manifest, "ood")
     expected = classifier_accuracy(classifier, ood_split.gather_all(), ood_split.labels).mean()
     assert result["classifier_top1"] == {"id": 0.9, "ood": pytest.approx(float(expected))}
-    assert result["num_images"]["ood"] == 12 and result["num_images"]["generated_ood_mix"] == 12
+    assert result["num_images"]["ood"] == 12 and result["num_images"]["fd_generated_per_side"] == 12
     assert mapped_accuracy(classifier, ood_split, 5) == pytest.approx(float(expected))
 
 
@@ -169,10 +173,37 @@ def test_evaluate_writes_bins_and_id_ood_when_the_manifest_has_ood_crops(tmp_pat
     id_ood = result["id_ood"]
     assert set(id_ood["classifier_top1"]) == {"id", "ood"}
     assert all(0 <= value <= 1 for value in id_ood["classifier_top1"].values())
-    assert id_ood["fd_lite0"]["id"] == result["fd_lite0"] and id_ood["fd_lite0"]["ood"] > 0
+    assert id_ood["fd_lite0"]["id"] > 0 and id_ood["fd_lite0"]["ood"] > 0
     assert id_ood["num_images"]["id_test"] == 8 and id_ood["num_images"]["ood"] == 12
     bins = result["frequency_bins"]["bins"]
-    assert bins["head"]["species"] == ["Horizontal"] and bins["tail"]["species"] == []
+    assert bins["head"]["species"] == ["Horizontal"] and bins["tail"]["species"] == ["Vertical"]
     assert bins["head"]["generated_top1"] == result["accuracy_per_species"]["Horizontal"]
     cached = sorted(p.name.rsplit("-", 1)[0] for p in (tmp_path / "eval" / "fid_cache").iterdir())
-    assert cached == ["real", "real-lite0", "real-lite0"]  # the train split's and the ood crops'
+    # the train split's, the ood crops' and (beside them) the ID test crops'
+    assert cached == ["real", "real-lite0", "real-lite0", "real-lite0"]
+
+
+def test_infrared_summary_counts_crops_per_split_and_dropped_photos_once() -> None:
+    """A frame with two animals is two rejected crops but one infrared photo dropped."""
+    import pandas as pd
+
+    from speciesgan.long_tail import GREYSCALE_REJECT, greyscale_summary
+
+    manifest = pd.DataFrame(
+        {"split": ["train", "train", "train", "test"], "greyscale": [True, False, False, True]}
+    )
+    rejects = pd.DataFrame(
+        {
+            "file": ["night1.jpg", "night1.jpg", "night2.jpg", "blurred.jpg"],
+            "reason": [GREYSCALE_REJECT, GREYSCALE_REJECT, GREYSCALE_REJECT, "unreadable"],
+        }
+    )
+    summary = greyscale_summary(manifest, rejects)
+    assert summary["greyscale"] == 2 and summary["share"] == pytest.approx(0.5)
+    assert summary["by_split"]["train"] == {
+        "crops": 3,
+        "greyscale": 1,
+        "share": pytest.approx(1 / 3),
+    }
+    assert summary["dropped_photos"] == 2
+    assert greyscale_summary(manifest.drop(columns="greyscale"), rejects) is None

@@ -38,8 +38,9 @@ BINS_NOTE = (
     "figure is the mean over its species, so a weak tail shows even when the head hides it."
 )
 ID_OOD_NOTE = (
-    "ID: camera locations trained on (the test split for the classifier, the metrics' real "
-    "split for FD); OOD: locations never trained on (the manifest's ood split)."
+    "ID: held-out crops (the test split) of camera locations trained on; OOD: locations "
+    "never trained on (the manifest's ood split). Both FDs use the same number of real "
+    "crops, so they can be compared with each other (not with the overall FD-Lite0)."
 )
 
 
@@ -72,7 +73,9 @@ def greyscale_summary(
         }
     dropped = 0
     if rejects is not None and "reason" in rejects.columns:
-        dropped = int((rejects["reason"] == GREYSCALE_REJECT).sum())
+        infrared = rejects[rejects["reason"] == GREYSCALE_REJECT]
+        # one reject per box: a frame with several animals is still one photo
+        dropped = int(infrared["file"].nunique()) if "file" in infrared else len(infrared)
     return {
         "crops": len(manifest),
         "greyscale": int(flags.sum()),

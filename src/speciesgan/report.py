@@ -200,9 +200,12 @@ def _id_ood_part(id_ood: dict[str, Any] | None) -> str:
     if "skipped" in id_ood:
         return f"<p>ID against OOD: not computed ({html.escape(str(id_ood['skipped']))}).</p>"
     top1, fd = id_ood.get("classifier_top1") or {}, id_ood.get("fd_lite0") or {}
+    counts = id_ood.get("num_images") or {}
+    per_side = counts.get("fd_real_per_side")
     rows = [
         ["eval classifier top-1 on real crops", top1.get("id"), top1.get("ood")],
-        ["FD-Lite0 of generated images to real crops", fd.get("id"), fd.get("ood")],
+        ["real crops it was scored on", counts.get("id_test"), counts.get("ood")],
+        [f"FD-Lite0 of generated images to {per_side} real crops", fd.get("id"), fd.get("ood")],
     ]
     return _table(["figure", "ID", "OOD"], rows) + f"<p>{html.escape(ID_OOD_NOTE)}</p>"
 

@@ -284,6 +284,7 @@ class RealSide:
     train_images: torch.Tensor  # uint8 train crops, for the closest-pairs picture
     ood: MappedSplit | None = None  # crops of camera locations never trained on, if any
     ood_lite0: RealFeatures | None = None  # their Lite0 features (capped like the real split)
+    test_lite0: RealFeatures | None = None  # the ID test crops' (only beside ood crops)
 
     @property
     def inception(self) -> RealFeatures:
@@ -443,11 +444,10 @@ def _id_ood(
         ood_features=real.ood_lite0,
         id_test_top1=id_top1,
         id_test_images=0 if real.test is None else len(real.test.labels),
-        fd_id=result["fd_lite0"],
+        id_test_features=real.test_lite0,
         balanced=balanced.spaces["lite0"],
         balanced_labels=labels,
         space=next(space for space in spaces if space.name == "lite0"),
-        real_split=str(options["real_split"]),
         seed=seed,
         batch_size=batch_size,
     )
@@ -491,7 +491,14 @@ def _real_side(
         return RealSide(real_spaces, train_lite0, counts, test, train.images)
     ood_lite0 = real_features(manifest, OOD_SPLIT, lite0, cache_dir, batch_size, per_species)
     ood = open_split(manifest, OOD_SPLIT)
-    return RealSide(real_spaces, train_lite0, counts, test, train.images, ood, ood_lite0)
+    test_lite0 = (
+        real_features(manifest, "test", lite0, cache_dir, batch_size, per_species)
+        if test is not None
+        else None
+    )
+    return RealSide(
+        real_spaces, train_lite0, counts, test, train.images, ood, ood_lite0, test_lite0
+    )
 
 
 def extra_spaces(options: dict[str, Any], device: torch.device) -> tuple[list[FeatureSpace], str]:

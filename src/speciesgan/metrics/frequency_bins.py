@@ -25,14 +25,22 @@ BINS_NOTE = (
 def species_bins(
     train_counts: Sequence[int] | np.ndarray, species: Sequence[str]
 ) -> dict[str, list[str]]:
-    """Bin name -> its species, head first; a bin is empty when there are under 3 species."""
+    """Bin name -> its species, head first.
+
+    Under 3 species the middle bin is empty (and with one species, the tail too):
+    the rarest species is always the tail, the figure a long-tail reader looks for.
+    """
     counts = np.asarray(train_counts, dtype=np.int64)
     if len(counts) != len(species):
         raise ValueError(f"{len(counts)} train counts for {len(species)} species")
-    order = sorted(range(len(species)), key=lambda k: (-int(counts[k]), k))
-    parts = np.array_split(np.asarray(order, dtype=np.int64), len(BIN_NAMES))
+    order = [species[k] for k in sorted(range(len(species)), key=lambda k: (-int(counts[k]), k))]
+    if len(order) < len(BIN_NAMES):  # 2 species: head and tail, not head and middle
+        return {"head": order[:1], "middle": [], "tail": order[1:]}
+    sizes = [len(part) for part in np.array_split(np.arange(len(order)), len(BIN_NAMES))]
+    ends = np.cumsum(sizes).tolist()
     return {
-        name: [species[int(k)] for k in part] for name, part in zip(BIN_NAMES, parts, strict=True)
+        name: order[end - size : end]
+        for name, size, end in zip(BIN_NAMES, sizes, ends, strict=True)
     }
 
 

@@ -28,12 +28,13 @@ from speciesgan.sample import latents, quantize
 
 OOD_SPLIT = "ood"
 OOD_SEED_OFFSET = 3
-"""Latent seed offset of the extra generated images the ood species mix needs
-(evaluate uses +1 for the real split's mix and +2 for CAS)."""
+ID_SEED_OFFSET = 4
+"""Latent seed offsets of the extra generated images the ood and ID test species
+mixes need (evaluate uses +1 for the real split's mix and +2 for CAS)."""
 ID_OOD_NOTE = (
-    "ID: the test split (classifier) and the real split (FD), from the camera locations "
-    "trained on; OOD: crops from locations never trained on.  FD-Lite0 against OOD uses "
-    "generated images mixed like the OOD crops' species."
+    "ID: the test split, from the camera locations trained on; OOD: crops from locations "
+    "never trained on.  Each FD-Lite0 uses the same number of real crops (a seeded sample) "
+    "and generated images mixed like that side's species."
 )
 
 
@@ -73,33 +74,45 @@ def generated_space_features(
     return np.concatenate(outputs) if outputs else np.empty((0, 0), dtype=np.float32)
 
 
-def ood_fd(
+def equal_count(features: RealFeatures, count: int, seed: int) -> RealFeatures:
+    """A seeded random ``count`` of ``features``' rows (all of them when it has no more).
+
+    Fréchet distance is biased by the number of images, so the ID and OOD
+    figures are computed from the same number of real crops.
+    """
+    if len(features.features) <= count:
+        return features
+    rows = np.sort(np.random.default_rng(seed).permutation(len(features.features))[:count])
+    return RealFeatures(
+        features.features[rows], features.labels[rows], features.species, features.cache_file
+    )
+
+
+def held_out_fd(
     generator: nn.Module,
     balanced: np.ndarray,
     balanced_labels: np.ndarray,
-    ood: RealFeatures,
+    reference: RealFeatures,
     space: FeatureSpace,
     seed: int,
     batch_size: int,
 ) -> tuple[float | None, int]:
-    """FD of generated images mixed like the ood crops' species against the ood crops.
+    """FD of generated images, mixed like ``reference``'s species, against ``reference``.
 
     Reuses the balanced set's rows as the real split's mix does
-    (``evaluate.matched_rows``), generating only the shortfall.  None when
-    either side has fewer than 2 images.
+    (``evaluate.matched_rows``), generating only the shortfall from ``seed``.
+    None when either side has fewer than 2 images.
     """
     from speciesgan.metrics.evaluate import matched_rows
 
-    kept, extra_labels = matched_rows(balanced_labels, ood.labels, len(ood.species))
+    kept, extra_labels = matched_rows(balanced_labels, reference.labels, len(reference.species))
     features = balanced[kept]
     if len(extra_labels):
-        extra = generated_space_features(
-            generator, extra_labels, seed + OOD_SEED_OFFSET, batch_size, space
-        )
+        extra = generated_space_features(generator, extra_labels, seed, batch_size, space)
         features = np.concatenate([features, extra])
-    if min(len(features), len(ood.features)) < 2:
+    if min(len(features), len(reference.features)) < 2:
         return None, len(features)
-    return fid_from_features(features, ood.features), len(features)
+    return fid_from_features(features, reference.features), len(features)
 
 
 def id_ood_metrics(
@@ -110,30 +123,43 @@ def id_ood_metrics(
     ood_features: RealFeatures,
     id_test_top1: float | None,
     id_test_images: int,
-    fd_id: float,
+    id_test_features: RealFeatures | None,
     balanced: np.ndarray,
     balanced_labels: np.ndarray,
     space: FeatureSpace,
-    real_split: str,
     seed: int,
     batch_size: int,
 ) -> dict[str, Any]:
-    """The ``id_ood`` entry of eval/metrics.json: classifier top-1 and FD-Lite0, ID and OOD."""
-    fd_ood, generated = ood_fd(
-        generator, balanced, balanced_labels, ood_features, space, seed, batch_size
+    """The ``id_ood`` entry of eval/metrics.json: classifier top-1 and FD-Lite0, ID and OOD.
+
+    Both FDs compare the generated images with crops the generator never saw
+    (the ID test split, the ood split), each side cut to the same number of real
+    crops: FD against the training crops would flatter a generator that copies them.
+    """
+    fd = {"id": None, "ood": None}
+    count = len(ood_features.features)
+    if id_test_features is not None:
+        count = min(count, len(id_test_features.features))
+        id_side = equal_count(id_test_features, count, seed)
+        fd["id"], _ = held_out_fd(
+            generator, balanced, balanced_labels, id_side, space, seed + ID_SEED_OFFSET, batch_size
+        )
+    ood_side = equal_count(ood_features, count, seed)
+    fd["ood"], generated = held_out_fd(
+        generator, balanced, balanced_labels, ood_side, space, seed + OOD_SEED_OFFSET, batch_size
     )
     return {
         "classifier_top1": {
             "id": id_test_top1,
             "ood": mapped_accuracy(classifier, ood_split, batch_size),
         },
-        "fd_lite0": {"id": fd_id, "ood": fd_ood},
-        "fd_id_split": real_split,
+        "fd_lite0": fd,
+        "fd_id_split": "test",
         "num_images": {
             "id_test": id_test_images,
             "ood": len(ood_split),
-            "ood_features": len(ood_features.features),
-            "generated_ood_mix": generated,
+            "fd_real_per_side": count,
+            "fd_generated_per_side": generated,
         },
         "note": ID_OOD_NOTE,
     }
