@@ -640,6 +640,32 @@ def _write_cub(out_dir: Path, photos: list[_Photo], folders: list[str],
     return [archive]
 
 
+def check_demo_settings(
+    species_per_dataset: int,
+    species_range: tuple[int, int],
+    images_per_species: int,
+    least_images: int,
+    sizes: tuple[int, int],
+    least_size: int,
+    what: str = "demo",
+) -> None:
+    """A user error naming the ``demo`` config key whose value the writer cannot draw."""
+    low, high = species_range
+    if not low <= species_per_dataset <= high:
+        raise SpeciesganError(
+            f"demo species_per_dataset={species_per_dataset} must be {low}..{high}"
+        )
+    if images_per_species < least_images:
+        raise SpeciesganError(
+            f"demo images_per_species={images_per_species} must be at least {least_images}"
+        )
+    min_size, max_size = sizes
+    if not least_size <= min_size <= max_size:
+        raise SpeciesganError(
+            f"{what} sizes need {least_size} <= min_size ({min_size}) <= max_size ({max_size})"
+        )
+
+
 def write_demo_archives(
     out_dir: Path,
     layout: str,
@@ -658,16 +684,9 @@ def write_demo_archives(
         raise SpeciesganError(
             f"demo layout {layout!r} is unknown; choose one of {', '.join(LAYOUTS)}"
         )
-    if not 1 <= species_per_dataset <= MAX_SPECIES:
-        raise SpeciesganError(
-            f"demo species_per_dataset={species_per_dataset} must be 1..{MAX_SPECIES}"
-        )
-    if images_per_species < 2:
-        raise SpeciesganError(f"demo images_per_species={images_per_species} must be at least 2")
-    if not 64 <= min_size <= max_size:
-        raise SpeciesganError(
-            f"demo sizes need 64 <= min_size ({min_size}) <= max_size ({max_size})"
-        )
+    check_demo_settings(
+        species_per_dataset, (1, MAX_SPECIES), images_per_species, 2, (min_size, max_size), 64
+    )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     layout_code = LAYOUTS.index(layout)

@@ -41,7 +41,6 @@ from PIL import Image
 from speciesgan.atomic import write_text
 from speciesgan.data import camera_scenes, demo
 from speciesgan.data.sources import FILES_BY_FORMAT
-from speciesgan.errors import SpeciesganError
 
 log = logging.getLogger(__name__)
 
@@ -331,16 +330,15 @@ def write_camera_trap_demo(
     species has about 1/k of it (``tail_counts``).  Each camera's frames are
     ``min_size``..``max_size`` wide, 4:3.  Same arguments -> byte-identical files.
     """
-    if not 2 <= species_per_dataset <= len(SPECIES):
-        raise SpeciesganError(
-            f"demo species_per_dataset={species_per_dataset} must be 2..{len(SPECIES)}"
-        )
-    if images_per_species < 4:
-        raise SpeciesganError(f"demo images_per_species={images_per_species} must be at least 4")
-    if not 128 <= min_size <= max_size:
-        raise SpeciesganError(
-            f"camera-trap demo sizes need 128 <= min_size ({min_size}) <= max_size ({max_size})"
-        )
+    demo.check_demo_settings(
+        species_per_dataset,
+        (2, len(SPECIES)),
+        images_per_species,
+        4,
+        (min_size, max_size),
+        128,
+        what="camera-trap demo",
+    )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     cameras, shots = plan_collection(
