@@ -4,10 +4,10 @@ The demo is the suite's longest test (1,103 s on its own in stop 19's CI) and th
 SLURM, DVC and Snakemake tests spend part of their time waiting for job
 submissions, polls and subprocess start-ups.  Started at the beginning of the
 session and awaited by ``test_demo_end_to_end`` (moved to the end of the run), the
-demo uses the CPU those tests leave idle.  The gain measured here is small: the
-whole suite took 2,580 s this way, against about 2,700 s estimated in sequence
-(the demo's stages slow down about as much as the other tests leave room).  ``SPECIESGAN_DEMO_IN_BACKGROUND=0``
-runs it in the foreground instead, when its stage times should be measured on an
+demo uses the CPU those tests leave idle.  The gain is small: the demo's GAN
+trains at about 0.9 s per step beside the other tests against 0.365 s alone, so
+in stop 20's local run the other tests were done after 1,775 s and the demo after
+2,392 s.  ``SPECIESGAN_DEMO_IN_BACKGROUND=0`` runs it in the foreground instead, when its stage times should be measured on an
 otherwise idle machine (the stage times printed from a background run include the
 other tests' load).
 """

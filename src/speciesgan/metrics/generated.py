@@ -58,12 +58,16 @@ def generated_outputs(
     species_ids: torch.Tensor | np.ndarray,
     seed: int,
     batch_size: int,
-    inception: InceptionNet,
+    inception: InceptionNet | None,
     spaces: list[FeatureSpace] = (),  # type: ignore[assignment]
     classifier: nn.Module | None = None,
     desc: str = "generated",
 ) -> GeneratedOutputs:
-    """Generate one image per entry of ``species_ids`` and keep only what the metrics read."""
+    """Generate one image per entry of ``species_ids`` and keep only what the metrics read.
+
+    ``inception`` None skips the Inception pass (its arrays are then zero-wide):
+    figures in another space alone need no 299-px Inception forward.
+    """
     species_ids = torch.as_tensor(species_ids, dtype=torch.long)
     count = len(species_ids)
     z = latents(count, int(generator.z_dim), seed)
@@ -71,8 +75,8 @@ def generated_outputs(
     batch_size = working_batch_size(batch_size, device)
     out = GeneratedOutputs(
         labels=species_ids.numpy().astype(np.int64),
-        inception=np.empty((count, FEATURE_DIM), dtype=np.float32),
-        logits=np.empty((count, NUM_LOGITS), dtype=np.float32),
+        inception=np.empty((count, FEATURE_DIM if inception else 0), dtype=np.float32),
+        logits=np.empty((count, NUM_LOGITS if inception else 0), dtype=np.float32),
         correct=None if classifier is None else np.empty(count, dtype=bool),
     )
     generator.eval()
@@ -84,9 +88,11 @@ def generated_outputs(
             rows = slice(start, min(start + batch_size, count))
             ids = species_ids[rows].to(device)
             images = quantize(generator(z[rows].to(device), ids))
-            pool = inception.features(images.to(inception.device).float().div(255))[0].flatten(1)
-            out.inception[rows] = pool.float().cpu().numpy()
-            out.logits[rows] = (pool @ inception.fc.weight.T).float().cpu().numpy()
+            if inception is not None:
+                pool = inception.features(images.to(inception.device).float().div(255))[0]
+                pool = pool.flatten(1)
+                out.inception[rows] = pool.float().cpu().numpy()
+                out.logits[rows] = (pool @ inception.fc.weight.T).float().cpu().numpy()
             if classifier is not None and out.correct is not None:
                 classifier_device = _device_of(classifier)
                 batch = images.to(classifier_device).float().div(127.5).sub(1.0)

@@ -20,11 +20,10 @@ import torch
 from torch import nn
 
 from speciesgan.data.dataset import MappedSplit
-from speciesgan.metrics.feature_spaces import FeatureSpace, without_tf32
+from speciesgan.metrics.feature_spaces import FeatureSpace
 from speciesgan.metrics.fid import RealFeatures, fid_from_features
-from speciesgan.metrics.generated import working_batch_size
+from speciesgan.metrics.generated import generated_outputs
 from speciesgan.progress import progress
-from speciesgan.sample import latents, quantize
 
 OOD_SPLIT = "ood"
 OOD_SEED_OFFSET = 3
@@ -54,24 +53,6 @@ def mapped_accuracy(classifier: nn.Module, split: MappedSplit, batch_size: int) 
             predicted = classifier(batch).argmax(dim=1).cpu()
             correct += int((predicted == split.labels[rows]).sum())
     return correct / len(split)
-
-
-def generated_space_features(
-    generator: nn.Module, species_ids: np.ndarray, seed: int, batch_size: int, space: FeatureSpace
-) -> np.ndarray:
-    """``space`` features of one generated image per species id (no Inception pass)."""
-    ids = torch.as_tensor(species_ids, dtype=torch.long)
-    z = latents(len(ids), int(generator.z_dim), seed)
-    device = next(generator.parameters()).device
-    step = working_batch_size(batch_size, device)
-    outputs = []
-    generator.eval()
-    with torch.no_grad(), without_tf32():
-        for start in range(0, len(ids), step):
-            rows = slice(start, start + step)
-            images = quantize(generator(z[rows].to(device), ids[rows].to(device)))
-            outputs.append(space.extract(images.to(space.device)).float().cpu().numpy())
-    return np.concatenate(outputs) if outputs else np.empty((0, 0), dtype=np.float32)
 
 
 def equal_count(features: RealFeatures, count: int, seed: int) -> RealFeatures:
@@ -108,8 +89,8 @@ def held_out_fd(
     kept, extra_labels = matched_rows(balanced_labels, reference.labels, len(reference.species))
     features = balanced[kept]
     if len(extra_labels):
-        extra = generated_space_features(generator, extra_labels, seed, batch_size, space)
-        features = np.concatenate([features, extra])
+        extra = generated_outputs(generator, extra_labels, seed, batch_size, None, [space])
+        features = np.concatenate([features, extra.spaces[space.name]])
     if min(len(features), len(reference.features)) < 2:
         return None, len(features)
     return fid_from_features(features, reference.features), len(features)
