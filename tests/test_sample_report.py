@@ -354,7 +354,7 @@ def test_report_shows_the_long_tail_infrared_share_bins_and_id_ood(tmp_path: Pat
 
 
 def test_train_counts_chart_is_sorted_and_log_scaled_for_a_long_tail() -> None:
-    from speciesgan.long_tail import train_counts, train_counts_png
+    from speciesgan.long_tail import needs_log_scale, train_counts, train_counts_png
 
     frame = pd.DataFrame(
         {"species": ["a", "b", "c", "d"] * 2, "species_id": [0, 1, 2, 3] * 2,
@@ -366,6 +366,10 @@ def test_train_counts_chart_is_sorted_and_log_scaled_for_a_long_tail() -> None:
     assert counts == [("c", 3001), ("a", 1), ("b", 1), ("d", 1)]
     picture = train_counts_png(counts)
     assert picture.dtype == np.uint8 and picture.shape[2] == 3
+    assert needs_log_scale(np.array([value for _, value in counts]))  # 3001 against 1
+    assert not needs_log_scale(np.array([40, 25, 12, 8]))  # a mild tail keeps a linear axis
+    flat = train_counts_png([("c", 3001), ("a", 1000), ("b", 1000), ("d", 1000)])
+    assert flat.shape == picture.shape and not np.array_equal(flat, picture)
     many = [(f"s{k}", 1000 - 10 * k) for k in range(80)]  # beyond NAMED_BARS: ranks, no names
     assert train_counts_png(many).shape == (320, 800, 3)
 

@@ -131,6 +131,13 @@ def long_tail_summary(
     }
 
 
+def needs_log_scale(values: np.ndarray) -> bool:
+    """Whether the largest count is at least ``LOG_SCALE_RATIO`` times the smallest positive one."""
+    positive = np.asarray(values, dtype=np.float64)
+    positive = positive[positive > 0]
+    return len(positive) > 0 and positive.max() / positive.min() >= LOG_SCALE_RATIO
+
+
 def train_counts_png(counts: list[tuple[str, int]]) -> np.ndarray:
     """The sorted bar chart of train crops per species, as HWC uint8 (Agg, no fonts cache)."""
     names = [name for name, _ in counts]
@@ -140,8 +147,7 @@ def train_counts_png(counts: list[tuple[str, int]]) -> np.ndarray:
     canvas = FigureCanvasAgg(figure)
     axes = figure.add_subplot()
     axes.bar(np.arange(len(values)), values, color="#4c72b0", width=0.8)
-    positive = values[values > 0]
-    log_scale = len(positive) > 0 and positive.max() / positive.min() >= LOG_SCALE_RATIO
+    log_scale = needs_log_scale(values)
     if log_scale:  # species without train crops get no bar on it (they exist: see the table)
         axes.set_yscale("log")
     if named:
