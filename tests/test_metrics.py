@@ -533,6 +533,22 @@ def test_inception_score_agrees_with_torch_fidelity() -> None:
     assert std == pytest.approx(reference["inception_score_std"], rel=1e-4)
 
 
+@pytest.mark.parametrize(("num_a", "num_b", "dims"), [(30, 40, 64), (20, 500, 64), (500, 20, 64), (12, 12, 256)])
+def test_fid_with_fewer_images_than_dimensions_equals_the_covariance_form(
+    num_a: int, num_b: int, dims: int
+) -> None:
+    """The n x n route (taken below full rank) gives the d x d formula's distance."""
+    from speciesgan.metrics.fid import feature_statistics, fid_from_features, frechet_distance
+
+    rng = np.random.default_rng(num_a * num_b + dims)
+    a = rng.normal(size=(num_a, dims)) * 2.0
+    b = rng.normal(size=(num_b, dims)) @ rng.normal(size=(dims, dims)) * 0.3 + 0.5
+    expected = frechet_distance(*feature_statistics(a), *feature_statistics(b))
+    assert fid_from_features(a, b) == pytest.approx(expected, rel=1e-7, abs=1e-6)
+    assert fid_from_features(b, a) == pytest.approx(expected, rel=1e-7, abs=1e-6)
+    assert fid_from_features(a, a) == pytest.approx(0, abs=1e-6)
+
+
 def test_fid_agrees_with_torch_fidelity() -> None:
     from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
 

@@ -74,8 +74,52 @@ def frechet_distance(
 
 
 def fid_from_features(features_a: np.ndarray, features_b: np.ndarray) -> float:
-    """FID between two sets of Inception pool features."""
-    return frechet_distance(*feature_statistics(features_a), *feature_statistics(features_b))
+    """FID between two sets of features (Inception pool or another space).
+
+    With fewer images than feature dimensions on one side (every per-species FID,
+    and most evaluations below full scale) the trace term is taken from the
+    images instead of the dimensions; see ``_frechet_distance_few_images``.
+    """
+    a = np.asarray(features_a, dtype=np.float64)
+    b = np.asarray(features_b, dtype=np.float64)
+    for side in (a, b):
+        if len(side) < 2:
+            raise SpeciesganError(f"FID needs at least 2 images, got {side.shape[0]}")
+    if a.shape[1] != b.shape[1]:
+        raise SpeciesganError(f"FID of features of {a.shape[1]} and {b.shape[1]} dimensions")
+    if min(len(a), len(b)) >= a.shape[1]:
+        return frechet_distance(*feature_statistics(a), *feature_statistics(b))
+    return _frechet_distance_few_images(a, b)
+
+
+def _frechet_distance_few_images(a: np.ndarray, b: np.ndarray) -> float:
+    """The same distance as ``frechet_distance`` of the two sets' statistics, in n x n.
+
+    With centred rows Xa (na x d) and Xb, S_a = Xa^T Xa / (na - 1), and the
+    non-zero eigenvalues of S_a S_b are those of the na x na matrix
+    Xa S_b Xa^T / (na - 1).  When Xb is small as well, that is C C^T with
+    C = Xa Xb^T / sqrt((na - 1)(nb - 1)), so tr(sqrt(S_a S_b)) is the sum of C's
+    singular values.  Exact, not an approximation: it skips the d x d
+    eigendecompositions (about 3 s per FID at d = 2048 on a 2-core node, twelve
+    of them for intra-class FID over twelve species) when there are fewer
+    images than dimensions.
+    """
+    if len(a) > len(b):
+        a, b = b, a
+    xa = torch.as_tensor(a - a.mean(axis=0))
+    xb = torch.as_tensor(b - b.mean(axis=0))
+    diff = torch.as_tensor(a.mean(axis=0) - b.mean(axis=0))
+    na, nb = len(a), len(b)
+    if nb < a.shape[1]:
+        cross = (xa @ xb.T) / float(np.sqrt((na - 1) * (nb - 1)))
+        trace_covmean = torch.linalg.svdvals(cross).sum()
+    else:
+        sigma_b = (xb.T @ xb) / (nb - 1)
+        inner = (xa @ sigma_b @ xa.T) / (na - 1)
+        trace_covmean = torch.linalg.eigvalsh((inner + inner.T) / 2).clamp(min=0).sqrt().sum()
+    trace_a = (xa * xa).sum() / (na - 1)
+    trace_b = (xb * xb).sum() / (nb - 1)
+    return float(diff @ diff + trace_a + trace_b - 2 * trace_covmean)
 
 
 def rank_deficiency_note(num_generated: int, num_real: int) -> str | None:
