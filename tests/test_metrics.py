@@ -533,7 +533,9 @@ def test_inception_score_agrees_with_torch_fidelity() -> None:
     assert std == pytest.approx(reference["inception_score_std"], rel=1e-4)
 
 
-@pytest.mark.parametrize(("num_a", "num_b", "dims"), [(30, 40, 64), (20, 500, 64), (500, 20, 64), (12, 12, 256)])
+@pytest.mark.parametrize(
+    ("num_a", "num_b", "dims"), [(30, 40, 64), (20, 500, 64), (500, 20, 64), (12, 12, 256)]
+)
 def test_fid_with_fewer_images_than_dimensions_equals_the_covariance_form(
     num_a: int, num_b: int, dims: int
 ) -> None:
