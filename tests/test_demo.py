@@ -24,8 +24,8 @@ from tests.workflow import env, planned_jobs, snakemake
 DEMO_TIMEOUT_SECONDS = 3600
 """From the session's start when run in the background (tests/background_demo.py)."""
 
-DEMO_SNAPSHOT_STEPS = [950, 1900]
-"""configs/demo.yaml: gan.steps 1900, gan.snapshot_every 950."""
+DEMO_SNAPSHOT_STEPS = [1000, 2000]
+"""configs/demo.yaml: gan.steps 2000, gan.snapshot_every 1000."""
 
 
 @pytest.mark.slow
