@@ -25,7 +25,7 @@ rule train_gan_variant:
     benchmark:
         f"{RESULTS}/benchmarks/ablation_train-{{run}}.tsv"
     retries: TRAIN_SEGMENTS - 1
-    threads: THREADS
+    threads: threads_for("train_gan_variant")
     resources:
         # as rules/gan.smk's train_gan, on one GPU
         gpu=1,
@@ -60,7 +60,7 @@ rule evaluate_variant:
         f"{RESULTS}/logs/ablation_evaluate-{{variant}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/ablation_evaluate-{{variant}}.tsv"
-    threads: THREADS
+    threads: threads_for("evaluate_variant")
     resources:
         gpu=1,
         nodes=1,

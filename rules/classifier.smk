@@ -21,7 +21,7 @@ rule train_classifier:
     benchmark:
         f"{RESULTS}/benchmarks/train_classifier-{{role}}.tsv"
     retries: 3
-    threads: THREADS
+    threads: threads_for("train_classifier")
     resources:
         gpu=1,
         nodes=1,

@@ -27,6 +27,11 @@ SHARDS = [f"{i:03d}" for i in range(config["preprocess"]["shards"])]
 THREADS = config["threads"]
 
 
+def threads_for(rule):
+    """A rule's job threads: stage_threads.<rule> when given, else threads."""
+    return (config.get("stage_threads") or {}).get(rule, THREADS)
+
+
 wildcard_constraints:
     dataset="[A-Za-z0-9_]+",
     archive="[^/]+",

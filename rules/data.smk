@@ -163,7 +163,7 @@ rule crop_shard:
         f"{RESULTS}/logs/crop_shard-{{shard}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/crop_shard-{{shard}}.tsv"
-    threads: THREADS
+    threads: threads_for("crop_shard")
     resources:
         mem_mb=memory_per_attempt(4000),
         runtime=120,

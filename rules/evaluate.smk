@@ -28,7 +28,7 @@ rule evaluate:
         f"{RESULTS}/logs/evaluate.log",
     benchmark:
         f"{RESULTS}/benchmarks/evaluate.tsv"
-    threads: THREADS
+    threads: threads_for("evaluate")
     resources:
         # Inception, the classifiers and DINOv2 run on the GPU (~51k images at full
         # scale), and CAS trains a classifier on generated images

@@ -31,7 +31,7 @@ rule train_gan:
     benchmark:
         f"{RESULTS}/benchmarks/train_gan.tsv"
     retries: TRAIN_SEGMENTS - 1
-    threads: THREADS
+    threads: threads_for("train_gan")
     resources:
         # sbatch --gpus N --nodes=1 under the SLURM profile; train-gan starts one
         # process per GPU (torchrun) itself when N > 1.  A resource, not a param: the

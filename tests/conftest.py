@@ -56,13 +56,14 @@ def background_demo(
     request: pytest.FixtureRequest, torch_home: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[DemoRun | None]:
     """The demo pipeline, started now when its test is selected (tests/background_demo.py)."""
-    from tests.background_demo import DEMO_TEST, DemoRun, in_background
+    from tests.background_demo import DEMO_TEST, DemoRun, in_background, yield_to_the_demo
 
     selected = any(item.nodeid.endswith(DEMO_TEST) for item in request.session.items)
     if not (selected and in_background()):
         yield None
         return
     run = DemoRun.start(tmp_path_factory.mktemp("background_demo") / "demo")
+    yield_to_the_demo()
     yield run
     run.stop()
 

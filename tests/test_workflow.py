@@ -128,6 +128,30 @@ def test_every_rule_passes_config_strings_as_whole_arguments(tmp_path: Path) -> 
     }
 
 
+def test_stage_threads_set_one_stages_job_threads(tmp_path: Path) -> None:
+    """`stage_threads.evaluate` gives evaluate jobs their own thread count; the others keep
+    `threads` (the demo: evaluate at 2 threads, alone at the end; training at 1)."""
+    work = copy_workflow(tmp_path / "wf")
+    (work / "threads.yaml").write_text("threads: 1\nstage_threads:\n  evaluate: 3\n")
+    result = snakemake(work, "-n", "-p", "--cores", "4", "all", *SMOKE, "threads.yaml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    threads = {}
+    for command in _shell_commands(result.stdout):
+        words = shlex.split(command)
+        if "--threads" in words:
+            threads.setdefault(words[1], set()).add(words[words.index("--threads") + 1])
+    assert threads == {
+        "crop-shard": {"1"},
+        "train-classifier": {"1"},
+        "train-gan": {"1"},
+        "evaluate": {"3"},
+    }
+    (work / "bad.yaml").write_text("stage_threads:\n  evaluate: 0\n")
+    result = snakemake(work, "-n", "all", *SMOKE, "bad.yaml")
+    assert result.returncode != 0
+    assert "stage_threads.evaluate" in result.stdout + result.stderr
+
+
 def _photo(path: Path, seed: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     pixels = np.random.default_rng(seed).integers(0, 256, (30, 40, 3), dtype=np.uint8)
@@ -208,7 +232,9 @@ def test_smoke_runs_are_byte_identical_and_reruns_only_what_is_stale(tmp_path: P
     assert "Nothing to be done" in result.stdout + result.stderr
 
     # how jobs run is not what they compute: more threads or GPUs rerun nothing
-    (work / "execution.yaml").write_text("threads: 2\ngan:\n  gpus: 2\n")
+    (work / "execution.yaml").write_text(
+        "threads: 2\nstage_threads:\n  evaluate: 3\ngan:\n  gpus: 2\n"
+    )
     result = snakemake(work, "-n", "all", "--configfile", "configs/smoke.yaml", "execution.yaml")
     assert result.returncode == 0, result.stderr[-3000:]
     assert planned_jobs(result.stdout) == {}, result.stdout
