@@ -6,8 +6,8 @@ the end of the run), it trains while the other tests run.  Two things keep it
 from being starved on a 2-core machine:
 
 * the demo runs one thread per job (``configs/demo.yaml``), and
-* the rest of the session (this process, its threads and every process it
-  starts) then runs ``OTHER_TESTS_NICENESS`` nice levels below it, so the demo's
+* the rest of the session (this process, its threads and its child processes;
+  not the SLURM jobs, which slurmd starts) then runs ``OTHER_TESTS_NICENESS`` nice levels below it, so the demo's
   jobs get the cores they need and the other tests get the rest.
 
 The demo stays in the test session's scheduling group (its own process group,
@@ -59,6 +59,13 @@ def yield_to_the_demo() -> None:
         os.nice(OTHER_TESTS_NICENESS)
 
 
+def _own_process_group() -> dict:
+    """Popen arguments for a new process group in the same session."""
+    if sys.version_info >= (3, 11):
+        return {"process_group": 0}
+    return {"preexec_fn": os.setpgrp}  # Python 3.10
+
+
 def in_background() -> bool:
     return os.environ.get("SPECIESGAN_DEMO_IN_BACKGROUND", "1") != "0"
 
@@ -81,10 +88,11 @@ class DemoRun:
             env={**env(), "SPECIESGAN_PROGRESS": "0"},
             stdout=(run.workdir / "snakemake.stdout").open("w"),
             stderr=(run.workdir / "snakemake.stderr").open("w"),
+            stdin=subprocess.DEVNULL,  # a background process group must not read a tty
             # its own process group (stop() ends every job) but not its own session:
             # Linux's autogroup shares the CPU equally between sessions whatever the
             # niceness inside them, and the rest of the session yields to the demo
-            process_group=0,
+            **_own_process_group(),
         )
         return run
 

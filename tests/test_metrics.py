@@ -534,7 +534,8 @@ def test_inception_score_agrees_with_torch_fidelity() -> None:
 
 
 @pytest.mark.parametrize(
-    ("num_a", "num_b", "dims"), [(30, 40, 64), (20, 500, 64), (500, 20, 64), (12, 12, 256)]
+    ("num_a", "num_b", "dims"),
+    [(30, 40, 64), (20, 500, 64), (500, 20, 64), (12, 12, 256), (2, 3, 16)],
 )
 def test_fid_with_fewer_images_than_dimensions_equals_the_covariance_form(
     num_a: int, num_b: int, dims: int
@@ -546,9 +547,20 @@ def test_fid_with_fewer_images_than_dimensions_equals_the_covariance_form(
     a = rng.normal(size=(num_a, dims)) * 2.0
     b = rng.normal(size=(num_b, dims)) @ rng.normal(size=(dims, dims)) * 0.3 + 0.5
     expected = frechet_distance(*feature_statistics(a), *feature_statistics(b))
-    assert fid_from_features(a, b) == pytest.approx(expected, rel=1e-7, abs=1e-6)
-    assert fid_from_features(b, a) == pytest.approx(expected, rel=1e-7, abs=1e-6)
+    assert fid_from_features(a, b) == pytest.approx(expected, rel=1e-6, abs=1e-6)
+    assert fid_from_features(b, a) == pytest.approx(expected, rel=1e-6, abs=1e-6)
     assert fid_from_features(a, a) == pytest.approx(0, abs=1e-6)
+
+
+def test_fid_refuses_one_image_or_features_of_other_sizes() -> None:
+    from speciesgan.errors import SpeciesganError
+    from speciesgan.metrics.fid import fid_from_features
+
+    rng = np.random.default_rng(0)
+    with pytest.raises(SpeciesganError, match="at least 2 images"):
+        fid_from_features(rng.normal(size=(1, 8)), rng.normal(size=(5, 8)))
+    with pytest.raises(SpeciesganError, match="8 and 6 dimensions"):
+        fid_from_features(rng.normal(size=(5, 8)), rng.normal(size=(5, 6)))
 
 
 def test_fid_agrees_with_torch_fidelity() -> None:

@@ -129,22 +129,35 @@ def test_every_rule_passes_config_strings_as_whole_arguments(tmp_path: Path) -> 
 
 
 def test_stage_threads_set_one_stages_job_threads(tmp_path: Path) -> None:
-    """`stage_threads.evaluate` gives evaluate jobs their own thread count; the others keep
-    `threads` (the demo: evaluate at 2 threads, alone at the end; training at 1)."""
+    """`stage_threads.<rule>` gives that rule's jobs their own thread count (each of the
+    six rules that take --threads, ablation included); the others keep `threads`."""
     work = copy_workflow(tmp_path / "wf")
-    (work / "threads.yaml").write_text("threads: 1\nstage_threads:\n  evaluate: 3\n")
-    result = snakemake(work, "-n", "-p", "--cores", "4", "all", *SMOKE, "threads.yaml")
+    stages = {
+        "crop_shard": 3,
+        "train_classifier": 4,
+        "train_gan": 5,
+        "evaluate": 6,
+        "train_gan_variant": 7,
+        "evaluate_variant": 8,
+    }
+    (work / "threads.yaml").write_text(yaml.safe_dump({"threads": 2, "stage_threads": stages}))
+    configs = ("--configfile", "configs/smoke.yaml", "configs/ablation.yaml", "threads.yaml")
+    result = snakemake(work, "-n", "-p", "--cores", "16", "all", *configs)
     assert result.returncode == 0, result.stdout + result.stderr
     threads = {}
     for command in _shell_commands(result.stdout):
         words = shlex.split(command)
         if "--threads" in words:
-            threads.setdefault(words[1], set()).add(words[words.index("--threads") + 1])
+            variant = "/ablation/" in command and words[1] in ("train-gan", "evaluate")
+            key = f"{words[1]}{' (variant)' if variant else ''}"
+            threads.setdefault(key, set()).add(int(words[words.index("--threads") + 1]))
     assert threads == {
-        "crop-shard": {"1"},
-        "train-classifier": {"1"},
-        "train-gan": {"1"},
-        "evaluate": {"3"},
+        "crop-shard": {3},
+        "train-classifier": {4},
+        "train-gan": {5},
+        "evaluate": {6},
+        "train-gan (variant)": {7},
+        "evaluate (variant)": {8},
     }
     (work / "bad.yaml").write_text("stage_threads:\n  evaluate: 0\n")
     result = snakemake(work, "-n", "all", *SMOKE, "bad.yaml")

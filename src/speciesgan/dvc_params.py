@@ -68,7 +68,7 @@ def _train_classifier(config: Config, wildcards: Wildcards) -> list[str]:
 
 
 def _train_gan(config: Config, wildcards: Wildcards) -> list[str]:
-    # threads and gan.gpus are resources, not params: they say how training runs
+    # threads, stage_threads and gan.gpus are resources, not params: they say how training runs
     return [*_main_gan_without_gpus(config), "seed"]
 
 

@@ -95,28 +95,20 @@ def fid_from_features(features_a: np.ndarray, features_b: np.ndarray) -> float:
 def _frechet_distance_few_images(a: np.ndarray, b: np.ndarray) -> float:
     """The same distance as ``frechet_distance`` of the two sets' statistics, in n x n.
 
-    With centred rows Xa (na x d) and Xb, S_a = Xa^T Xa / (na - 1), and the
-    non-zero eigenvalues of S_a S_b are those of the na x na matrix
-    Xa S_b Xa^T / (na - 1).  When Xb is small as well, that is C C^T with
-    C = Xa Xb^T / sqrt((na - 1)(nb - 1)), so tr(sqrt(S_a S_b)) is the sum of C's
-    singular values.  Exact, not an approximation: it skips the d x d
-    eigendecompositions (about 3 s per FID at d = 2048 on a 2-core node, twelve
-    of them for intra-class FID over twelve species) when there are fewer
-    images than dimensions.
+    With centred rows Xa (na x d) and Xb, S_a = Xa^T Xa / (na - 1) and
+    S_b = Xb^T Xb / (nb - 1).  The non-zero eigenvalues of S_a S_b are those of
+    C C^T with C = Xa Xb^T / sqrt((na - 1)(nb - 1)), so tr(sqrt(S_a S_b)) is the
+    sum of C's singular values, and tr(S) is the summed squares over (n - 1).
+    Exact, not an approximation: it skips the d x d eigendecompositions (about
+    3 s per FID at d = 2048 on a 2-core node, twelve of them for intra-class FID
+    over twelve species) when one side has fewer images than dimensions.
     """
-    if len(a) > len(b):
-        a, b = b, a
     xa = torch.as_tensor(a - a.mean(axis=0))
     xb = torch.as_tensor(b - b.mean(axis=0))
     diff = torch.as_tensor(a.mean(axis=0) - b.mean(axis=0))
     na, nb = len(a), len(b)
-    if nb < a.shape[1]:
-        cross = (xa @ xb.T) / float(np.sqrt((na - 1) * (nb - 1)))
-        trace_covmean = torch.linalg.svdvals(cross).sum()
-    else:
-        sigma_b = (xb.T @ xb) / (nb - 1)
-        inner = (xa @ sigma_b @ xa.T) / (na - 1)
-        trace_covmean = torch.linalg.eigvalsh((inner + inner.T) / 2).clamp(min=0).sqrt().sum()
+    cross = (xa @ xb.T) / float(np.sqrt((na - 1) * (nb - 1)))
+    trace_covmean = torch.linalg.svdvals(cross).sum()
     trace_a = (xa * xa).sum() / (na - 1)
     trace_b = (xb * xb).sum() / (nb - 1)
     return float(diff @ diff + trace_a + trace_b - 2 * trace_covmean)
