@@ -7,8 +7,9 @@ from being starved on a 2-core machine:
 
 * the demo runs one thread per job (``configs/demo.yaml``), and
 * the rest of the session (this process, its threads and its child processes;
-  not the SLURM jobs, which slurmd starts) then runs ``OTHER_TESTS_NICENESS`` nice levels below it, so the demo's
-  jobs get the cores they need and the other tests get the rest.
+  not the SLURM jobs, which slurmd starts) then runs ``OTHER_TESTS_NICENESS``
+  nice levels below it, so the demo's jobs get the cores they need and the
+  other tests get the rest.
 
 The demo stays in the test session's scheduling group (its own process group,
 not its own session): with Linux's autogroup (on by default) each session gets an
