@@ -43,6 +43,7 @@ from speciesgan.data.dataset import load_split
 from speciesgan.errors import SpeciesganError
 from speciesgan.preemption import TrainingInterrupted
 from speciesgan.weights import EFFICIENTNET_B0_FILE, cached_weights, checkpoints_dir, file_sha256
+from tests.damage import overwrite_tensor_bytes
 
 SHAPES = ["disc", "square", "hbar", "vbar"]
 COLOURS = {
@@ -560,3 +561,17 @@ def test_sigkilled_training_resumes_from_its_last_finished_epoch(
     assert metrics_a.read_bytes() == metrics_b.read_bytes()
     assert _same_weights(model_a, model_b)
     assert not resume_path(model_b).exists()
+
+
+def test_classifier_file_with_damaged_tensor_bytes_is_refused(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    network, info = build_classifier_network("efficientnet_lite0", 3, "none")
+    model = SpeciesClassifier(network, list("abc"), 24, "efficientnet_lite0")
+    path = tmp_path / "model.pt"
+    save_classifier(path, model, list("abc"), 24, info)
+    load_classifier(path)  # intact: loads
+    damaged = overwrite_tensor_bytes(path)
+    with pytest.raises(SpeciesganError, match="content hash") as error:
+        load_classifier(path)
+    assert str(path) in str(error.value)
+    assert path.read_bytes() == damaged

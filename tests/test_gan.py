@@ -45,6 +45,7 @@ from speciesgan.gan.training_loop import (
     train_gan,
 )
 from speciesgan.preemption import TrainingInterrupted
+from tests.damage import overwrite_tensor_bytes
 
 SPECIES = ["cat", "dog", "owl"]
 TINY = {
@@ -772,3 +773,32 @@ def test_classifier_with_species_in_another_order_stops_training(
     assert "index 0" in message and "'dog'" in message and "'cat'" in message
     assert str(classifier) in message and str(manifest) in message
     assert not (out / "generator.pt").exists()
+
+
+def test_checkpoint_with_damaged_tensor_bytes_is_not_resumed(
+    manifest: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """400 bytes of a tensor overwritten, same size: torch loads it; the content hash does not."""
+    run(manifest, tmp_path / "hit", steps=2)
+    last = tmp_path / "hit/checkpoints/last.pt"
+    damaged = overwrite_tensor_bytes(last)
+    torch.load(last, weights_only=True)  # still loads: only the hash can tell
+    (tmp_path / "hit/generator.pt").unlink()
+    assert run_cli(manifest, tmp_path / "hit", steps=3) == 1
+    error = capsys.readouterr().err
+    assert str(last) in error and "content hash" in error and "--restart" in error
+    assert last.read_bytes() == damaged  # kept as it is
+    assert not (tmp_path / "hit/generator.pt").exists()
+
+
+@pytest.mark.parametrize("what", ["generator", "snapshots"])
+def test_exported_generator_with_damaged_tensor_bytes_is_refused(
+    manifest: Path, tmp_path: Path, what: str
+) -> None:
+    run(manifest, tmp_path / "run", steps=2)
+    path = tmp_path / "run" / f"{what}.pt"
+    overwrite_tensor_bytes(path)
+    loader = load_generator if what == "generator" else load_snapshots
+    with pytest.raises(SpeciesganError, match=r"content hash") as error:
+        loader(path)
+    assert str(path) in str(error.value)

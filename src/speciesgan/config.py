@@ -8,6 +8,7 @@ key path (``gan.steps``) rather than a jsonschema dump.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -68,6 +69,85 @@ def _describe(error: jsonschema.ValidationError) -> str:
     return f"config key {key}: {error.message}"
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+"""Every integer setting must fit a signed 64-bit integer: torch, numpy and parquet
+store them so, and a larger one fails deep inside a stage instead of at load."""
+
+MAX_CONFIG_NODES = 100_000
+"""Values (mappings, lists, scalars) a config may expand to.  A real config has a
+few hundred; YAML aliases can make a few lines expand to billions ("billion
+laughs"), which would exhaust memory when the config is copied or printed."""
+
+
+def _key_name(parts: Sequence[str | int]) -> str:
+    """``gan.lr_g`` or ``use_datasets[0]``: the key path as the messages write it."""
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "<top level>"
+
+
+def config_size_problem(data: Any, source: str) -> str | None:
+    """A message when ``data`` expands to more than ``MAX_CONFIG_NODES`` values, else None.
+
+    Counted over the object graph with each shared value counted once per place it
+    appears (as a copy would), memoised by identity so an alias bomb costs no more
+    to measure than to parse.
+    """
+    sizes: dict[int, int] = {}
+
+    def size(node: Any) -> int:
+        if id(node) in sizes:
+            return sizes[id(node)]
+        sizes[id(node)] = MAX_CONFIG_NODES + 1  # a cycle counts as too big
+        if isinstance(node, dict):
+            total = 1 + sum(size(k) + size(v) for k, v in node.items())
+        elif isinstance(node, list | tuple):
+            total = 1 + sum(size(v) for v in node)
+        else:
+            total = 1
+        sizes[id(node)] = min(total, MAX_CONFIG_NODES + 1)
+        return sizes[id(node)]
+
+    if size(data) > MAX_CONFIG_NODES:
+        return (
+            f"{source}: expands to more than {MAX_CONFIG_NODES:,} values (YAML aliases "
+            "repeated inside each other?); write the settings out instead"
+        )
+    return None
+
+
+def number_problems(config: Any) -> dict[str, str]:
+    """Non-finite floats and integers beyond 64 bits anywhere in ``config``.
+
+    JSON Schema's ``number`` admits NaN and infinity and its ``integer`` has no
+    size, so these are checked for every key, whatever its schema says.  Returns
+    the message for each offending key, by its dotted path (as ``_key_path``).
+    """
+    found: dict[str, str] = {}
+
+    def visit(node: Any, parts: tuple[str | int, ...]) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                visit(value, (*parts, str(key)))
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                visit(value, (*parts, i))
+        elif isinstance(node, float) and not math.isfinite(node):
+            found[".".join(map(str, parts))] = (
+                f"config key {_key_name(parts)}: {node!r} is not a finite number"
+            )
+        elif isinstance(node, int) and not isinstance(node, bool):
+            if not INT64_MIN <= node <= INT64_MAX:
+                found[".".join(map(str, parts))] = (
+                    f"config key {_key_name(parts)}: {node} does not fit in a 64-bit integer "
+                    f"({INT64_MIN} to {INT64_MAX})"
+                )
+
+    visit(config, ())
+    return found
+
+
 def _fill_defaults(schema: dict[str, Any], data: Any) -> None:
     """Fill ``default`` values of object properties in place (jsonschema does not)."""
     if not isinstance(data, dict) or schema.get("type") not in ("object", None):
@@ -89,12 +169,19 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
 
     Raises SpeciesganError naming every offending key.
     """
+    too_big = config_size_problem(config, "configuration")
+    if too_big:
+        raise SpeciesganError(too_big)
     schema = load_schema()
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
-    if errors:
-        lines = "\n".join(f"  - {_describe(e)}" for e in errors)
-        raise SpeciesganError(f"invalid configuration:\n{lines}")
+    # a number check's message is the useful one: the schema may also complain of
+    # inf (e.g. "inf is greater than the maximum"), so those keys are reported once
+    bad_numbers = number_problems(config)
+    lines = [f"  - {message}" for message in bad_numbers.values()]
+    lines += [f"  - {_describe(e)}" for e in errors if _key_path(e) not in bad_numbers]
+    if lines:
+        raise SpeciesganError("invalid configuration:\n" + "\n".join(lines))
     result = copy.deepcopy(config)
     _fill_defaults(schema, result)
     _fill_demo_detections(result)
@@ -236,6 +323,9 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         raise SpeciesganError(f"config file {path} is not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise SpeciesganError(f"config file {path} must hold a mapping of keys")
+    too_big = config_size_problem(data, f"config file {path}")
+    if too_big:
+        raise SpeciesganError(too_big)
     return data
 
 

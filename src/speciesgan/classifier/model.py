@@ -33,6 +33,7 @@ from speciesgan.classifier.efficientnet_lite import (
     load_lite0_imagenet_state,
     packaged_lite0_weights,
 )
+from speciesgan.content_hash import seal_problem, sealed
 from speciesgan.errors import SpeciesganError
 from speciesgan.weights import (
     EFFICIENTNET_B0_FILE,
@@ -278,7 +279,7 @@ def save_classifier(
         "image_size": int(image_size),
         "info": {str(key): value for key, value in info.items()},
     }
-    save_torch(payload, path)
+    save_torch(sealed(payload), path)
 
 
 def _read_payload(path: Path) -> dict[str, Any]:
@@ -296,6 +297,12 @@ def _read_payload(path: Path) -> dict[str, Any]:
         raise SpeciesganError(f"{path}: not a classifier file (missing keys {missing})")
     if payload["arch"] not in ARCHS:
         raise SpeciesganError(f"{path}: unsupported classifier arch {payload['arch']!r}")
+    problem = seal_problem(payload)
+    if problem:
+        raise SpeciesganError(
+            f"{path}: damaged classifier file: {problem}. The file is kept as it is; "
+            "delete it and rerun train_classifier"
+        )
     return payload
 
 

@@ -46,6 +46,7 @@ from speciesgan.classifier.model import (
     save_classifier,
     uint8_to_model_range,
 )
+from speciesgan.content_hash import seal_problem, sealed
 from speciesgan.data.balanced import SpeciesIndex, check_sampling, identity_settings
 from speciesgan.data.dataset import CropSet, load_split
 from speciesgan.device import select_device
@@ -152,7 +153,7 @@ def epoch_order(
     Balanced sampling draws as many rows, with replacement, species first (see
     ``speciesgan.data.balanced``), so an epoch costs the same either way.
     """
-    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    generator = torch.Generator().manual_seed((seed * 1_000_003 + epoch) % 2**64)  # any 64-bit seed
     if balanced is not None:
         return balanced.draw_rows(num_train, generator)
     return torch.randperm(num_train, generator=generator)
@@ -359,7 +360,7 @@ def save_resume(
         "scheduler": _scheduler_data(scheduler),
         "rng": rng_states({"augment": augment_generator}),
     }
-    save_torch(canonical(payload), path)
+    save_torch(canonical(sealed(payload)), path)
 
 
 RESUME_KEYS = (
@@ -383,6 +384,9 @@ def _read_resume(path: Path) -> dict[str, Any] | None:
     missing = [key for key in RESUME_KEYS if key not in payload]
     if missing:
         raise unusable(path, f"damaged classifier resume file (missing {missing})")
+    problem = seal_problem(payload)
+    if problem:
+        raise unusable(path, f"damaged classifier resume file: {problem}")
     return payload
 
 

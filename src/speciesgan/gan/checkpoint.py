@@ -19,7 +19,7 @@ needs no hand:
   the old run's ``last.pt``): the file answers a different question, so it is
   moved aside as ``last.mismatch-<UTC time>.pt`` and training starts at step 0,
   with a warning naming both files;
-* unreadable or not a checkpoint (a damaged copy, a disk fault, another
+* unreadable, not a checkpoint, or not matching its content hash (a damaged copy, a disk fault, another
   program's file): training stops with a ``SpeciesganError`` naming the file
   and the reason, and the file stays as it is.  Atomic writes mean a killed
   run never leaves one, so this needs a person's look;
@@ -46,6 +46,7 @@ import torch
 from torch import nn
 
 from speciesgan.atomic import atomic_open
+from speciesgan.content_hash import seal_problem, sealed
 from speciesgan.errors import SpeciesganError
 from speciesgan.resume_state import (
     RESTART_HINT,
@@ -124,7 +125,7 @@ def save_checkpoint(
     # a file object, not the temp path: torch would name the archive's root folder after
     # the (random) temp file name, and equal generators would not give equal bytes
     with atomic_open(target) as fh:
-        torch.save(canonical(payload), fh)
+        torch.save(canonical(sealed(payload)), fh)
     return target
 
 
@@ -162,6 +163,9 @@ def read_checkpoint(path: Path) -> dict[str, Any] | None:
     missing = [key for key in PAYLOAD_KEYS if key not in payload]
     if missing:
         raise unusable(path, f"damaged training checkpoint (missing {missing})")
+    problem = seal_problem(payload)
+    if problem:
+        raise unusable(path, f"damaged training checkpoint: {problem}")
     return payload
 
 

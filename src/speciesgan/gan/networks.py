@@ -35,6 +35,7 @@ from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
 
 from speciesgan.atomic import atomic_open
+from speciesgan.content_hash import seal_problem, sealed
 from speciesgan.errors import SpeciesganError
 
 MIN_SIZE = 16
@@ -507,7 +508,7 @@ def _save(path: str | Path, payload: dict[str, Any]) -> None:
     # a file object, not the temp path: torch would name the archive's root folder after
     # the (random) temp file name, and equal generators would not give equal bytes
     with atomic_open(path) as fh:
-        torch.save(payload, fh)
+        torch.save(sealed(payload), fh)
 
 
 def save_generator(
@@ -550,11 +551,17 @@ def save_snapshots(
 def _read(path: Path, what: str) -> dict[str, Any]:
     """``torch.load(weights_only=True)``: a checkpoint is data, so loading one never runs code."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        payload = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError as exc:
         raise SpeciesganError(f"{what} file not found: {path}") from exc
     except Exception as exc:  # corrupt or foreign file: say which file
         raise SpeciesganError(f"{path}: not a readable {what} checkpoint ({exc})") from exc
+    if not isinstance(payload, dict):
+        raise SpeciesganError(f"{path}: not a {what} checkpoint (top level is not a dict)")
+    problem = seal_problem(payload)
+    if problem:
+        raise SpeciesganError(f"{path}: damaged {what} file: {problem}. The file is kept as it is")
+    return payload
 
 
 def _build(path: Path, payload: Mapping[str, Any], state: Mapping[str, torch.Tensor]) -> nn.Module:
