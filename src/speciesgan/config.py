@@ -137,12 +137,15 @@ def number_problems(config: Any) -> dict[str, str]:
             found[".".join(map(str, parts))] = (
                 f"config key {_key_name(parts)}: {node!r} is not a finite number"
             )
-        elif isinstance(node, int) and not isinstance(node, bool):
-            if not INT64_MIN <= node <= INT64_MAX:
-                found[".".join(map(str, parts))] = (
-                    f"config key {_key_name(parts)}: {node} does not fit in a 64-bit integer "
-                    f"({INT64_MIN} to {INT64_MAX})"
-                )
+        elif (
+            isinstance(node, int)
+            and not isinstance(node, bool)
+            and not INT64_MIN <= node <= INT64_MAX
+        ):
+            found[".".join(map(str, parts))] = (
+                f"config key {_key_name(parts)}: {node} does not fit in a 64-bit integer "
+                f"({INT64_MIN} to {INT64_MAX})"
+            )
 
     visit(config, ())
     return found
