@@ -802,3 +802,18 @@ def test_exported_generator_with_damaged_tensor_bytes_is_refused(
     with pytest.raises(SpeciesganError, match=r"content hash") as error:
         loader(path)
     assert str(path) in str(error.value)
+
+
+def test_finished_run_is_not_resumed_on_other_crops_in_the_same_rows(tmp_path: Path) -> None:
+    """Recropped data (e.g. preprocess.resample changed), the manifest file byte for byte the
+    same: the finished run's checkpoint is stale, not resumable."""
+    data = tmp_path / "data"
+    manifest = write_manifest(data, seed=0)
+    rows = manifest.read_bytes()
+    old_generator = run(manifest, tmp_path / "run", steps=2).read_bytes()
+    write_manifest(data, seed=1)  # same rows, other crops
+    assert manifest.read_bytes() == rows
+    retrained = run(manifest, tmp_path / "run", steps=2).read_bytes()
+    assert retrained != old_generator
+    assert retrained == run(manifest, tmp_path / "fresh", steps=2).read_bytes()
+    assert len(aside_files(tmp_path / "run/checkpoints", "mismatch")) == 1

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from speciesgan.data.dataset import load_split
+from speciesgan.data.dataset import load_split, recorded_shard_hashes
 from speciesgan.data.index import index_records
 from speciesgan.data.manifest import (
     manifest_image_size,
@@ -233,3 +233,35 @@ def test_loading_a_manifest_whose_shard_file_was_replaced_is_a_clear_error(
     np.save(images, np.zeros((1, SIZE, SIZE, 3), dtype=np.uint8))  # too few crops
     with pytest.raises(SpeciesganError, match=str(images)):
         load_split(data / "manifest.parquet", "all")
+
+
+def test_shard_overwritten_with_crops_of_the_same_shape_is_refused_on_load(
+    tmp_path: Path,
+) -> None:
+    """Zeros of the right shape pass every shape check: only the recorded hash tells."""
+    data = build_data(tmp_path)
+    merge(data, crop_all(data))
+    load_split(data / "manifest.parquet", "all")  # intact: loads (and is hashed once)
+    images = data / "shards" / "shard-000.npy"
+    np.save(images, np.zeros_like(np.load(images)))
+    with pytest.raises(SpeciesganError, match="changed after") as error:
+        load_split(data / "manifest.parquet", "all")
+    assert str(images) in str(error.value)
+
+
+def test_manifest_records_each_shards_hash_and_recropping_changes_it(tmp_path: Path) -> None:
+    """Other pixels in the same rows (recropped photos) change the manifest's recorded hashes."""
+    data = build_data(tmp_path)
+    merge(data, crop_all(data))
+    manifest = data / "manifest.parquet"
+    before = recorded_shard_hashes(manifest)
+    assert before is not None and sorted(before) == list(range(SHARDS))
+    rows_before = read_manifest(manifest)
+    for k, species in enumerate(("Owl", "Wren")):  # the same photos, other pixels
+        for i in range(6):
+            colored_photo(tmp_path / "src" / species / f"{i}.jpg", (90, 160, 90), 7 + 10 * k + i)
+    merge(data, crop_all(data))
+    after = recorded_shard_hashes(manifest)
+    assert after is not None and all(after[s] != before[s] for s in before)
+    pd.testing.assert_frame_equal(read_manifest(manifest), rows_before)  # rows unchanged
+    load_split(manifest, "all")

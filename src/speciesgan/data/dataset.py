@@ -12,6 +12,7 @@ no host copy of the whole split.  ``load_split`` gathers a whole split from it.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import torch
 
-from speciesgan.data.preprocess import IMAGE_SIZE_KEY
+from speciesgan.data.download import sha256_of
+from speciesgan.data.preprocess import IMAGE_SIZE_KEY, SHARDS_SHA256_KEY
 from speciesgan.errors import SpeciesganError
 
 
@@ -60,6 +62,69 @@ def _image_size(manifest: Path) -> int | None:
     """
     metadata = pq.read_schema(manifest).metadata or {}
     return int(metadata[IMAGE_SIZE_KEY]) if IMAGE_SIZE_KEY in metadata else None
+
+
+def recorded_shard_hashes(manifest: str | Path) -> dict[int, str] | None:
+    """Shard number -> SHA-256 of its images file, as the manifest step recorded them.
+
+    None for a manifest written by other tools (or before the hashes were recorded):
+    its shards cannot be checked.
+    """
+    metadata = pq.read_schema(manifest).metadata or {}
+    if SHARDS_SHA256_KEY not in metadata:
+        return None
+    try:
+        recorded = json.loads(metadata[SHARDS_SHA256_KEY])
+        return {int(shard): str(sha) for shard, sha in recorded.items()}
+    except (ValueError, AttributeError, TypeError) as exc:
+        raise SpeciesganError(
+            f"{manifest}: damaged {SHARDS_SHA256_KEY.decode()} metadata ({exc}); rerun the "
+            "manifest step"
+        ) from exc
+
+
+def shard_hashes(manifest: str | Path) -> dict[int, str]:
+    """Shard number -> SHA-256 of the crops a run on ``manifest`` reads.
+
+    The recorded hashes when the manifest has them (``open_split`` holds the files
+    to them), else the shard files' own, so that the crops count even in a manifest
+    made by other tools.
+    """
+    recorded = recorded_shard_hashes(manifest)
+    if recorded is not None:
+        return recorded
+    shards = pq.read_table(manifest, columns=["shard"]).column("shard").to_pylist()
+    hashes = {}
+    for shard in sorted(set(shards)):
+        path = shard_path(Path(manifest), int(shard))
+        if not path.is_file():
+            raise SpeciesganError(f"{manifest}: shard file missing: {path}")
+        hashes[int(shard)] = _file_hash(path)
+    return hashes
+
+
+def _file_hash(path: Path) -> str:
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    if key not in _VERIFIED:
+        _VERIFIED[key] = sha256_of(path)
+    return _VERIFIED[key]
+
+
+_VERIFIED: dict[tuple[str, int, int, int], str] = {}
+"""(path, inode, size, mtime) -> SHA-256 of shard files hashed by this process: each
+file is read in full once per process, and again only if it changes."""
+
+
+def verify_shard(manifest: Path, path: Path, expected: str) -> None:
+    """Raise unless shard file ``path`` is the one ``manifest`` was made from."""
+    actual = _file_hash(path)
+    if actual != expected:
+        raise SpeciesganError(
+            f"{path}: shard images changed after {manifest} was made (SHA-256 "
+            f"{actual[:12]}..., recorded {expected[:12]}...); rerun the data stages "
+            "(crop_shard and manifest) instead of training or scoring on other crops"
+        )
 
 
 GATHER_CHUNK = 1024
@@ -117,6 +182,7 @@ def open_split(manifest: str | Path, split: str = "train") -> MappedSplit:
     manifest = Path(manifest)
     frame = pd.read_parquet(manifest)
     size = _image_size(manifest)
+    hashes = recorded_shard_hashes(manifest)
     species, categories = species_table(frame)
     if split == "all":
         rows = frame[frame["split"].isin(("train", "test"))]
@@ -134,6 +200,13 @@ def open_split(manifest: str | Path, split: str = "train") -> MappedSplit:
             array = np.load(path, mmap_mode="r")
         except FileNotFoundError as exc:
             raise SpeciesganError(f"{manifest}: shard file missing: {path}") from exc
+        if hashes is not None:
+            if int(shard) not in hashes:
+                raise SpeciesganError(
+                    f"{manifest}: no recorded SHA-256 for shard {int(shard)} (damaged "
+                    "manifest?); rerun the manifest step"
+                )
+            verify_shard(manifest, path, hashes[int(shard)])
         indices = group["index"].to_numpy()
         if size is None and array.ndim == 4:
             size = int(array.shape[1])

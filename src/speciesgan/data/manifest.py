@@ -9,6 +9,7 @@ between its renames leaves files of two runs side by side).
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,6 +28,7 @@ from speciesgan.data.preprocess import (
     IMAGES_SHA256_KEY,
     REJECTS_SHA256_KEY,
     SHARD_SEAL_KEYS,
+    SHARDS_SHA256_KEY,
     images_path,
     rejects_path,
 )
@@ -184,8 +186,9 @@ def _check_shard_files(path: Path, table: pa.Table, size: int) -> None:
         )
 
 
-def _read_shard(path: Path) -> tuple[pd.DataFrame, pd.DataFrame, int]:
-    """A shard's kept rows, its crop rejects (the sibling file) and its crop size."""
+def _read_shard(path: Path) -> tuple[pd.DataFrame, pd.DataFrame, int, str]:
+    """A shard's kept rows, its crop rejects (the sibling file), its crop size and the
+    SHA-256 of its images file (checked against the rows file's seal)."""
     table = _read_parquet(path, "shard rows")
     metadata = table.schema.metadata or {}
     if IMAGE_SIZE_KEY not in metadata:
@@ -197,7 +200,8 @@ def _read_shard(path: Path) -> tuple[pd.DataFrame, pd.DataFrame, int]:
     missing = [c for c in (*REJECT_COLUMNS, "species_id", "category") if c not in rejects.columns]
     if missing:
         raise SpeciesganError(f"{rejects_path(path)}: missing column(s) {missing}")
-    return table.to_pandas(), rejects, int(metadata[IMAGE_SIZE_KEY])
+    images_sha = metadata[IMAGES_SHA256_KEY].decode()
+    return table.to_pandas(), rejects, int(metadata[IMAGE_SIZE_KEY]), images_sha
 
 
 def _short_species(
@@ -276,8 +280,11 @@ def merge_shards(
         raise SpeciesganError("manifest: no shard rows files given")
     kept_frames, reject_frames = [], []
     sizes: dict[int, list[str]] = {}
+    shard_hashes: dict[str, str] = {}
     for path in rows:
-        kept, rejects, size = _read_shard(Path(path))
+        kept, rejects, size, images_sha = _read_shard(Path(path))
+        for shard in sorted(set(kept["shard"].tolist())) if "shard" in kept.columns else []:
+            shard_hashes[str(int(shard))] = images_sha
         kept_frames.append(kept)
         reject_frames.append(rejects)
         sizes.setdefault(size, []).append(str(path))
@@ -312,7 +319,11 @@ def merge_shards(
 
     table = pa.Table.from_pandas(manifest, preserve_index=False)
     table = table.replace_schema_metadata(
-        {**(table.schema.metadata or {}), IMAGE_SIZE_KEY: str(image_size).encode()}
+        {
+            **(table.schema.metadata or {}),
+            IMAGE_SIZE_KEY: str(image_size).encode(),
+            SHARDS_SHA256_KEY: json.dumps(shard_hashes, sort_keys=True).encode(),
+        }
     )
     with atomic_path(out) as tmp:
         pq.write_table(table, tmp)

@@ -69,6 +69,12 @@ SHARD_SEAL_KEYS = (IMAGES_SHA256_KEY, REJECTS_SHA256_KEY)
 The images file itself is not named (that would make equal shards differ by
 their file names); readers find it as ``images_path(rows)``.
 """
+SHARDS_SHA256_KEY = b"speciesgan.shards_sha256"
+"""Manifest metadata: JSON ``{shard number: SHA-256 of its images file}``.  Loading
+checks each shard file against it, and a GAN checkpoint's identity includes it, so
+crops replaced after the manifest (or recropped with other settings into the same
+rows) are noticed instead of trained on."""
+
 
 EXIF_ORIENTATION = 0x0112
 ROTATED_ORIENTATIONS = (5, 6, 7, 8)  # width and height swap when displayed

@@ -8,8 +8,8 @@ killed mid-write leaves the previous checkpoint intact, and it is loaded with
 plain data.
 
 A checkpoint is only reused by a run with the same *identity*: a hash of the
-settings that shape the trajectory, the seed, the manifest's content and the
-classifier's content.  What happens to one that cannot be continued
+settings that shape the trajectory, the seed, the manifest's content, the
+content of the crop shards it lists and the classifier's content.  What happens to one that cannot be continued
 (:func:`checkpoint_to_resume`) is chosen so that no training state is ever
 destroyed without being asked to, yet a Snakemake rerun after a param change
 needs no hand:
@@ -47,6 +47,7 @@ from torch import nn
 
 from speciesgan.atomic import atomic_open
 from speciesgan.content_hash import seal_problem, sealed
+from speciesgan.data.dataset import shard_hashes
 from speciesgan.errors import SpeciesganError
 from speciesgan.resume_state import (
     RESTART_HINT,
@@ -85,6 +86,9 @@ def run_identity(
         "settings": relevant,
         "seed": int(seed),
         "manifest_sha256": file_sha256(Path(manifest)),
+        # the crops themselves, not only their rows: recropping with other settings can
+        # leave the rows equal (open_split checks the files against these)
+        "shards_sha256": {str(k): v for k, v in shard_hashes(manifest).items()},
         "classifier_sha256": file_sha256(Path(classifier)) if classifier is not None else None,
     }
     text = json.dumps(description, sort_keys=True, separators=(",", ":"))
