@@ -15,6 +15,7 @@ from PIL import Image
 
 from speciesgan.data.crop import crop_to_box
 from speciesgan.data.index import RECORDS_SCHEMA
+from speciesgan.data.jpeg_end import jpeg_end_problem
 from speciesgan.data.preprocess import (
     IMAGE_SIZE_KEY,
     _request_draft,
@@ -368,3 +369,44 @@ def test_crop_shard_killed_before_its_renames_leaves_debris_the_rerun_removes(
         "shard-000.npy",
         "shard-000.parquet",
     ]
+
+
+def padded_with_zeros(path: Path, keep: float) -> Path:
+    """The first ``keep`` of a JPEG, zero-padded to its full length (a preallocated file
+    that a download never finished)."""
+    data = path.read_bytes()
+    cut = data[: int(len(data) * keep)]
+    path.write_bytes(cut + bytes(len(data) - len(cut)))
+    return path
+
+
+@pytest.mark.parametrize("keep", [0.4, 0.97])
+@pytest.mark.parametrize("progressive", [False, True], ids=["baseline", "progressive"])
+def test_cut_jpeg_padded_with_zeros_is_a_counted_reject(
+    tmp_path: Path, keep: float, progressive: bool
+) -> None:
+    good = noisy_jpeg(tmp_path / "good.jpg", seed=1)
+    source = tmp_path / "cut.jpg"
+    with Image.open(noisy_jpeg(source)) as image:
+        image.load()
+        image.save(source, quality=90, progressive=progressive)
+    padded = padded_with_zeros(source, keep)
+    images, kept, rejects, _ = run_shard(tmp_path, [(good, NO_BOX), (padded, NO_BOX)])
+    assert kept["species"].tolist() == ["row0"] and images.shape[0] == 1
+    assert rejects["species"].tolist() == ["row1"]
+    assert "truncated JPEG data" in rejects["reason"].iloc[0]
+
+
+def test_complete_jpegs_with_trailers_and_restart_markers_are_kept(tmp_path: Path) -> None:
+    """What real files carry after or inside their data is not mistaken for a cut."""
+    plain = noisy_jpeg(tmp_path / "plain.jpg", seed=1)
+    trailer = noisy_jpeg(tmp_path / "trailer.jpg", seed=2)
+    trailer.write_bytes(trailer.read_bytes() + b"\x00" * 512 + b"SEFT trailer")  # camera data
+    restarts = tmp_path / "restarts.jpg"
+    with Image.open(noisy_jpeg(tmp_path / "src.jpg", seed=3)) as image:
+        image.load()
+        image.save(restarts, quality=90, restart_marker_blocks=1, progressive=True)
+    for path in (plain, trailer, restarts):
+        assert jpeg_end_problem(path.read_bytes()) is None, path
+    images, kept, rejects, _ = run_shard(tmp_path, [(p, NO_BOX) for p in (plain, trailer, restarts)])
+    assert len(kept) == 3 and rejects.empty

@@ -54,6 +54,7 @@ from speciesgan.data.crop import (
 )
 from speciesgan.data.download import sha256_of
 from speciesgan.data.greyscale import is_greyscale
+from speciesgan.data.jpeg_end import jpeg_end_problem
 from speciesgan.errors import SpeciesganError
 from speciesgan.progress import progress
 
@@ -211,8 +212,7 @@ def _ends_in_grey_fill(image: Image.Image) -> bool:
     coded top to bottom, so any cut before the last row of blocks leaves the
     whole bottom row at exactly that value, while a real photo's bottom row is
     practically never one constant 128 across (sensor noise, chroma rounding).
-    Checking one row costs nothing next to the decode.  A progressive JPEG cut
-    after its first scan decodes to a blurred but complete picture and passes.
+    Checking one row costs nothing next to the decode.
     """
     width, height = image.size
     row = image.crop((0, height - 1, width, height)).tobytes()
@@ -232,11 +232,16 @@ def crop_photo(
 
     Raises CropRejected for anything wrong with the file: missing, not an
     image, truncated (Pillow refuses partial data because LOAD_TRUNCATED_IMAGES
-    stays False; a JPEG closed early by an end marker is caught by its grey
-    fill), a box outside the photo, or a photo or box under ``min_box_size``.
+    stays False; a JPEG whose data stops before its end marker, e.g. padded with
+    zeros, is caught by ``jpeg_end_problem``, and one closed early by an end
+    marker by its grey fill), a box outside the photo, or a photo or box under ``min_box_size``.
     """
     try:
-        with Image.open(path) as image:
+        data = Path(path).read_bytes()
+        problem = jpeg_end_problem(data)
+        if problem:
+            raise CropRejected(problem)
+        with Image.open(path) as image:  # by name: decoder messages name the file
             orientation = orientation_of(image)
             stored_w, stored_h = image.size
             if orientation in ROTATED_ORIENTATIONS:
