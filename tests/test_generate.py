@@ -17,6 +17,7 @@ from speciesgan.cli import main
 from speciesgan.data.index import check_species_names, index_records
 from speciesgan.data.sources import SourceRecord
 from speciesgan.errors import SpeciesganError
+from speciesgan.names import slugify
 from speciesgan.sample import GRID_PADDING, resolve_species, write_sample_grids
 
 SPECIES = ["Border collie", "Painted Bunting", "Ringed Plover"]
@@ -265,3 +266,35 @@ def test_index_accepts_distinct_names(tmp_path: Path) -> None:
     )
     check_species_names(records)
     assert run_index(tmp_path, records).exists()
+
+
+NON_LATIN = ["柴犬", "秋田犬", "\u05db\u05dc\u05d1 \u05e8\u05d5\u05e2\u05d4\u200f", "Λύκος"]
+"""Shiba, Akita, a Hebrew name ending in a right-to-left mark, a Greek name."""
+
+
+def test_distinct_non_latin_names_index_and_sample_to_distinct_files(tmp_path: Path) -> None:
+    records = [
+        record
+        for i, name in enumerate(NON_LATIN)
+        for record in photos(tmp_path, "pets", name, "dog", 5, i + 1)
+    ]
+    run_index(tmp_path, records)  # no clash claimed
+    slugs = [slugify(name) for name in NON_LATIN]
+    assert len(set(slugs)) == len(NON_LATIN) and "species" not in slugs
+    assert "\u200f" not in slugs[2]  # the direction mark is not part of a file name
+    generator = make_generator(tmp_path / "g.pt", NON_LATIN)
+    from speciesgan.sample import _load
+
+    model, meta = _load(generator)
+    write_sample_grids(model, list(meta["species"]), tmp_path / "grids", seed=0, per_species=2)
+    written = sorted(p.name for p in (tmp_path / "grids" / "species").glob("*.png"))
+    assert written == sorted(f"{slug}.png" for slug in slugs)
+    assert resolve_species("秋田犬", NON_LATIN) == 1
+
+
+def test_names_without_letters_or_very_long_get_distinct_hashed_slugs() -> None:
+    assert slugify("Border_collie") == "border-collie"  # Latin names keep their slugs
+    assert slugify("???") != slugify("!!!")
+    long_a, long_b = "Canis " * 40 + "a", "Canis " * 40 + "b"
+    assert slugify(long_a) != slugify(long_b)
+    assert all(len(slugify(n).encode()) <= 120 for n in (long_a, "犬" * 200))
