@@ -219,3 +219,20 @@ def test_missing_local_file_names_the_path(tmp_path: Path) -> None:
     with pytest.raises(SpeciesganError, match="no such file"):
         download(f"file://{tmp_path}/nope.tar", tmp_path / "x.tar")
     assert not (tmp_path / "x.tar").exists()
+
+
+def test_partial_answer_without_a_validator_is_not_appended_to_a_stale_part(
+    tmp_path: Path,
+) -> None:
+    """A stale ``.part`` and a server that answers 206 with no ETag or Last-Modified (and
+    ignores If-Range): the old bytes and the new file's tail must not be joined."""
+    out = tmp_path / "a.tar"
+    state = ServerState(files={"/a.tar": PAYLOAD})
+    with serve(state) as base:
+        kept = interrupted_download(state, f"{base}/a.tar", out)
+        assert 0 < kept < len(PAYLOAD)
+        state.files["/a.tar"] = OTHER
+        state.validators, state.honour_if_range = False, False
+        download(f"{base}/a.tar", out, backoff_s=0.01)
+    assert out.read_bytes() == OTHER
+    assert state.range_headers[0] is not None  # it did try to resume, and refused the answer

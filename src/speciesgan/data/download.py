@@ -84,12 +84,14 @@ def _validator(headers: http.client.HTTPMessage) -> str | None:
 
 
 def _same_version(headers: http.client.HTTPMessage, validator: str) -> bool:
-    """Whether a 206 response is of the version ``validator`` names (False if it says otherwise).
+    """Whether a 206 response names the version ``validator`` names.
 
-    Guards against servers that honour Range but ignore If-Range.
+    Guards against servers that honour Range but ignore If-Range: a 206 that
+    carries no validator at all cannot vouch for the bytes kept, so it does not
+    count as the same version (the transfer starts over).
     """
     sent = (headers.get("ETag"), headers.get("Last-Modified"))
-    return validator in sent or not any(sent)
+    return validator in sent
 
 
 def _load_validator(url: str, part: Path) -> str | None:
