@@ -236,3 +236,24 @@ def test_partial_answer_without_a_validator_is_not_appended_to_a_stale_part(
         download(f"{base}/a.tar", out, backoff_s=0.01)
     assert out.read_bytes() == OTHER
     assert state.range_headers[0] is not None  # it did try to resume, and refused the answer
+
+
+@pytest.mark.parametrize("scheme", ["file", "http"])
+def test_full_disk_names_the_file_and_the_size(
+    tmp_path: Path, small_disk: Path, scheme: str
+) -> None:
+    """3 MB into a 512 KiB file system: a user error naming the file, not a raw ENOSPC."""
+    source = tmp_path / "a.tar"
+    source.write_bytes(PAYLOAD)
+    out = small_disk / "a.tar"
+    state = ServerState(files={"/a.tar": PAYLOAD})
+    with serve(state) as base:
+        url = source.as_uri() if scheme == "file" else f"{base}/a.tar"
+        with pytest.raises(SpeciesganError) as error:
+            download(url, out, retries=0)
+    message = str(error.value)
+    assert str(part_path(out)) in message and "no space left" in message
+    assert f"{len(PAYLOAD):,}" in message  # the space the whole file needs
+    assert not out.exists()
+    if scheme == "file":  # a local copy restarts at no cost: nothing is kept
+        assert list(small_disk.iterdir()) == []

@@ -298,3 +298,56 @@ def test_names_without_letters_or_very_long_get_distinct_hashed_slugs() -> None:
     long_a, long_b = "Canis " * 40 + "a", "Canis " * 40 + "b"
     assert slugify(long_a) != slugify(long_b)
     assert all(len(slugify(n).encode()) <= 120 for n in (long_a, "犬" * 200))
+
+
+def test_generate_refuses_a_huge_n_before_making_anything(
+    generator_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    assert generate(generator_file, "Border collie", "-n", "100000000", "--out", str(out)) == 1
+    error = capsys.readouterr().err
+    assert "--max-pictures 100000000" in error and "Traceback" not in error
+    assert not out.exists()
+    assert generate(generator_file, "Border collie", "-n", "2000", "--grid", "--out", str(out)) == 1
+    assert "--grid holds at most" in capsys.readouterr().err
+
+
+def test_generate_streams_in_chunks_with_the_same_pictures(
+    generator_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pictures are made a chunk at a time; a run of n <= one chunk is unchanged by it."""
+    import speciesgan.sample as sample
+
+    whole = tmp_path / "whole"
+    assert generate(generator_file, "Painted Bunting", "-n", "12", "--out", str(whole)) == 0
+    made: list[int] = []
+    original = sample.images_from_latents
+
+    def counting(*args, **kwargs):
+        images = original(*args, **kwargs)
+        made.append(len(images))
+        return images
+
+    monkeypatch.setattr(sample, "images_from_latents", counting)
+    monkeypatch.setattr(sample, "GENERATE_CHUNK", 5)
+    chunked = tmp_path / "chunked"
+    assert generate(generator_file, "Painted Bunting", "-n", "12", "--out", str(chunked)) == 0
+    assert made == [5, 5, 2]  # never more than a chunk in memory
+    assert sorted(pngs(chunked)) == sorted(pngs(whole))
+    first = tmp_path / "first"
+    assert generate(generator_file, "Painted Bunting", "-n", "5", "--out", str(first)) == 0
+    assert all(pngs(chunked)[name] == data for name, data in pngs(first).items())
+
+
+def test_generate_on_a_full_disk_removes_what_it_wrote(
+    generator_file: Path, small_disk: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = small_disk / "pictures"
+    code = generate(
+        generator_file, "Border collie", "-n", "5000", "--out", str(out), "--max-pictures", "5000"
+    )
+    assert code == 1
+    error = capsys.readouterr().err
+    assert "no space left" in error and "5,000 pictures need about" in error
+    assert str(out) in error and "Traceback" not in error
+    assert list(out.iterdir()) == []  # nothing partial

@@ -408,5 +408,21 @@ def test_complete_jpegs_with_trailers_and_restart_markers_are_kept(tmp_path: Pat
         image.save(restarts, quality=90, restart_marker_blocks=1, progressive=True)
     for path in (plain, trailer, restarts):
         assert jpeg_end_problem(path.read_bytes()) is None, path
-    images, kept, rejects, _ = run_shard(tmp_path, [(p, NO_BOX) for p in (plain, trailer, restarts)])
+    images, kept, rejects, _ = run_shard(
+        tmp_path, [(p, NO_BOX) for p in (plain, trailer, restarts)]
+    )
     assert len(kept) == 3 and rejects.empty
+
+
+def test_crop_shard_on_a_full_disk_names_the_file_and_keeps_nothing_partial(
+    tmp_path: Path, small_disk: Path
+) -> None:
+    photos = [(noisy_jpeg(tmp_path / f"{i}.jpg", seed=i), NO_BOX) for i in range(12)]
+    records = tmp_path / "records.parquet"
+    write_records(records, photos)
+    images, rows = small_disk / "shard-000.npy", small_disk / "shard-000.parquet"
+    with pytest.raises(SpeciesganError) as error:
+        process_shard(records, 0, images, rows, {"image_size": 128})  # 12 x 48 KiB > 512 KiB
+    message = str(error.value)
+    assert str(images) in message and "no space left" in message and "MB free" in message
+    assert list(small_disk.iterdir()) == []  # no partial shard, no temporary

@@ -19,6 +19,7 @@ never runs two jobs for one output at the same time.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -30,6 +31,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
+
+from speciesgan.errors import SpeciesganError
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +105,47 @@ def remove_stale_temps(target: str | os.PathLike[str]) -> list[Path]:
     return removed
 
 
+_SHORT_WRITE = re.compile(r"(\d+) requested and (\d+) written")
+"""numpy's message when a write stops short (``ndarray.tofile``, ``np.save``): no errno."""
+
+
+def _megabytes(count: int) -> str:
+    return f"{count / 1e6:,.1f} MB"
+
+
+DISK_FULL_ADVICE = (
+    "Nothing partial was kept: free some space (or point the run at a larger disk) and rerun"
+)
+
+
+def disk_full_message(
+    path: str | os.PathLike[str],
+    exc: BaseException,
+    written: int = 0,
+    advice: str = DISK_FULL_ADVICE,
+) -> str | None:
+    """A user-facing message when ``exc`` means the disk (or quota) under ``path`` is full.
+
+    None for any other error.  Names the file, what was written before the space
+    ran out (so at least that much more is needed) and what is free now.
+    """
+    if not isinstance(exc, OSError):
+        return None
+    short = _SHORT_WRITE.search(str(exc))
+    full = exc.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(exc) or short
+    if not full:
+        return None
+    folder = Path(path).parent
+    try:
+        free = _megabytes(shutil.disk_usage(folder).free)
+    except OSError:
+        free = "unknown"
+    if short:
+        written += int(short.group(2))
+    needed = f"; it needed more than the {_megabytes(written)} written" if written else ""
+    return f"{path}: no space left on the device{needed}; {free} free in {folder}. {advice}"
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike[str], suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path next to ``target``; rename it onto ``target`` on success.
@@ -123,9 +167,19 @@ def atomic_path(target: str | os.PathLike[str], suffix: str | None = None) -> It
         with contextlib.suppress(OSError):
             os.chmod(tmp, 0o644)
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
+        try:
+            written = tmp.stat().st_size if tmp.is_file() else 0
+        except OSError:
+            written = 0
         with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+            if tmp.is_dir():
+                shutil.rmtree(tmp)
+            else:
+                tmp.unlink()
+        message = disk_full_message(target, exc, written)
+        if message:
+            raise SpeciesganError(message) from exc
         raise
 
 

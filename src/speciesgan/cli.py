@@ -218,6 +218,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="the EMA generator (default) or the generator as trained",
     )
     p.add_argument("--seed", type=int, default=0, help="same seed, same pictures (default 0)")
+    p.add_argument(
+        "--max-pictures",
+        type=int,
+        default=None,
+        help="refuse -n above this many pictures (a guard against a typo of a few zeros; "
+        "the error names the default limit)",
+    )
     _add_device(p)
 
     p = sub.add_parser("evaluate", help="FID, Inception Score and per-species accuracy")
@@ -527,6 +534,7 @@ def _generate(args: argparse.Namespace) -> None:
         seed=args.seed,
         weights=args.weights,
         device=args.device,
+        max_pictures=args.max_pictures,
     )
     if args.grid:
         print(f"wrote a grid of {args.n} picture(s) to {paths[0]}")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +61,15 @@ def generate_images(
     """
     z_dim = z_dim or int(generator.z_dim)
     species_ids = torch.as_tensor(species_ids, dtype=torch.long)
-    z = latents(len(species_ids), z_dim, seed)
+    return images_from_latents(
+        generator, latents(len(species_ids), z_dim, seed), species_ids, batch_size
+    )
+
+
+def images_from_latents(
+    generator: nn.Module, z: torch.Tensor, species_ids: torch.Tensor, batch_size: int = 64
+) -> torch.Tensor:
+    """uint8 images [N, 3, S, S] for latents ``z`` and ``species_ids``, ``batch_size`` at a time."""
     device = _device_of(generator)
     generator.eval()
     batches = []
@@ -77,14 +85,23 @@ def mix_images(
     generator: nn.Module, a_id: int, b_id: int, alpha: float, seed: int, n: int = 8
 ) -> torch.Tensor:
     """uint8 images from the embedding (1 - alpha) * e(a) + alpha * e(b), ``n`` latents."""
+    return mixed_images_from_latents(
+        generator, a_id, b_id, alpha, latents(n, int(generator.z_dim), seed)
+    )
+
+
+def mixed_images_from_latents(
+    generator: nn.Module, a_id: int, b_id: int, alpha: float, z: torch.Tensor
+) -> torch.Tensor:
+    """``mix_images`` for given latents ``z`` (one forward pass for all of them)."""
     device = _device_of(generator)
-    z = latents(n, int(generator.z_dim), seed).to(device)
+    z = z.to(device)
     generator.eval()
     with torch.no_grad():
         ids = torch.tensor([a_id, b_id], device=device)
         embedding_a, embedding_b = generator.embedding(ids)
         mixed = (1.0 - alpha) * embedding_a + alpha * embedding_b
-        return quantize(generator.generate(z, mixed.unsqueeze(0).expand(n, -1)))
+        return quantize(generator.generate(z, mixed.unsqueeze(0).expand(len(z), -1)))
 
 
 def interpolation_strip(
@@ -261,6 +278,40 @@ def sample_mix(
     save_png(tile(mix_images(model, a_id, b_id, alpha, seed, n), columns=n), Path(out))
 
 
+GENERATE_LIMIT = 10_000
+"""Most pictures one ``speciesgan generate`` writes unless ``--max-pictures`` says more:
+a typo of a few zeros should not fill a disk."""
+
+GRID_LIMIT = 1_024
+"""Most pictures one ``--grid`` image holds (the grid is built in memory)."""
+
+GENERATE_CHUNK = 1_024
+"""Pictures made and written at a time: memory does not grow with ``-n``.  Up to this
+many, the pictures are exactly those of one batch of latents drawn up front."""
+
+MIX_BATCH = 64
+"""Mixed pictures per forward pass (up to this many, one pass, as ``mix_images``)."""
+
+
+def _picture_chunks(
+    model: nn.Module, n: int, seed: int, species_id: int | None, mix: tuple[int, int, float] | None
+) -> Iterator[torch.Tensor]:
+    """uint8 pictures [k, 3, S, S], ``GENERATE_CHUNK`` at a time, latents from one seeded stream."""
+    rng = torch.Generator().manual_seed(seed)
+    z_dim = int(model.z_dim)
+    for start in range(0, n, GENERATE_CHUNK):
+        count = min(GENERATE_CHUNK, n - start)
+        z = torch.randn(count, z_dim, generator=rng)
+        if mix is None:
+            ids = torch.full((count,), int(species_id or 0), dtype=torch.long)
+            yield images_from_latents(model, z, ids)
+        else:
+            batches = range(0, count, MIX_BATCH)
+            yield torch.cat(
+                [mixed_images_from_latents(model, *mix, z[i : i + MIX_BATCH]) for i in batches]
+            )
+
+
 def generate_pictures(
     generator: Path,
     out: Path,
@@ -273,6 +324,7 @@ def generate_pictures(
     seed: int = 0,
     weights: str = "ema",
     device: str | None = None,
+    max_pictures: int | None = None,
 ) -> list[Path]:
     """``speciesgan generate``: ``n`` pictures of one species (``name``) or of a mix of two.
 
@@ -280,7 +332,9 @@ def generate_pictures(
     ``out``; with ``grid`` one tiled image goes to ``out/<slug>.png``, or to ``out``
     itself when it ends in ``.png``.  The slug comes from the generator's spelling of
     the species (a mix is ``<a>-x-<b>-<alpha>``), so any accepted spelling of a name
-    gives the same files.  Returns the paths written.
+    gives the same files.  Pictures are made and written ``GENERATE_CHUNK`` at a
+    time, so memory does not depend on ``n``; if writing fails (a full disk, a
+    signal), the files this call wrote are removed again.  Returns the paths written.
     """
     if (name is None) == (mix is None):
         raise SpeciesganError("give exactly one of a species NAME or --mix A B")
@@ -290,6 +344,17 @@ def generate_pictures(
         raise SpeciesganError(f"--alpha must be between 0 and 1, not {alpha}")
     if n < 1:
         raise SpeciesganError(f"-n must be at least 1, not {n}")
+    max_pictures = GENERATE_LIMIT if max_pictures is None else max_pictures
+    if n > max_pictures:
+        raise SpeciesganError(
+            f"-n {n:,} is more than {max_pictures:,} pictures in one call; if you mean it, "
+            f"raise the limit with --max-pictures {n}"
+        )
+    if grid and n > GRID_LIMIT:
+        raise SpeciesganError(
+            f"--grid holds at most {GRID_LIMIT:,} pictures (it is built in memory), not {n:,}; "
+            "write separate files instead (no --grid)"
+        )
     out = Path(out)
     single_file = grid and out.suffix.lower() == ".png" and not out.is_dir()
     if not grid and out.suffix.lower() == ".png":
@@ -299,22 +364,40 @@ def generate_pictures(
 
     model, meta = _load(generator, weights, device=device, stage="generate")
     species = list(meta["species"])
+    species_id: int | None = None
+    mixed: tuple[int, int, float] | None = None
     if mix is None:
         assert name is not None
         species_id = resolve_species(name, species)
-        images = generate_images(model, torch.full((n,), species_id, dtype=torch.long), seed)
         slug = slugify(species[species_id])
     else:
         a_id, b_id = (resolve_species(known, species) for known in mix)
-        images = mix_images(model, a_id, b_id, alpha, seed, n)
+        mixed = (a_id, b_id, alpha)
         slug = f"{slugify(species[a_id])}-x-{slugify(species[b_id])}-{alpha:g}"
+    chunks = _picture_chunks(model, n, seed, species_id, mixed)
 
     if grid:
         path = out if single_file else out / f"{slug}.png"
-        save_png(tile(images, columns=math.ceil(math.sqrt(n))), path)
+        save_png(tile(torch.cat(list(chunks)), columns=math.ceil(math.sqrt(n))), path)
         return [path]
     digits = max(3, len(str(n - 1)))
     paths = [out / f"{slug}-{index:0{digits}d}.png" for index in range(n)]
-    for image, path in zip(images, paths, strict=True):
-        save_png(image.permute(1, 2, 0).numpy(), path)
+    written: list[Path] = []
+    try:
+        for chunk in chunks:
+            for image in chunk:
+                path = paths[len(written)]
+                save_png(image.permute(1, 2, 0).numpy(), path)
+                written.append(path)
+    except BaseException as exc:
+        size = sum(p.stat().st_size for p in written if p.is_file())
+        for path in written:
+            path.unlink(missing_ok=True)
+        if isinstance(exc, SpeciesganError) and "no space left" in str(exc) and written:
+            need = size / len(written) * n / 1e6
+            raise SpeciesganError(
+                f"{exc} ({n:,} pictures need about {need:,.1f} MB; the {len(written):,} "
+                "written before were removed)"
+            ) from exc
+        raise
     return paths

@@ -37,7 +37,7 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from speciesgan.atomic import write_json
+from speciesgan.atomic import disk_full_message, write_json
 from speciesgan.errors import SpeciesganError
 from speciesgan.progress import progress
 
@@ -129,14 +129,27 @@ def _copy_local(url: str, part: Path) -> None:
     if not source.is_file():
         raise SpeciesganError(f"cannot download {url}: no such file {source}")
     total = source.stat().st_size
-    with (
-        open(source, "rb") as src,
-        open(part, "wb") as dst,
-        progress(total=total, unit="B", unit_scale=True, desc=source.name) as bar,
-    ):
-        while block := src.read(BLOCK_SIZE):
-            dst.write(block)
-            bar.update(len(block))
+    written = 0
+    try:
+        with (
+            open(source, "rb") as src,
+            open(part, "wb") as dst,
+            progress(total=total, unit="B", unit_scale=True, desc=source.name) as bar,
+        ):
+            while block := src.read(BLOCK_SIZE):
+                dst.write(block)
+                written += len(block)
+                bar.update(len(block))
+            dst.flush()
+            os.fsync(dst.fileno())
+    except OSError as exc:
+        _discard(part)  # a copy can restart at no cost: keep nothing partial
+        message = disk_full_message(part, exc, written)
+        if message:
+            raise SpeciesganError(
+                f"cannot copy {url}: {message} (the file is {total:,} bytes)"
+            ) from None
+        raise SpeciesganError(f"cannot copy {url} to {part}: {exc}") from None
 
 
 def _content_range_total(header: str | None) -> int | None:
@@ -227,6 +240,15 @@ def _fetch_http(url: str, part: Path, timeout: float) -> None:
         except (TimeoutError, ConnectionError, http.client.HTTPException) as exc:
             raise _TransientError(f"transfer interrupted after {written} bytes: {exc!r}") from exc
         except OSError as exc:
+            size = f" of {total:,}" if total else ""
+            message = disk_full_message(
+                part,
+                exc,
+                advice=f"The {written:,}{size} bytes received are kept; free some space and "
+                "rerun to resume",
+            )
+            if message:
+                raise SpeciesganError(f"cannot download {url}: {message}") from None
             raise SpeciesganError(f"cannot write {part} while downloading {url}: {exc}") from None
     if total is not None and written < total:
         raise _TransientError(f"connection closed after {written} of {total} bytes")

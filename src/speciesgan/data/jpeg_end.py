@@ -18,7 +18,9 @@ SOI, EOI, SOS = 0xD8, 0xD9, 0xDA
 STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})
 """Markers without a length field: TEM and the restart markers RST0-RST7."""
 
-TRUNCATED = "truncated JPEG data: the file ends (or turns to padding) before its end-of-image marker"
+TRUNCATED = (
+    "truncated JPEG data: the file ends (or turns to padding) before its end-of-image marker"
+)
 
 
 def jpeg_end_problem(data: bytes) -> str | None:
