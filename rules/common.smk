@@ -5,13 +5,14 @@ import json
 import os
 import re
 
-from speciesgan.config import validate_config
+from speciesgan.config import demo_key, demo_key_pattern, validate_config
 from speciesgan.data.sources import (
     FILES_BY_FORMAT,
     LOCAL_FORMATS,
     OFFICIAL_URLS,
     base_format,
     demo_url,
+    stored_name,
 )
 from speciesgan.errors import SpeciesganError
 
@@ -33,7 +34,9 @@ def threads_for(rule):
 
 
 wildcard_constraints:
-    dataset="[A-Za-z0-9_]+",
+    # a dataset's name, or under downloads_dir a demo dataset's name-<demo key>
+    dataset=f"[A-Za-z0-9_]+(-{demo_key_pattern()})?",
+    key=demo_key_pattern(),
     archive="[^/]+",
     shard="[0-9]{3}",
     role="guide|eval",
@@ -69,7 +72,7 @@ def dataset_files(name):
     files = {}
     for archive in FILES_BY_FORMAT[base_format(fmt)]:
         if fmt.startswith("demo_"):
-            default = demo_url(name, archive)
+            default = demo_url(name, archive, demo_key(config, name))
         else:
             default = OFFICIAL_URLS[fmt][archive]
         given = spec.get("files", {}).get(archive, {})
@@ -78,6 +81,16 @@ def dataset_files(name):
             "sha256": given.get("sha256"),
         }
     return files
+
+
+def stored(name):
+    """A dataset's folder under downloads_dir (demo data: keyed by its settings)."""
+    return stored_name(name, demo_key(config, name))
+
+
+def dataset_of(folder):
+    """The dataset a folder under downloads_dir belongs to (``stored`` undone)."""
+    return re.sub(f"-{demo_key_pattern()}$", "", folder)
 
 
 def local_input(url):
@@ -91,7 +104,7 @@ def source_root(name):
     spec = config["datasets"][name]
     if spec["format"] in LOCAL_FORMATS:
         return spec["path"]
-    return f"{DOWNLOADS}/{name}/extracted"
+    return f"{DOWNLOADS}/{stored(name)}/extracted"
 
 
 URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -100,7 +113,7 @@ URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 def detections_file(name):
     """A dataset's detections JSON: downloaded when given as a URL, else the local path."""
     given = config["datasets"][name]["detections"]
-    return f"{DOWNLOADS}/{name}/detections.json" if URL.match(given) else given
+    return f"{DOWNLOADS}/{stored(name)}/detections.json" if URL.match(given) else given
 
 
 def detection_inputs():
@@ -131,7 +144,7 @@ def source_entry(name):
 def archives(wildcards):
     return [
         f"{DOWNLOADS}/{wildcards.dataset}/archives/{archive}"
-        for archive in dataset_files(wildcards.dataset)
+        for archive in dataset_files(dataset_of(wildcards.dataset))
     ]
 
 

@@ -20,54 +20,54 @@ localrules:
 
 rule demo_stanford_dogs:
     output:
-        multiext("data/demo/{dataset}/", "images.tar", "annotation.tar", "lists.tar"),
+        multiext("data/demo/{key}/{dataset}/", "images.tar", "annotation.tar", "lists.tar"),
     log:
-        "data/demo/logs/{dataset}.log",
+        "data/demo/{key}/logs/{dataset}.log",
     benchmark:
-        "data/demo/benchmarks/{dataset}.tsv"
+        "data/demo/{key}/benchmarks/{dataset}.tsv"
     params:
         settings=as_json(config.get("demo", {})),
         seed=config["seed"],
     shell:
-        "speciesgan demo-data --layout stanford_dogs --out-dir data/demo/{wildcards.dataset:q}"
+        "speciesgan demo-data --layout stanford_dogs --out-dir data/demo/{wildcards.key:q}/{wildcards.dataset:q}"
         " --seed {params.seed:q} --settings {params.settings:q} > {log:q} 2>&1"
 
 
 rule demo_cub:
     output:
-        "data/demo/{dataset}/CUB_200_2011.tgz",
+        "data/demo/{key}/{dataset}/CUB_200_2011.tgz",
     log:
-        "data/demo/logs/{dataset}.log",
+        "data/demo/{key}/logs/{dataset}.log",
     benchmark:
-        "data/demo/benchmarks/{dataset}.tsv"
+        "data/demo/{key}/benchmarks/{dataset}.tsv"
     params:
         settings=as_json(config.get("demo", {})),
         seed=config["seed"],
     shell:
-        "speciesgan demo-data --layout cub --out-dir data/demo/{wildcards.dataset:q}"
+        "speciesgan demo-data --layout cub --out-dir data/demo/{wildcards.key:q}/{wildcards.dataset:q}"
         " --seed {params.seed:q} --settings {params.settings:q} > {log:q} 2>&1"
 
 
 rule demo_iwildcam:
     output:
         multiext(
-            "data/demo/{dataset}/", "iwildcam_v2.0.tar.gz", "megadetector_results.json"
+            "data/demo/{key}/{dataset}/", "iwildcam_v2.0.tar.gz", "megadetector_results.json"
         ),
     log:
-        "data/demo/logs/{dataset}.log",
+        "data/demo/{key}/logs/{dataset}.log",
     benchmark:
-        "data/demo/benchmarks/{dataset}.tsv"
+        "data/demo/{key}/benchmarks/{dataset}.tsv"
     params:
         settings=as_json(config.get("demo", {})),
         seed=config["seed"],
     shell:
-        "speciesgan demo-data --layout iwildcam --out-dir data/demo/{wildcards.dataset:q}"
+        "speciesgan demo-data --layout iwildcam --out-dir data/demo/{wildcards.key:q}/{wildcards.dataset:q}"
         " --seed {params.seed:q} --settings {params.settings:q} > {log:q} 2>&1"
 
 
 rule download:
     input:
-        lambda w: local_input(dataset_files(w.dataset)[w.archive]["url"]),
+        lambda w: local_input(dataset_files(dataset_of(w.dataset))[w.archive]["url"]),
     output:
         f"{DOWNLOADS}/{{dataset}}/archives/{{archive}}",
     log:
@@ -75,11 +75,11 @@ rule download:
     benchmark:
         f"{DOWNLOADS}/{{dataset}}/benchmarks/download-{{archive}}.tsv"
     params:
-        url=lambda w: dataset_files(w.dataset)[w.archive]["url"],
+        url=lambda w: dataset_files(dataset_of(w.dataset))[w.archive]["url"],
         # the option and its value as two words, or no word when nothing is pinned
         sha256=lambda w: (
-            ["--sha256", dataset_files(w.dataset)[w.archive]["sha256"]]
-            if dataset_files(w.dataset)[w.archive]["sha256"]
+            ["--sha256", dataset_files(dataset_of(w.dataset))[w.archive]["sha256"]]
+            if dataset_files(dataset_of(w.dataset))[w.archive]["sha256"]
             else []
         ),
     shell:
@@ -88,7 +88,7 @@ rule download:
 
 rule download_detections:
     input:
-        lambda w: local_input(config["datasets"][w.dataset]["detections"]),
+        lambda w: local_input(config["datasets"][dataset_of(w.dataset)]["detections"]),
     output:
         f"{DOWNLOADS}/{{dataset}}/detections.json",
     log:
@@ -96,10 +96,10 @@ rule download_detections:
     benchmark:
         f"{DOWNLOADS}/{{dataset}}/benchmarks/download-detections.tsv"
     params:
-        url=lambda w: config["datasets"][w.dataset]["detections"],
+        url=lambda w: config["datasets"][dataset_of(w.dataset)]["detections"],
         sha256=lambda w: (
-            ["--sha256", config["datasets"][w.dataset]["detections_sha256"]]
-            if config["datasets"][w.dataset].get("detections_sha256")
+            ["--sha256", config["datasets"][dataset_of(w.dataset)]["detections_sha256"]]
+            if config["datasets"][dataset_of(w.dataset)].get("detections_sha256")
             else []
         ),
     shell:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.cluster_site import PROFILE_ARGS, write_test_site
-from tests.workflow import copy_workflow, planned_jobs, snakemake
+from tests.workflow import copy_workflow, downloads_folder, planned_jobs, snakemake
 
 GPU_RULES = {
     "train_classifier",
@@ -109,10 +109,11 @@ def test_downloads_and_small_steps_run_here_not_as_slurm_jobs(tmp_path: Path) ->
     downloads all finish, each listed as a local rule."""
     work = copy_workflow(tmp_path / "wf")
     write_test_site(work / "slurm")
+    dogs = downloads_folder("smoke_dogs", "configs/smoke.yaml")
+    birds = downloads_folder("smoke_birds", "configs/smoke.yaml")
     targets = [
-        f"data/downloads/smoke_dogs/archives/{name}"
-        for name in ("images.tar", "annotation.tar", "lists.tar")
-    ] + ["data/downloads/smoke_birds/archives/CUB_200_2011.tgz"]
+        f"{dogs}/archives/{name}" for name in ("images.tar", "annotation.tar", "lists.tar")
+    ] + [f"{birds}/archives/CUB_200_2011.tgz"]
     # PROFILE_ARGS add the test profile's short first status wait: the plugin's 40 s
     # would otherwise pass idle before the run ends
     result = snakemake(work, *PROFILE_ARGS, *targets, "--configfile", "configs/smoke.yaml")

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from speciesgan.cli import main
-from speciesgan.config import load_config, validate_config
+from speciesgan.config import demo_key, load_config, validate_config
 from speciesgan.data.demo_camera_traps import (
     ARCHIVE,
     DETECTIONS,
@@ -196,7 +196,8 @@ def test_config_defaults_the_detections_to_the_demo_file(monkeypatch) -> None:
     config = load_config(["configs/demo_camera_traps.yaml"])
     (name,) = config["use_datasets"]
     assert config["datasets"][name]["format"] == "demo_iwildcam"
-    assert config["datasets"][name]["detections"] == f"file://data/demo/{name}/{DETECTIONS}"
+    key = demo_key(config, name)
+    assert config["datasets"][name]["detections"] == f"file://data/demo/{key}/{name}/{DETECTIONS}"
     assert config["preprocess"]["small_species"] == "drop"
     given = {"format": "demo_iwildcam", "category": "mammal", "detections": "md.json"}
     config["datasets"][name] = given
@@ -226,7 +227,7 @@ def test_camera_trap_demo_runs_end_to_end(tmp_path: Path) -> None:
     import pandas as pd
 
     from speciesgan.data.manifest import read_manifest
-    from tests.workflow import copy_workflow, snakemake
+    from tests.workflow import copy_workflow, demo_folder_of, downloads_folder, snakemake
 
     work = copy_workflow(tmp_path / "workflow")
     (work / "cheap.yaml").write_text(json.dumps(CHEAP))
@@ -236,7 +237,9 @@ def test_camera_trap_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr[-3000:]
     results = work / "results/cams"
     assert (results / "report.html").is_file() and (results / "metrics.json").is_file()
-    demo, downloads = work / "data/demo/demo_cams", work / "data/downloads/demo_cams"
+    configs = ("configs/demo_camera_traps.yaml", "cheap.yaml")
+    demo = work / demo_folder_of("demo_cams", *configs, workdir=work)
+    downloads = work / downloads_folder("demo_cams", *configs, workdir=work)
     assert (downloads / "archives" / ARCHIVE).read_bytes() == (demo / ARCHIVE).read_bytes()
     assert (downloads / "detections.json").read_bytes() == (demo / DETECTIONS).read_bytes()
 

@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 from speciesgan.snakemake_dag import parse_jobs
-from tests.workflow import REPO, copy_workflow, planned_jobs, snakemake
+from tests.workflow import REPO, copy_workflow, downloads_folder, planned_jobs, snakemake
 
 OUTER_SNAKEFILE = """\
 configfile: "smoke.yaml"
@@ -58,6 +58,6 @@ def test_module_runs_the_data_stages(tmp_path: Path) -> None:
     run = snakemake(outer, records, "--cores", "2")
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert (outer / records).stat().st_size > 0
-    assert (outer / "data/downloads/smoke_dogs/extracted").is_dir()
+    assert (outer / downloads_folder("smoke_dogs", "configs/smoke.yaml") / "extracted").is_dir()
     dry = snakemake(outer, records, "-n")
     assert planned_jobs(dry.stdout) == {}, dry.stdout

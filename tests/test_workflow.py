@@ -18,7 +18,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from tests.workflow import copy_workflow, planned_jobs, snakemake
+from tests.workflow import copy_workflow, demo_folder_of, planned_jobs, snakemake
 
 SMOKE = ("--configfile", "configs/smoke.yaml")
 
@@ -76,18 +76,20 @@ def _shell_commands(output: str) -> list[str]:
 def test_every_rule_passes_config_strings_as_whole_arguments(tmp_path: Path) -> None:
     """Each job's command, as a dry run prints it, keeps each config string one shell word."""
     work = copy_workflow(tmp_path / "wf")
+    dogs_demo = demo_folder_of("smoke_dogs", "configs/smoke.yaml", "configs/ablation.yaml")
+    birds_demo = demo_folder_of("smoke_birds", "configs/smoke.yaml", "configs/ablation.yaml")
     odd = {
         "results_dir": ODD_RESULTS,
         "downloads_dir": ODD_DOWNLOADS,
         "datasets": {
             "smoke_dogs": {
                 "category": ODD_CATEGORY,
-                "files": {"lists.tar": {"url": "file://data/demo/smoke_dogs/lists.tar"}},
+                "files": {"lists.tar": {"url": f"file://{dogs_demo}/lists.tar"}},
             },
             "smoke_birds": {
                 "files": {
                     "CUB_200_2011.tgz": {
-                        "url": "file://data/demo/smoke_birds/CUB_200_2011.tgz",
+                        "url": f"file://{birds_demo}/CUB_200_2011.tgz",
                         "sha256": "ab" * 32,
                     }
                 }
@@ -344,3 +346,47 @@ def _snakemake_report_shows_the_results(work: Path) -> None:
             assert caption_words in entry["caption"], (path, entry["caption"])
             stored = archive.read(f"report/{entry['data_uri']}")
             assert stored == (work / path).read_bytes(), path
+
+
+@pytest.mark.slow
+def test_two_seeds_in_two_results_folders_run_side_by_side_and_stay_up_to_date(
+    tmp_path: Path,
+) -> None:
+    """The demo archives depend on the seed: each seed's live under their own key, so a
+    second seed neither waits for the first run's lock nor makes its outputs stale."""
+    import subprocess
+    import sys
+
+    from tests.workflow import env
+
+    work = copy_workflow(tmp_path / "wf")
+    (work / "seed1.yaml").write_text(yaml.safe_dump({"seed": 1, "results_dir": "results/seed1"}))
+    runs = {
+        "seed0": ("results/smoke/data/manifest.parquet", "--configfile", "configs/smoke.yaml"),
+        "seed1": (
+            "results/seed1/data/manifest.parquet",
+            "--configfile",
+            "configs/smoke.yaml",
+            "seed1.yaml",
+        ),
+    }
+    started = {
+        name: subprocess.Popen(
+            [sys.executable, "-m", "snakemake", "--cores", "1", *args],
+            cwd=work,
+            env=env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for name, args in runs.items()
+    }  # at the same time: no shared output, so no lock between them
+    for name, process in started.items():
+        output, _ = process.communicate(timeout=1800)
+        assert process.returncode == 0, f"{name}: {output[-3000:]}"
+    for name, args in runs.items():
+        dry = snakemake(work, "-n", *args)
+        assert planned_jobs(dry.stdout) == {}, f"{name} went stale: {dry.stdout[-3000:]}"
+    assert demo_folder_of("smoke_dogs", "configs/smoke.yaml", workdir=work) != demo_folder_of(
+        "smoke_dogs", "configs/smoke.yaml", "seed1.yaml", workdir=work
+    )

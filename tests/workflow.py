@@ -67,3 +67,24 @@ def planned_jobs(output: str) -> dict[str, int]:
             if match:
                 jobs[match.group(1)] = int(match.group(2))
     return jobs
+
+
+def downloads_folder(name: str, *configfiles: str, workdir: Path = REPO) -> str:
+    """``data/downloads/<folder>`` of dataset ``name`` under these configs (demo data keyed
+    by its settings), computed by the package as the workflow computes it."""
+    from speciesgan.config import demo_key, load_config
+    from speciesgan.data.sources import stored_name
+
+    config = load_config([workdir / c for c in configfiles], base=workdir / "config.yaml")
+    return f"data/downloads/{stored_name(name, demo_key(config, name))}"
+
+
+def demo_folder_of(name: str, *configfiles: str, workdir: Path = REPO) -> str:
+    """The folder the demo rule writes dataset ``name``'s archives to under these configs."""
+    from speciesgan.config import demo_key, load_config
+    from speciesgan.data.sources import demo_folder
+
+    config = load_config([workdir / c for c in configfiles], base=workdir / "config.yaml")
+    key = demo_key(config, name)
+    assert key is not None, f"{name} is not a demo dataset"
+    return demo_folder(name, key)

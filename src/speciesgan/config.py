@@ -8,6 +8,8 @@ key path (``gan.steps``) rather than a jsonschema dump.
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import math
 from collections.abc import Sequence
 from importlib import resources
@@ -210,12 +212,37 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+DEMO_KEY_LENGTH = 10
+
+
+def demo_key(config: dict[str, Any], name: str) -> str | None:
+    """Hex key of what dataset ``name``'s demo files are made from, None for real data.
+
+    The demo archives depend on the format, the seed and the ``demo`` settings; their
+    folder (and their downloaded copy) is keyed by these, so that a run with
+    ``seed: 1`` never rewrites the archives a ``seed: 0`` run was made from.
+    """
+    fmt = config["datasets"][name]["format"]
+    if not fmt.startswith("demo_"):
+        return None
+    made_from = {"format": fmt, "seed": config["seed"], "demo": config.get("demo") or {}}
+    text = json.dumps(made_from, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:DEMO_KEY_LENGTH]
+
+
+def demo_key_pattern() -> str:
+    """Regular expression of a demo key (Snakemake wildcard constraint)."""
+    return f"[0-9a-f]{{{DEMO_KEY_LENGTH}}}"
+
+
 def _fill_demo_detections(config: dict[str, Any]) -> None:
     """A demo_iwildcam dataset's detections are the file its demo rule writes, fetched
     through the download rule like a real detections URL (so that path is what runs)."""
     for name, spec in config["datasets"].items():
         if spec["format"] == "demo_iwildcam":
-            spec.setdefault("detections", demo_url(name, DEMO_DETECTIONS))
+            key = demo_key(config, name)
+            assert key is not None
+            spec.setdefault("detections", demo_url(name, DEMO_DETECTIONS, key))
 
 
 def _variant_problems(schema: dict[str, Any], config: dict[str, Any]) -> list[str]:

@@ -82,10 +82,27 @@ DEMO_DETECTIONS = "megadetector_results.json"
 """The detections file ``demo-data --layout iwildcam`` writes beside its archive."""
 
 
-def demo_url(dataset: str, name: str) -> str:
+DEMO_ROOT = "data/demo"
+"""Where the workflow's demo rules write, relative to the workflow folder."""
+
+
+def demo_folder(dataset: str, key: str) -> str:
+    """The folder of a demo_* dataset's files, keyed by what they are made from (the
+    format, seed and demo settings: ``config.demo_key``), so that runs of other
+    settings write elsewhere instead of over them."""
+    return f"{DEMO_ROOT}/{key}/{dataset}"
+
+
+def demo_url(dataset: str, name: str, key: str) -> str:
     """Where the workflow's demo rules put a demo_* dataset's file: a relative file:// URL,
     which the download rule fetches like any other (and Snakemake builds first)."""
-    return f"file://data/demo/{dataset}/{name}"
+    return f"file://{demo_folder(dataset, key)}/{name}"
+
+
+def stored_name(dataset: str, key: str | None) -> str:
+    """A dataset's folder name under ``downloads_dir``: its name, plus the demo key for a
+    demo_* dataset (a real archive is the same file whichever run fetches it)."""
+    return f"{dataset}-{key}" if key else dataset
 
 
 OPTION_FORMATS = frozenset({"iwildcam"})
