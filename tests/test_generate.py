@@ -351,3 +351,36 @@ def test_generate_on_a_full_disk_removes_what_it_wrote(
     assert "no space left" in error and "5,000 pictures need about" in error
     assert str(out) in error and "Traceback" not in error
     assert list(out.iterdir()) == []  # nothing partial
+
+
+def test_sigterm_during_sample_leaves_no_folder_and_says_so(tmp_path: Path) -> None:
+    """A killed sample job leaves neither a half-written samples folder nor temporaries."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    species = [f"Species {i}" for i in range(600)]
+    generator = make_generator(tmp_path / "g.pt", species)
+    out = tmp_path / "results" / "samples"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "speciesgan", "sample", "--generator", str(generator),
+         "--out-dir", str(out), "--seed", "0"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not list(out.parent.glob(".samples.*/species/*.png")):  # mid-way through the grids
+        assert process.poll() is None and time.monotonic() < deadline, "sample ended first"
+        time.sleep(0.02)
+    os.kill(process.pid, signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 128 + signal.SIGTERM
+    assert "stopped by SIGTERM" in stderr and "nothing partial" in stderr
+    assert list(out.parent.iterdir()) == []  # no samples folder, no staging folder
+    # a rerun makes the whole folder
+    assert (
+        main(["sample", "--generator", str(generator), "--out-dir", str(out), "--seed", "0"]) == 0
+    )
+    assert (out / "index.json").is_file() and len(list((out / "species").iterdir())) == 600

@@ -184,6 +184,34 @@ def atomic_path(target: str | os.PathLike[str], suffix: str | None = None) -> It
 
 
 @contextlib.contextmanager
+def atomic_folder(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield an empty temporary folder next to ``target``; it becomes ``target`` on success.
+
+    For stages whose output is a folder (samples, an extracted dataset): a job
+    killed or failing half-way leaves the previous folder (or none), never one
+    with some of its files.  An existing ``target`` is replaced only once the new
+    folder is complete; temporaries of killed writers are removed first.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(target)
+    prefix, suffix = temp_affixes(target)
+    staging = Path(tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=target.parent))
+    try:
+        yield staging
+        os.chmod(staging, 0o755)  # mkdtemp makes it private; outputs are shared data
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging, target)
+    except BaseException as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        message = disk_full_message(target, exc)
+        if message:
+            raise SpeciesganError(message) from exc
+        raise
+
+
+@contextlib.contextmanager
 def atomic_open(target: str | os.PathLike[str], mode: str = "wb") -> Iterator[BinaryIO]:
     """Open a temporary file for writing; it replaces ``target`` when the block succeeds."""
     if "w" not in mode:

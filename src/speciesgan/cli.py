@@ -554,19 +554,35 @@ def main(argv: list[str] | None = None) -> int:
         from speciesgan.launch import relaunch_under_torchrun
 
         relaunch_under_torchrun(args.gpus, argv)  # returns when this process is to train
-    from speciesgan.preemption import EXIT_PREEMPTED, TrainingInterrupted
+    from speciesgan.preemption import (
+        EXIT_PREEMPTED,
+        StageTerminated,
+        TrainingInterrupted,
+        restore_sigterm,
+        stop_stage_on_sigterm,
+    )
 
+    previous = stop_stage_on_sigterm()
     try:
         run(args)
     except SpeciesganError as exc:
         print(f"speciesgan {args.command}: error: {exc}", file=sys.stderr)
         return 1
+    except StageTerminated as exc:
+        print(
+            f"speciesgan {args.command}: stopped by {exc}; the outputs it was writing were "
+            "removed, so nothing partial is left (rerun the stage to make them)",
+            file=sys.stderr,
+        )
+        return 128 + exc.signum
     except TrainingInterrupted as exc:
         print(
             f"speciesgan {args.command}: stopped early, checkpoint saved ({exc}); rerun to resume",
             file=sys.stderr,
         )
         return EXIT_PREEMPTED
+    finally:
+        restore_sigterm(previous)
     return 0
 
 

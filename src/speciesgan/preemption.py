@@ -27,6 +27,42 @@ class TrainingInterrupted(Exception):
     """Raised by a training loop after it saved a checkpoint because a stop was requested."""
 
 
+class StageTerminated(BaseException):
+    """SIGTERM (``scancel``, a node drain, a kill without warning) in a stage that has no
+    checkpoint to save.
+
+    Raised in the main thread from the signal handler, so that every write in
+    progress runs its cleanup (atomic writes remove their temporaries) on the way
+    out.  A BaseException, like KeyboardInterrupt: a handler for a stage's own
+    errors (``except Exception``) must not swallow it.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    raise StageTerminated(signum)
+
+
+def stop_stage_on_sigterm() -> object:
+    """Make SIGTERM raise ``StageTerminated`` in this process (training replaces the
+    handler with its own, which checkpoints first).  Returns the previous handler."""
+    try:
+        return signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # not the main thread: leave the handler as it is
+        return None
+
+
+def restore_sigterm(previous: object) -> None:
+    """Put back the handler ``stop_stage_on_sigterm`` replaced (the CLI runs in tests'
+    own process too)."""
+    if previous is not None:
+        with contextlib.suppress(ValueError):
+            signal.signal(signal.SIGTERM, previous)  # type: ignore[arg-type]
+
+
 def job_deadline() -> float | None:
     """Epoch seconds at which this job will be killed, if known.
 

@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from speciesgan.atomic import atomic_path, write_json
+from speciesgan.atomic import atomic_folder, atomic_path, write_json
 from speciesgan.device import select_device
 from speciesgan.errors import SpeciesganError
 from speciesgan.names import slug_clashes, slugify
@@ -256,9 +256,15 @@ def sample_grids(
     grid_columns: int = 8,
     device: str | None = None,
 ) -> None:
-    """``speciesgan sample``: load ``generator.pt`` and write the grids into ``out_dir``."""
+    """``speciesgan sample``: load ``generator.pt`` and write the grids into ``out_dir``.
+
+    The grids are written into a temporary folder that becomes ``out_dir`` only when
+    all of them and ``index.json`` are there: a killed or failed job leaves no
+    folder that looks finished.
+    """
     model, meta = _load(generator, device=device)
-    write_sample_grids(model, list(meta["species"]), out_dir, seed, per_species, grid_columns)
+    with atomic_folder(out_dir) as staging:
+        write_sample_grids(model, list(meta["species"]), staging, seed, per_species, grid_columns)
 
 
 def sample_mix(

@@ -25,16 +25,14 @@ the same folder (``atomic.remove_stale_temps``).
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import stat
 import tarfile
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from speciesgan.atomic import remove_stale_temps, temp_affixes
+from speciesgan.atomic import atomic_folder
 from speciesgan.errors import SpeciesganError
 from speciesgan.progress import progress
 
@@ -188,20 +186,8 @@ def extract_archives(
     An existing ``out_dir`` is replaced only once everything has been unpacked.
     ``limits`` defaults to ``ExtractLimits()``.
     """
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(out_dir)
-    prefix, suffix = temp_affixes(out_dir)
-    staging = Path(tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=out_dir.parent))
     budget = _Budget(limits or ExtractLimits())
-    try:
+    with atomic_folder(out_dir) as staging:
         for archive in archives:
             count = _extract_one(Path(archive), staging, budget)
             log.info("extracted %d files from %s", count, archive)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.chmod(staging, 0o755)  # mkdtemp makes it private; the tree is shared data
-        os.replace(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
