@@ -18,6 +18,7 @@ import logging
 import math
 import os
 import threading
+import warnings
 import zipfile
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -98,6 +99,17 @@ def resolve_source(path: Path, metrics: Path | None = None) -> GeneratorSource:
     if metrics is not None:
         return GeneratorSource(path, Path(metrics), True)
     return GeneratorSource(path, guess if guess is not None and guess.is_file() else None, False)
+
+
+def _one_line(message: str, path: Path) -> str:
+    """A loading error on one line; torch's long weights_only refusal becomes a short one."""
+    if "Weights only load failed" in message:
+        return (
+            f"{path}: not a readable generator checkpoint (it holds Python objects, not plain "
+            "data; refused without running them: weights_only loading)"
+        )
+    first, _, rest = message.partition("\n")
+    return first + (" ..." if rest.strip() else "")
 
 
 def _squash(text: str) -> str:
@@ -199,9 +211,11 @@ class Studio:
         if not path.is_file():
             raise SpeciesganError(f"generator file not found: {path}")
         try:
-            generator, meta = load_generator(path, "cpu")
-        except SpeciesganError:
-            raise
+            with warnings.catch_warnings():  # torch's pickle-protocol notes: the error says it
+                warnings.simplefilter("ignore")
+                generator, meta = load_generator(path, "cpu")
+        except SpeciesganError as exc:
+            raise SpeciesganError(_one_line(str(exc), path)) from exc
         except Exception as exc:  # a foreign torch file (a bare tensor, a list): say so
             raise SpeciesganError(f"{path}: not a speciesgan generator ({exc})") from exc
         self.sha256 = file_sha256(path)
