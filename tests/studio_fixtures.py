@@ -20,7 +20,7 @@ SPECIES = [
 ]
 CATEGORIES = ["dog", "dog", "bird", "bird", "mammal", "mammal"]
 SIZE = 32
-SETTINGS = {"model": "dcgan", "z_dim": 16, "embed_dim": 8, "g_channels": 8, "d_channels": 4}
+SETTINGS = {"model": "resnet", "z_dim": 16, "embed_dim": 8, "g_channels": 8, "d_channels": 4}
 
 
 def make_run(folder: Path, species: list[str] = SPECIES, seed: int = 0) -> Path:

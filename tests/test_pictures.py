@@ -22,6 +22,7 @@ from speciesgan.pictures import (
     Renderer,
     make_record,
     picture_from_record,
+    record_text,
     render_picture,
 )
 from speciesgan.studio.service import Studio, resolve_source
@@ -157,7 +158,14 @@ def test_unreadable_records_and_flags_are_refused(
 
 def test_record_checks_names_against_ids() -> None:
     picture = Picture((1, 0), (0.25, 0.75), 3, 8, 2, step_seed=4, step_size=0.3)
-    record = make_record(picture, SPECIES, "abc", SIZE)
-    assert picture_from_record(record, SPECIES, SIZE)[0] == picture
+    record = make_record(picture, SPECIES, "ab" * 32, SIZE)
+    assert picture_from_record(record, SPECIES, SIZE) == (picture, record)
+    # a browser writes 1.0 as 1: the checked record is the same again
+    single = make_record(Picture((2,), (1.0,), 0, 4, 1), SPECIES, "ab" * 32, SIZE)
+    retyped = json.loads(json.dumps(single).replace("1.0", "1"))
+    assert retyped["species"][0]["weight"] == 1 and isinstance(retyped["species"][0]["weight"], int)
+    assert record_text(picture_from_record(retyped, SPECIES, SIZE)[1]) == record_text(single)
+    with pytest.raises(SpeciesganError, match="not a SHA-256"):
+        picture_from_record({**record, "generator_sha256": "../x"}, SPECIES, SIZE)
     with pytest.raises(SpeciesganError, match="species id must be between"):
         picture_from_record(record, SPECIES[:1], SIZE)

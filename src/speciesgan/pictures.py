@@ -199,7 +199,9 @@ def picture_from_record(
     """Check a record against the generator's species; returns the picture and the record.
 
     Everything is checked, so a record typed by hand gets a clear message, never a
-    traceback: names must match the ids, numbers must be in range.
+    traceback: names must match the ids, numbers must be in range.  The record
+    returned is rebuilt from the checked values, so one that went through another
+    JSON writer (a browser writes the weight 1.0 as 1) gives the same PNG bytes.
     """
     if not isinstance(record, Mapping) or record.get("format") != RECORD_FORMAT:
         raise SpeciesganError(f'not a speciesgan picture record (no "format": {RECORD_FORMAT!r})')
@@ -249,7 +251,11 @@ def picture_from_record(
         step_seed=step_seed,
         step_size=step_size,
     )
-    return picture, dict(record)
+    sha = record.get("generator_sha256")
+    if not isinstance(sha, str) or not re.fullmatch(r"[0-9a-f]{64}", sha):
+        raise SpeciesganError(f"record generator_sha256 is not a SHA-256 hex digest: {sha!r}")
+    weights = record.get("weights", "ema")
+    return picture, make_record(picture, species, sha, image_size, weights)
 
 
 def picture_name(record: Mapping[str, Any]) -> str:
