@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,10 @@ BROWSER_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+
+
+def grid_sources(page) -> list[str]:
+    return page.eval_on_selector_all("#grid img", "images => images.map(i => i.src)")
 
 
 def strip_sources(page) -> list[str]:
@@ -73,6 +78,28 @@ def test_the_page_finds_shows_mixes_and_keeps_pictures(tmp_path: Path) -> None:
             )
             assert sizes == [[SIZE, SIZE]] * 16
             sync_api.expect(page.locator("#grid figcaption").first).to_contain_text("seed 0 #0")
+            first_grid = grid_sources(page)
+
+            # more like this: the clicked picture first, then steps around it; and back
+            images.nth(5).click()
+            sync_api.expect(page.locator("#grid-title")).to_contain_text("more like seed 0 #5")
+            sync_api.expect(page.locator("#grid figcaption").nth(1)).to_contain_text("step")
+            near = grid_sources(page)
+            assert near[0] == first_grid[5] and len(set(near)) == 16
+            page.locator("#back").click()
+            sync_api.expect(page.locator("#grid-title")).to_contain_text("Border collie, seed 0")
+            page.wait_for_function(
+                "first => document.querySelector('#grid img').src === first", arg=first_grid[0]
+            )
+
+            # the whole grid as a ZIP: 16 PNGs with their JSON records
+            with page.expect_download() as zip_download:
+                page.locator("#zip").click()
+            zip_path = tmp_path / "grid.zip"
+            zip_download.value.save_as(zip_path)
+            with zipfile.ZipFile(zip_path) as archive:
+                names = archive.namelist()
+            assert len(names) == 32 and sum(n.endswith(".png") for n in names) == 16
 
             # 3. mix: a second species, the strip, the slider
             page.locator("#mix-search").press_sequentially("buntin", delay=40)
