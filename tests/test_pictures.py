@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from speciesgan.cli import main
 from speciesgan.errors import SpeciesganError
 from speciesgan.pictures import (
     PNG_TEXT_KEY,
+    RENDER_THREADS,
     Picture,
     Renderer,
     make_record,
@@ -90,6 +93,20 @@ def test_pixels_do_not_depend_on_workers_or_order(studio: Studio) -> None:
     together = studio.renderer.render(pictures)
     assert all(np.array_equal(a, b) for a, b in zip(alone, together, strict=True))
     assert not np.array_equal(together[0], together[1])  # one latent per picture
+
+
+def test_workers_draw_on_one_thread_and_leave_others_alone(studio: Studio) -> None:
+    before = torch.get_num_threads()
+    renderer = Renderer(studio.renderer.generator, workers=2)
+    try:
+        assert renderer.threads() == [RENDER_THREADS] * 2
+        later: list[int] = []
+        thread = threading.Thread(target=lambda: later.append(torch.get_num_threads()))
+        thread.start()
+        thread.join()
+        assert torch.get_num_threads() == before and later == [before]
+    finally:
+        renderer.close()
 
 
 def test_a_mix_at_weight_one_is_the_species_itself(studio: Studio) -> None:

@@ -23,6 +23,7 @@ import io
 import json
 import math
 import re
+import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -104,6 +105,9 @@ def render_picture(generator: nn.Module, picture: Picture) -> np.ndarray:
 
 
 def _one_torch_thread() -> None:
+    # torch sets a thread's count lazily from its global default on the thread's first
+    # parallel call: make that call first, or it would undo the setting later
+    torch.get_num_threads()
     torch.set_num_threads(RENDER_THREADS)
 
 
@@ -118,9 +122,26 @@ class Renderer:
     def __init__(self, generator: nn.Module, workers: int = 1) -> None:
         self.generator = generator.cpu().eval()
         self.workers = max(1, int(workers))
+        previous = torch.get_num_threads()
         self._pool = ThreadPoolExecutor(
             self.workers, thread_name_prefix="speciesgan-render", initializer=_one_torch_thread
         )
+        # start every worker now, then restore the default that torch hands to threads
+        # started later (set_num_threads in a worker changes it): the workers keep one
+        started = threading.Barrier(self.workers)
+        for future in [self._pool.submit(started.wait) for _ in range(self.workers)]:
+            future.result()
+        torch.set_num_threads(previous)
+
+    def threads(self) -> list[int]:
+        """Torch threads of each worker (all :data:`RENDER_THREADS`)."""
+        started = threading.Barrier(self.workers)
+
+        def count() -> int:
+            started.wait()
+            return torch.get_num_threads()
+
+        return [f.result() for f in [self._pool.submit(count) for _ in range(self.workers)]]
 
     def submit(self, picture: Picture) -> Future[np.ndarray]:
         return self._pool.submit(render_picture, self.generator, picture)
