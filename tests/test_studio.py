@@ -18,17 +18,20 @@ import threading
 import zipfile
 from pathlib import Path
 
-import httpx
 import pytest
 import torch
 from PIL import Image
-from starlette.testclient import TestClient
 
 from speciesgan.cli import build_parser, main
-from speciesgan.studio.app import create_app
 from speciesgan.studio.server import LiveServer
 from speciesgan.studio.service import MAX_PICTURES, Studio, resolve_source
 from tests.studio_fixtures import SIZE, SPECIES, make_run
+
+REASON = "the studio extra is not installed: pip install -e '.[studio,dev]'"
+httpx = pytest.importorskip("httpx", reason=REASON)
+pytest.importorskip("uvicorn", reason=REASON)
+TestClient = pytest.importorskip("starlette.testclient", reason=REASON).TestClient
+create_app = pytest.importorskip("speciesgan.studio.app", reason=REASON).create_app
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -23,6 +23,7 @@ from speciesgan.studio.service import Studio, resolve_source
 from tests.studio_fixtures import SIZE, make_run
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytest.importorskip("uvicorn", reason="the studio extra is not installed: pip install -e .[studio]")
 sync_api = pytest.importorskip(
     "playwright.sync_api", reason="playwright is not installed (it is in the dev extra)"
 )

@@ -41,11 +41,12 @@ def address(sock: socket.socket) -> str:
 def _server(studio: Studio):  # noqa: ANN202 - uvicorn is imported lazily
     try:
         import uvicorn
+
+        from speciesgan.studio.app import create_app  # starlette
     except ImportError as exc:
         raise SpeciesganError(
-            "the studio needs its extra: pip install 'speciesgan[studio]'"
+            f"the studio needs its extra ({exc.name} is missing): pip install 'speciesgan[studio]'"
         ) from exc
-    from speciesgan.studio.app import create_app
 
     config = uvicorn.Config(create_app(studio), log_level="warning", access_log=False)
     return uvicorn.Server(config)

@@ -209,7 +209,12 @@ class Studio:
         self.source = source
         path = source.generator
         if not path.is_file():
-            raise SpeciesganError(f"generator file not found: {path}")
+            hint = (
+                " (a published run's files come back with: speciesgan restore)"
+                if Path("dvc.yaml").is_file()
+                else ""
+            )
+            raise SpeciesganError(f"generator file not found: {path}{hint}")
         try:
             with warnings.catch_warnings():  # torch's pickle-protocol notes: the error says it
                 warnings.simplefilter("ignore")
