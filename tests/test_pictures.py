@@ -166,11 +166,13 @@ def test_unreadable_records_and_flags_are_refused(
     assert redraw(generator, tmp_path / "plain.png", tmp_path / "o") == 1
     argv = ["generate", "Red fox", "--generator", str(generator), "--from", "x.json", "--out", "o"]
     assert main(argv) == 1
+    assert main([*argv[:1], *argv[2:], "-n", "4", "--seed", "3", "--device", "cuda"]) == 1
     err = capsys.readouterr().err
     assert "picture record not found" in err
     assert "bad.json: not a readable picture record" in err
     assert "carries no speciesgan picture record" in err
     assert "--from takes no NAME" in err
+    assert "exactly as its record says; drop -n, --seed, --device" in err
 
 
 def test_record_checks_names_against_ids() -> None:

@@ -574,6 +574,22 @@ def _generate_from(args: argparse.Namespace) -> None:
 
     if args.name is not None or args.mix is not None:
         raise SpeciesganError("--from takes no NAME or --mix: the record names the species")
+    ignored = [
+        flag
+        for flag, given in (
+            ("-n", args.n != 16),
+            ("--seed", args.seed != 0),
+            ("--alpha", args.alpha != 0.5),
+            ("--weights", args.weights != "ema"),
+            ("--grid", args.grid),
+            ("--device", args.device not in (None, "cpu")),
+        )
+        if given
+    ]
+    if ignored:
+        raise SpeciesganError(
+            f"--from draws one picture on the CPU exactly as its record says; drop {', '.join(ignored)}"
+        )
     png, sidecar = generate_from_record(args.generator, args.from_record, args.out)
     print(f"wrote {png} and {sidecar.name}")
 
