@@ -200,6 +200,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("name", nargs="?", default=None, metavar="NAME", help="species name")
     p.add_argument("--generator", type=Path, required=True, help="generator.pt")
+    p.add_argument(
+        "--from",
+        dest="from_record",
+        type=Path,
+        default=None,
+        metavar="PICTURE",
+        help="draw again the picture of a studio record (its .json, or the .png itself), "
+        "bit for bit on CPU; no NAME",
+    )
     p.add_argument("-n", type=int, default=16, help="number of pictures (default 16)")
     p.add_argument(
         "--out", type=Path, required=True, help="folder (or FILE.png with --grid) to write to"
@@ -218,15 +227,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="the EMA generator (default) or the generator as trained",
     )
     p.add_argument("--seed", type=int, default=0, help="same seed, same pictures (default 0)")
-    p.add_argument(
-        "--from",
-        dest="from_record",
-        type=Path,
-        default=None,
-        metavar="PICTURE",
-        help="draw again the picture of a studio record (its .json, or the .png itself), "
-        "bit for bit on CPU; no NAME",
-    )
     _add_device(p)
 
     p = sub.add_parser(
