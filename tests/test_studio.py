@@ -273,7 +273,7 @@ class Payload:
         return (Path.touch, (self.marker,))
 
 
-def _not_generators(folder: Path) -> dict[str, tuple[Path, str]]:
+def _not_generators(folder: Path) -> dict[str, tuple[Path, str | tuple[str, ...]]]:
     folder.mkdir(parents=True, exist_ok=True)
     damaged = folder / "damaged.pt"
     good = make_run(folder / "run") / "gan" / "generator.pt"
@@ -292,7 +292,8 @@ def _not_generators(folder: Path) -> dict[str, tuple[Path, str]]:
     return {
         "missing": (folder / "nope.pt", "generator file not found"),
         "damaged": (damaged, "not a readable generator checkpoint"),
-        "a tensor": (tensor, "not a speciesgan generator"),
+        # the loader's own check (newer) or the studio's catch-all (older loader)
+        "a tensor": (tensor, ("not a speciesgan generator", "not a generator checkpoint")),
         "another checkpoint": (state, "holds no ema generator weights"),
         "another model": (foreign, "does not match the code"),
         "a pickle with code": (evil, "not a readable generator checkpoint"),
@@ -307,7 +308,8 @@ def test_bad_generators_fail_at_start_with_one_line(
     for what, (path, message) in _not_generators(tmp_path / "g").items():
         assert main(["studio", "--generator", str(path), "--port", "0"]) == 1, what
         err = capsys.readouterr().err
-        assert message in err, (what, err)
+        messages = (message,) if isinstance(message, str) else message
+        assert any(text in err for text in messages), (what, err)
         assert err.count("\n") == 1 and "Traceback" not in err, (what, err)
     assert not (tmp_path / "g" / "code-ran").exists()  # weights_only: the pickle never ran
 
