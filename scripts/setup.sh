@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv and install speciesgan with the workflow tools and test tools.
+# Create .venv and install speciesgan with the workflow tools, the studio and test tools.
 #
 # torch/torchvision: by default exactly the versions CI uses (torch 2.14.1 and
 # torchvision 0.29.1 from PyPI, CUDA 13 builds), installed only when torch is missing;
@@ -61,7 +61,7 @@ if [ -n "$TORCH_INDEX_URL" ]; then
 elif [ -z "$(installed_torch)" ]; then
   run python -m pip install --quiet "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION"
 fi
-run python -m pip install --quiet -e ".[workflow,dev]"
+run python -m pip install --quiet -e ".[workflow,dev,studio]"
 if [ -z "${SETUP_DRY_RUN:-}" ]; then
   echo "speciesgan installed in $(pwd)/.venv ($(python -c 'import torch; print("torch", torch.__version__, "CUDA build", torch.version.cuda or "none")'))"
   echo "check the GPU set-up on a GPU node with: speciesgan doctor"

@@ -50,7 +50,7 @@ def torch_installs(commands: list[str]) -> list[str]:
 def test_default_installs_the_pinned_torch_from_pypi_when_missing(tmp_path: Path) -> None:
     commands = dry_run(tmp_path, installed=None)
     assert torch_installs(commands) == [f"python -m pip install --quiet {DEFAULT_PINS}"]
-    assert commands[-1] == "python -m pip install --quiet -e .[workflow,dev]"
+    assert commands[-1] == "python -m pip install --quiet -e .[workflow,dev,studio]"
 
 
 def test_default_keeps_an_installed_torch(tmp_path: Path) -> None:

@@ -200,6 +200,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("name", nargs="?", default=None, metavar="NAME", help="species name")
     p.add_argument("--generator", type=Path, required=True, help="generator.pt")
+    p.add_argument(
+        "--from",
+        dest="from_record",
+        type=Path,
+        default=None,
+        metavar="PICTURE",
+        help="draw again the picture of a studio record (its .json, or the .png itself), "
+        "bit for bit on CPU; no NAME",
+    )
     p.add_argument("-n", type=int, default=16, help="number of pictures (default 16)")
     p.add_argument(
         "--out", type=Path, required=True, help="folder (or FILE.png with --grid) to write to"
@@ -226,6 +235,24 @@ def build_parser() -> argparse.ArgumentParser:
         "the error names the default limit)",
     )
     _add_device(p)
+
+    p = sub.add_parser(
+        "studio",
+        help="a local web page to find, see, mix and keep a generator's pictures",
+        description="Serve the studio page (docs/studio.md) for a generator: GENERATOR.pt, "
+        "or a run's results folder (its gan/generator.pt and metrics.json).",
+    )
+    p.add_argument(
+        "--generator", type=Path, required=True, help="generator.pt or a run's results folder"
+    )
+    p.add_argument(
+        "--metrics", type=Path, default=None, help="the run's metrics.json (default: beside it)"
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8765, help="port (default 8765; 0: any free)")
+    p.add_argument(
+        "--workers", type=int, default=None, help="drawing threads (default: 2, or 1 on 1 core)"
+    )
 
     p = sub.add_parser("evaluate", help="FID, Inception Score and per-species accuracy")
     p.add_argument("--generator", type=Path, required=True)
@@ -466,6 +493,10 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901 - a flat dispatch table
             )
     elif cmd == "generate":
         _generate(args)
+    elif cmd == "studio":
+        from speciesgan.studio.server import serve
+
+        serve(args.generator, args.metrics, args.host, args.port, args.workers)
     elif cmd == "evaluate":
         from speciesgan.metrics.evaluate import evaluate
 
@@ -521,6 +552,9 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901 - a flat dispatch table
 
 
 def _generate(args: argparse.Namespace) -> None:
+    if args.from_record is not None:
+        _generate_from(args)
+        return
     from speciesgan.sample import generate_pictures
 
     paths = generate_pictures(
@@ -540,6 +574,32 @@ def _generate(args: argparse.Namespace) -> None:
         print(f"wrote a grid of {args.n} picture(s) to {paths[0]}")
     else:
         print(f"wrote {args.n} picture(s) to {paths[0].parent}")
+
+
+def _generate_from(args: argparse.Namespace) -> None:
+    """``generate --from``: the record decides species, mix, seed and weights; no other flags."""
+    from speciesgan.pictures import generate_from_record
+
+    if args.name is not None or args.mix is not None:
+        raise SpeciesganError("--from takes no NAME or --mix: the record names the species")
+    ignored = [
+        flag
+        for flag, given in (
+            ("-n", args.n != 16),
+            ("--seed", args.seed != 0),
+            ("--alpha", args.alpha != 0.5),
+            ("--weights", args.weights != "ema"),
+            ("--grid", args.grid),
+            ("--device", args.device not in (None, "cpu")),
+        )
+        if given
+    ]
+    if ignored:
+        raise SpeciesganError(
+            f"--from draws one picture on the CPU exactly as its record says; drop {', '.join(ignored)}"
+        )
+    png, sidecar = generate_from_record(args.generator, args.from_record, args.out)
+    print(f"wrote {png} and {sidecar.name}")
 
 
 def main(argv: list[str] | None = None) -> int:

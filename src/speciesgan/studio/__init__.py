@@ -1,0 +1,1 @@
+"""``speciesgan studio``: a local web page for browsing, mixing and keeping pictures."""
