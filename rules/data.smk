@@ -20,7 +20,9 @@ localrules:
 
 rule demo_stanford_dogs:
     output:
-        multiext("data/demo/{key}/{dataset}/", "images.tar", "annotation.tar", "lists.tar"),
+        multiext(
+            "data/demo/{key}/{dataset}/", "images.tar", "annotation.tar", "lists.tar"
+        ),
     log:
         "data/demo/{key}/logs/{dataset}.log",
     benchmark:
@@ -51,7 +53,9 @@ rule demo_cub:
 rule demo_iwildcam:
     output:
         multiext(
-            "data/demo/{key}/{dataset}/", "iwildcam_v2.0.tar.gz", "megadetector_results.json"
+            "data/demo/{key}/{dataset}/",
+            "iwildcam_v2.0.tar.gz",
+            "megadetector_results.json",
         ),
     log:
         "data/demo/{key}/logs/{dataset}.log",
@@ -98,7 +102,10 @@ rule download_detections:
     params:
         url=lambda w: config["datasets"][dataset_of(w.dataset)]["detections"],
         sha256=lambda w: (
-            ["--sha256", config["datasets"][dataset_of(w.dataset)]["detections_sha256"]]
+            [
+                "--sha256",
+                config["datasets"][dataset_of(w.dataset)]["detections_sha256"],
+            ]
             if config["datasets"][dataset_of(w.dataset)].get("detections_sha256")
             else []
         ),
