@@ -159,3 +159,18 @@ def test_workflow_start_refuses_nan_and_the_alias_bomb_naming_the_key(tmp_path: 
     bomb = snakemake(work, "-n", "--configfile", "configs/smoke.yaml", "bomb.yaml", timeout=120)
     assert bomb.returncode != 0
     assert "expands to more than" in bomb.stdout + bomb.stderr
+
+
+def test_stage_settings_given_by_hand_refuse_nan_and_huge_seeds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A stage run by hand gets the same checks: JSON admits NaN, argparse any integer."""
+    args = ["train-gan", "--manifest", str(tmp_path / "m.parquet"), "--out-generator",
+            str(tmp_path / "g.pt"), "--out-log", str(tmp_path / "log.csv"),
+            "--checkpoint-dir", str(tmp_path / "ckpt")]  # fmt: skip
+    with pytest.raises(SystemExit):
+        main([*args, "--settings", '{"lr_g": NaN}'])
+    assert "--settings: lr_g: nan is not a finite number" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*args, "--seed", str(10**23)])
+    assert "--seed must be from 0 to 2**63 - 1" in capsys.readouterr().err

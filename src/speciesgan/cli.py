@@ -27,13 +27,31 @@ def _settings(text: str) -> dict[str, Any]:
         raise argparse.ArgumentTypeError(f"--settings is not valid JSON: {exc}") from exc
     if not isinstance(value, dict):
         raise argparse.ArgumentTypeError("--settings must be a JSON object")
+    from speciesgan.config import number_problems
+
+    problems = number_problems(value)
+    if problems:  # JSON admits NaN and Infinity; a stage run by hand must not
+        raise argparse.ArgumentTypeError(
+            "--settings: " + "; ".join(m.removeprefix("config key ") for m in problems.values())
+        )
+    return value
+
+
+def _seed(text: str) -> int:
+    """A seed: a whole number from 0 to 2**63 - 1 (what every RNG here accepts)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--seed must be a whole number, not {text!r}") from None
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"--seed must be from 0 to 2**63 - 1, not {value}")
     return value
 
 
 def _add_common(p: argparse.ArgumentParser, *, seed: bool = True, threads: bool = True) -> None:
     p.add_argument("--settings", type=_settings, default={}, help="stage settings as JSON")
     if seed:
-        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--seed", type=_seed, default=0)
     if threads:
         p.add_argument(
             "--threads", type=int, default=1, help="torch/numpy threads (fixed for reproducibility)"
@@ -226,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="ema",
         help="the EMA generator (default) or the generator as trained",
     )
-    p.add_argument("--seed", type=int, default=0, help="same seed, same pictures (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="same seed, same pictures (default 0)")
     p.add_argument(
         "--max-pictures",
         type=int,
