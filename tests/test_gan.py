@@ -817,3 +817,29 @@ def test_finished_run_is_not_resumed_on_other_crops_in_the_same_rows(tmp_path: P
     assert retrained != old_generator
     assert retrained == run(manifest, tmp_path / "fresh", steps=2).read_bytes()
     assert len(aside_files(tmp_path / "run/checkpoints", "mismatch")) == 1
+
+
+def test_training_writes_status_lines_to_a_log_file(
+    manifest: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not a terminal: step / total, rate, time left and losses, as lines a log file keeps."""
+    import subprocess
+    import sys
+
+    monkeypatch.delenv("SPECIESGAN_PROGRESS")
+    monkeypatch.setenv("SPECIESGAN_STATUS_INTERVAL", "0")  # every refresh: a line per step
+    out = tmp_path / "run"
+    log_file = tmp_path / "train_gan.log"
+    with log_file.open("w") as stderr:
+        done = subprocess.run(
+            [sys.executable, "-m", "speciesgan", "train-gan", "--manifest", str(manifest),
+             "--out-generator", str(out / "generator.pt"), "--out-log", str(out / "log.csv"),
+             "--checkpoint-dir", str(out / "checkpoints"), "--seed", "3", "--threads", "1",
+             "--settings", json.dumps({**TINY, "steps": 4, "log_every": 1})],
+            stderr=stderr,
+        )  # fmt: skip
+    assert done.returncode == 0
+    lines = [line for line in log_file.read_text().splitlines() if "GAN: " in line]
+    assert "\r" not in log_file.read_text()
+    assert any(re.search(r"GAN: 4/4 \(100%\), .*it/s, .* elapsed, .* left", line) for line in lines)
+    assert any("loss_d=" in line and "img/s=" in line for line in lines), lines

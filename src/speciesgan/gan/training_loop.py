@@ -694,6 +694,14 @@ def _run_steps(
                     dist.all_reduce(values)
                     values = values / ranks.world_size
                 rows.append([float(step), *values.tolist()])
+                # the losses ride on the status line (log files) or the bar (terminals)
+                status = {
+                    k: f"{v:.3g}" for k, v in zip(LOG_COLUMNS[1:], rows[-1][1:], strict=False)
+                }
+                rate = bar.format_dict.get("rate")
+                if rate:
+                    status["img/s"] = f"{rate * cfg['batch_size']:.0f}"
+                bar.set_postfix(status, refresh=False)
             every = cfg["snapshot_every"]
             if ranks.is_main and every and step % every == 0:
                 snapshots[step] = ckpt.cpu_state_dict(trainer.generator_ema)
