@@ -34,8 +34,8 @@ def threads_for(rule):
 
 
 wildcard_constraints:
-    # a dataset's name, or under downloads_dir a demo dataset's name-<demo key>
-    dataset=f"[A-Za-z0-9_]+(-{demo_key_pattern()})?",
+    # a dataset's name, or under downloads_dir a demo dataset's name.<run key>
+    dataset=f"[A-Za-z0-9_]+([.]{demo_key_pattern()})?",
     key=demo_key_pattern(),
     archive="[^/]+",
     shard="[0-9]{3}",
@@ -90,7 +90,7 @@ def stored(name):
 
 def dataset_of(folder):
     """The dataset a folder under downloads_dir belongs to (``stored`` undone)."""
-    return re.sub(f"-{demo_key_pattern()}$", "", folder)
+    return re.sub(f"[.]{demo_key_pattern()}$", "", folder)
 
 
 def local_input(url):

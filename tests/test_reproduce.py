@@ -30,7 +30,7 @@ from speciesgan.dvc_sync import publish, restore
 from speciesgan.errors import SpeciesganError
 from speciesgan.snakemake_dag import read_jobs
 from speciesgan.stage_graph import downstream_closure, select_stages, upstream_closure
-from tests.workflow import REPO, copy_workflow, env, planned_jobs, snakemake
+from tests.workflow import REPO, copy_workflow, downloads_folder, env, planned_jobs, snakemake
 
 SMOKE = ["configs/smoke.yaml"]
 PARAMS = "params/smoke.yaml"
@@ -73,7 +73,12 @@ def test_every_job_of_all_becomes_one_stage(exported: tuple[Path, dict, Export])
     assert {"smoke-train_classifier-guide", "smoke-crop_shard-000", "smoke-train_gan"} <= set(
         stages
     )
-    assert {"download-smoke_dogs-images_tar", "extract-smoke_birds"} <= set(stages)
+    # a demo dataset's folder is <name>.<run key>; stage names have no dots
+    dogs = downloads_folder("smoke_dogs", "configs/smoke.yaml").rsplit("/", 1)[1].replace(".", "_")
+    birds = (
+        downloads_folder("smoke_birds", "configs/smoke.yaml").rsplit("/", 1)[1].replace(".", "_")
+    )
+    assert {f"download-{dogs}-images_tar", f"extract-{birds}"} <= set(stages)
 
 
 def test_gan_stage_mirrors_the_snakemake_job(exported: tuple[Path, dict, Export]) -> None:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 import math
+import re
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -212,27 +212,31 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-DEMO_KEY_LENGTH = 10
-
-
 def demo_key(config: dict[str, Any], name: str) -> str | None:
-    """Hex key of what dataset ``name``'s demo files are made from, None for real data.
+    """The key of dataset ``name``'s demo files: the run's, None for real data.
 
-    The demo archives depend on the format, the seed and the ``demo`` settings; their
-    folder (and their downloaded copy) is keyed by these, so that a run with
-    ``seed: 1`` never rewrites the archives a ``seed: 0`` run was made from.
+    Demo archives depend on the seed and the ``demo`` settings, so runs of other
+    configs must not share them: they live under a folder keyed by the run (its
+    ``results_dir``), and so does their downloaded copy.  Keyed by the run rather
+    than by the settings so that a changed seed reruns the run's own demo stage in
+    place, which is what DVC's fixed stage paths (``dvc exp run -S seed=1``) need.
     """
-    fmt = config["datasets"][name]["format"]
-    if not fmt.startswith("demo_"):
+    if not config["datasets"][name]["format"].startswith("demo_"):
         return None
-    made_from = {"format": fmt, "seed": config["seed"], "demo": config.get("demo") or {}}
-    text = json.dumps(made_from, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:DEMO_KEY_LENGTH]
+    return run_key(config["results_dir"])
+
+
+def run_key(results_dir: str) -> str:
+    """``demo-1a2b3c4d`` for ``results/demo``: the folder's name (for people) and a hash
+    of the whole path (so ``a/demo`` and ``b/demo`` differ)."""
+    name = re.sub(r"[^A-Za-z0-9_]+", "_", Path(results_dir).name).strip("_") or "run"
+    digest = hashlib.sha256(results_dir.rstrip("/").encode()).hexdigest()[:8]
+    return f"{name}-{digest}"
 
 
 def demo_key_pattern() -> str:
     """Regular expression of a demo key (Snakemake wildcard constraint)."""
-    return f"[0-9a-f]{{{DEMO_KEY_LENGTH}}}"
+    return "[A-Za-z0-9_]+-[0-9a-f]{8}"
 
 
 def _fill_demo_detections(config: dict[str, Any]) -> None:

@@ -87,9 +87,8 @@ DEMO_ROOT = "data/demo"
 
 
 def demo_folder(dataset: str, key: str) -> str:
-    """The folder of a demo_* dataset's files, keyed by what they are made from (the
-    format, seed and demo settings: ``config.demo_key``), so that runs of other
-    settings write elsewhere instead of over them."""
+    """The folder of a demo_* dataset's files, keyed by the run (``config.demo_key``),
+    so that runs of other configs write elsewhere instead of over them."""
     return f"{DEMO_ROOT}/{key}/{dataset}"
 
 
@@ -100,9 +99,9 @@ def demo_url(dataset: str, name: str, key: str) -> str:
 
 
 def stored_name(dataset: str, key: str | None) -> str:
-    """A dataset's folder name under ``downloads_dir``: its name, plus the demo key for a
+    """A dataset's folder name under ``downloads_dir``: its name, plus ``.<run key>`` for a
     demo_* dataset (a real archive is the same file whichever run fetches it)."""
-    return f"{dataset}-{key}" if key else dataset
+    return f"{dataset}.{key}" if key else dataset
 
 
 OPTION_FORMATS = frozenset({"iwildcam"})
