@@ -94,3 +94,21 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run's results folder for the studio tests: a small generator and its metrics.json."""
+    from tests.studio_fixtures import make_run
+
+    return make_run(tmp_path_factory.mktemp("run"))
+
+
+@pytest.fixture(scope="module")
+def studio(run_dir: Path) -> Iterator[object]:
+    """The studio's service over ``run_dir``, loaded once per test module."""
+    from speciesgan.studio.service import Studio, resolve_source
+
+    service = Studio(resolve_source(run_dir))
+    yield service
+    service.close()

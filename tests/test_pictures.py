@@ -28,20 +28,8 @@ from speciesgan.pictures import (
     record_text,
     render_picture,
 )
-from speciesgan.studio.service import Studio, resolve_source
+from speciesgan.studio.service import Studio
 from tests.studio_fixtures import SIZE, SPECIES, make_run
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_run(tmp_path_factory.mktemp("run"))
-
-
-@pytest.fixture(scope="module")
-def studio(run_dir: Path):
-    service = Studio(resolve_source(run_dir))
-    yield service
-    service.close()
 
 
 def redraw(generator: Path, record_file: Path, out: Path) -> int:

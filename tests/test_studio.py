@@ -37,18 +37,6 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_run(tmp_path_factory.mktemp("run"))
-
-
-@pytest.fixture(scope="module")
-def studio(run_dir: Path):
-    service = Studio(resolve_source(run_dir))
-    yield service
-    service.close()
-
-
-@pytest.fixture(scope="module")
 def client(studio: Studio):
     with TestClient(create_app(studio)) as test_client:
         yield test_client

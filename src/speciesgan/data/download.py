@@ -34,7 +34,9 @@ import re
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, BinaryIO
 from urllib.parse import unquote, urlsplit
 
 from speciesgan.atomic import disk_full_message, write_json
@@ -129,27 +131,33 @@ def _copy_local(url: str, part: Path) -> None:
     if not source.is_file():
         raise SpeciesganError(f"cannot download {url}: no such file {source}")
     total = source.stat().st_size
-    written = 0
+    written = [0]
     try:
         with (
             open(source, "rb") as src,
             open(part, "wb") as dst,
             progress(total=total, unit="B", unit_scale=True, desc=source.name) as bar,
         ):
-            while block := src.read(BLOCK_SIZE):
-                dst.write(block)
-                written += len(block)
-                bar.update(len(block))
-            dst.flush()
-            os.fsync(dst.fileno())
+            _pump(src.read, dst, bar, written)
     except OSError as exc:
         _discard(part)  # a copy can restart at no cost: keep nothing partial
-        message = disk_full_message(part, exc, written)
+        message = disk_full_message(part, exc, written[0])
         if message:
             raise SpeciesganError(
                 f"cannot copy {url}: {message} (the file is {total:,} bytes)"
             ) from None
         raise SpeciesganError(f"cannot copy {url} to {part}: {exc}") from None
+
+
+def _pump(read: Callable[[int], bytes], fh: BinaryIO, bar: Any, written: list[int]) -> None:
+    """Copy ``read``'s blocks into ``fh`` to the end and fsync; ``written[0]`` counts the
+    bytes as they land, so a caller still knows how many after a failure."""
+    while block := read(BLOCK_SIZE):
+        fh.write(block)
+        written[0] += len(block)
+        bar.update(len(block))
+    fh.flush()
+    os.fsync(fh.fileno())
 
 
 def _content_range_total(header: str | None) -> int | None:
@@ -224,34 +232,31 @@ def _fetch_http(url: str, part: Path, timeout: float) -> None:
                 write_json(resume_state_path(part), {"url": url, "validator": fresh})
         length = response.headers.get("Content-Length")
         total = start + int(length) if length is not None else None
-        written = start
+        counted = [start]
         try:
             with (
                 open(part, mode) as fh,
                 progress(total=total, initial=start, unit="B", unit_scale=True,
                          desc=Path(urlsplit(url).path).name) as bar,
             ):  # fmt: skip
-                while block := response.read(BLOCK_SIZE):
-                    fh.write(block)
-                    written += len(block)
-                    bar.update(len(block))
-                fh.flush()
-                os.fsync(fh.fileno())
+                _pump(response.read, fh, bar, counted)
         except (TimeoutError, ConnectionError, http.client.HTTPException) as exc:
-            raise _TransientError(f"transfer interrupted after {written} bytes: {exc!r}") from exc
+            raise _TransientError(
+                f"transfer interrupted after {counted[0]} bytes: {exc!r}"
+            ) from exc
         except OSError as exc:
             size = f" of {total:,}" if total else ""
             message = disk_full_message(
                 part,
                 exc,
-                advice=f"The {written:,}{size} bytes received are kept; free some space and "
+                advice=f"The {counted[0]:,}{size} bytes received are kept; free some space and "
                 "rerun to resume",
             )
             if message:
                 raise SpeciesganError(f"cannot download {url}: {message}") from None
             raise SpeciesganError(f"cannot write {part} while downloading {url}: {exc}") from None
-    if total is not None and written < total:
-        raise _TransientError(f"connection closed after {written} of {total} bytes")
+    if total is not None and counted[0] < total:
+        raise _TransientError(f"connection closed after {counted[0]} of {total} bytes")
 
 
 def _fetch_http_with_retries(
