@@ -95,7 +95,7 @@ NUMBERS = st.one_of(
 )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(key=st.sampled_from(NUMERIC_KEYS), value=NUMBERS)
 def test_any_number_for_any_numeric_key_is_accepted_or_refused_by_name(key, value) -> None:
     path, _ = key

@@ -8,6 +8,7 @@ key path (``gan.steps``) rather than a jsonschema dump.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import math
 import re
@@ -38,6 +39,12 @@ GAN_BATCH_SIZE_DEFAULT = 64
 
 
 def load_schema() -> dict[str, Any]:
+    """The config schema (a fresh copy: callers may change theirs)."""
+    return copy.deepcopy(_schema())
+
+
+@functools.cache
+def _schema() -> dict[str, Any]:
     text = resources.files("speciesgan").joinpath("config.schema.yaml").read_text()
     return yaml.safe_load(text)
 
