@@ -357,6 +357,12 @@ def test_evaluate_writes_deterministic_metrics(tmp_path: Path) -> None:
     assert all(acc in (0.0, 1 / 3, 2 / 3, 1.0) for acc in result["accuracy_per_species"].values())
     assert result["chance"] == 0.5
     assert result["inception_weights"]["weights"] != "pytorch-fid"
+    # each figure's floor: real train crops in the generator's place, at the same count
+    floors = result["floors"]
+    assert floors["space"] == "lite0" and "perfect generator" in floors["note"]
+    assert floors["num_images"] == {"stand_ins": lite0["num_images"]["generated"], "real": 6}
+    assert floors["fd_lite0"] >= 0 and 0 <= floors["recall"] <= 1
+    assert "generated_accuracy" not in floors  # no test crops to take it on
 
 
 @pytest.mark.parametrize(("num", "dims"), [(300, 64), (40, 64), (120, 256)])
@@ -599,3 +605,16 @@ def test_kid_agrees_with_torch_fidelity() -> None:
     )
     ours = kernel_inception_distance(a, b, seed=0, num_subsets=5, subset_size=60)
     assert ours["mean"] == pytest.approx(reference["kernel_inception_distance_mean"], rel=1e-4)
+
+
+def test_floor_stand_ins_have_the_generated_species_counts_without_repeats() -> None:
+    """The floor's real crops: the same count of each species as the generated set, drawn
+    without replacement, capped where the train split has fewer."""
+    from speciesgan.metrics.floors import rows_like
+
+    train_labels = np.repeat([0, 1, 2], [50, 8, 30])
+    rows = rows_like(train_labels, np.array([20, 10, 5]), seed=3)
+    assert np.bincount(train_labels[rows], minlength=3).tolist() == [20, 8, 5]
+    assert len(set(rows.tolist())) == len(rows)  # no crop twice
+    np.testing.assert_array_equal(rows, rows_like(train_labels, np.array([20, 10, 5]), seed=3))
+    assert not np.array_equal(rows, rows_like(train_labels, np.array([20, 10, 5]), seed=4))

@@ -440,3 +440,23 @@ def test_build_report_draws_the_strip_from_generator_file(tmp_path: Path) -> Non
     _real_generator_file(results / "gan" / "generator.pt")
     build_report(results, results / "report.html", results / "metrics.json")
     assert "Golden Retriever → Blue Jay" in (results / "report.html").read_text()
+
+
+def test_report_puts_each_figure_beside_its_floor(tmp_path: Path) -> None:
+    results = _results_dir(tmp_path / "run")
+    metrics_path = results / "eval" / "metrics.json"
+    metrics = json.loads(metrics_path.read_text())
+    metrics["floors"] = {
+        "space": "lite0", "fd_lite0": 5.375, "intra_class_fd_lite0": {"mean": 9.625},
+        "precision": 0.6875, "recall": 0.8125, "density": 1.0625, "coverage": 0.9375,
+        "num_images": {"stand_ins": 30, "real": 9}, "note": "floors: real train crops",
+        "generated_accuracy": {"mean": 0.96875, "worst": 0.90625, "num_images": 3},
+    }  # fmt: skip
+    write_json(metrics_path, metrics)
+    write_report(results, tmp_path / "r.html", tmp_path / "r.json", None, [])
+    page = (tmp_path / "r.html").read_text()
+    row = page[page.index("floor (real train crops as the generator)") :]
+    row = row[: row.index("</tr>")]
+    for figure in ("5.3750", "0.6875", "0.8125", "1.0625", "0.9375", "9.6250"):
+        assert figure in row
+    assert "the same on real test crops (its floor)" in page and "0.9688" in page

@@ -366,7 +366,7 @@ def generation_summary(evaluation: dict[str, Any]) -> dict[str, Any]:
         "fid", "fid_num_images", "fid_note", "inception_score", "kid", "kid_per_species",
         "accuracy_mean", "accuracy_per_species", "chance", "headline_space", "fd_lite0",
         "fd_dinov2", "fd_dinov2_skipped", "intra_class_fid", "fidelity_diversity", "cas",
-        "memorisation", "comparability", "frequency_bins", "id_ood",
+        "memorisation", "comparability", "frequency_bins", "id_ood", "floors",
     )  # fmt: skip
     summary = {key: evaluation.get(key) for key in keys}
     summary["feature_spaces"] = {
@@ -421,6 +421,17 @@ def _spaces_section(generation: dict[str, Any]) -> str:
             [SPACE_TITLES.get(name, name), space.get("fd"), space.get("precision"),
              space.get("recall"), space.get("density"), space.get("coverage"), intra]
         )  # fmt: skip
+    floors = generation.get("floors") or {}
+    floor_note = ""
+    if floors:
+        title = SPACE_TITLES.get(str(floors.get("space")), str(floors.get("space")))
+        intra = (floors.get("intra_class_fd_lite0") or {}).get("mean")
+        rows.append(
+            [f"{title}: floor (real train crops as the generator)", floors.get("fd_lite0"),
+             floors.get("precision"), floors.get("recall"), floors.get("density"),
+             floors.get("coverage"), intra]
+        )  # fmt: skip
+        floor_note = f"<p>{html.escape(str(floors.get('note', '')))}.</p>"
     comparability = generation.get("comparability") or {}
     notes = "".join(
         f"<li><b>{html.escape(SPACE_TITLES.get(name, name))}</b>: {html.escape(text)}</li>"
@@ -442,6 +453,7 @@ def _spaces_section(generation: dict[str, Any]) -> str:
             ],
             rows,
         )  # fmt: skip
+        + floor_note
         + _table(
             ["figure", "what it says"],
             [[key, EXPLAIN[key]] for key in ("fd", "precision", "recall", "density", "coverage")],
@@ -497,6 +509,9 @@ def _generation_section(generation: dict[str, Any], pairs_png: Path | None = Non
     rows.append(
         ("classifier top-1 on generated images (mean)", generation.get("accuracy_mean"), "top1")
     )
+    accuracy_floor = (generation.get("floors") or {}).get("generated_accuracy") or {}
+    if accuracy_floor:
+        rows.append(("the same on real test crops (its floor)", accuracy_floor.get("mean"), "top1"))
     rows.append(("CAS top-1", cas.get("top1", cas.get("skipped", "off")), "CAS"))
     headline = _explained(rows) + f"<p>chance: {_fmt(generation.get('chance'))}</p>"
     note = f"<p>{html.escape(generation['fid_note'])}</p>" if generation.get("fid_note") else ""

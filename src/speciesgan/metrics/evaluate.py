@@ -32,6 +32,7 @@ from speciesgan.metrics.fid import (
     rank_deficiency_note,
     real_features,
 )
+from speciesgan.metrics.floors import FLOOR_NOTE, rows_like
 from speciesgan.metrics.frequency_bins import accuracy_by_bin
 from speciesgan.metrics.generated import GeneratedOutputs, generated_outputs, regenerate
 from speciesgan.metrics.id_ood import OOD_SPLIT, id_ood_metrics
@@ -389,6 +390,8 @@ def evaluate_generator(
     }
     result["headline_space"] = headline
     result["comparability"] = {space.name: space.comparable for space in all_spaces}
+    matched_labels = np.concatenate([labels[kept], np.asarray(extra_labels, dtype=np.int64)])
+    result["floors"] = real_floors(real, matched_labels, labels, classifier, options, seed)
 
     pairs_png = None
     memo = memorisation_figure(balanced.spaces["lite0"], real.train_lite0, options)
@@ -414,6 +417,57 @@ def evaluate_generator(
     if result["fid_note"]:
         log.warning(result["fid_note"])
     return result, pairs_png
+
+
+def real_floors(
+    real: RealSide,
+    matched_labels: np.ndarray,
+    balanced_labels: np.ndarray,
+    classifier: nn.Module,
+    options: dict[str, Any],
+    seed: int,
+) -> dict[str, Any]:
+    """The Lite0 figures and the generated accuracy with real train crops as the generator.
+
+    The stand-ins have the generated sets' species counts (the mixed set for the
+    overall figures, the balanced one for intra-class FD), drawn from the train
+    split (``floors.rows_like``); the reference is the same real split.  The
+    accuracy floor is the classifier's mean per-species top-1 on real test crops,
+    as many per species as were generated (fewer where the split has fewer).
+    """
+    train = real.train_lite0
+    num_species = len(train.species)
+    overall = rows_like(train.labels, np.bincount(matched_labels, minlength=num_species), seed)
+    balanced = rows_like(
+        train.labels, np.bincount(balanced_labels, minlength=num_species), seed + 1
+    )
+    entry = space_metrics(
+        train.features[overall],
+        train.features[balanced],
+        train.labels[balanced],
+        real.spaces["lite0"],
+        options,
+    )
+    floors: dict[str, Any] = {
+        "space": "lite0",
+        "fd_lite0": entry["fd"],
+        "intra_class_fd_lite0": entry["intra_class_fd"],
+        **{key: entry[key] for key in ("precision", "recall", "density", "coverage")},
+        "num_images": {"stand_ins": len(overall), "real": len(real.spaces["lite0"].features)},
+        "note": FLOOR_NOTE,
+    }
+    if real.test is not None and len(real.test.labels):
+        per_species = int(np.bincount(balanced_labels, minlength=num_species).max())
+        test_labels = real.test.labels.numpy()
+        rows = rows_like(test_labels, np.full(num_species, per_species), seed + 2)
+        correct = classifier_accuracy(classifier, real.test.images[rows], real.test.labels[rows])
+        by_species = [correct[test_labels[rows] == k] for k in range(num_species)]
+        floors["generated_accuracy"] = {
+            "mean": float(np.mean([c.mean() for c in by_species if len(c)])),
+            "worst": float(min(c.mean() for c in by_species if len(c))),
+            "num_images": len(rows),
+        }
+    return floors
 
 
 def _id_ood(
