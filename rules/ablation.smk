@@ -24,7 +24,7 @@ rule train_gan_variant:
         f"{RESULTS}/logs/ablation_train-{{run}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/ablation_train-{{run}}.tsv"
-    retries: TRAIN_SEGMENTS - 1
+    retries: retries_outside_job(TRAIN_SEGMENTS - 1)
     threads: threads_for("train_gan_variant")
     resources:
         # as rules/gan.smk's train_gan, on one GPU
@@ -32,6 +32,9 @@ rule train_gan_variant:
         nodes=1,
         mem_mb=memory_per_attempt(12000),
         runtime=1440,
+        fatal_stop=refuse_retry_after_fatal(
+            f"{RESULTS}/ablation/runs/{{run}}/checkpoints"
+        ),
         slurm_extra="--signal=USR1@300",
     params:
         settings=lambda w: as_json(variant_gan(w.run)),

@@ -20,7 +20,7 @@ rule train_classifier:
         f"{RESULTS}/logs/train_classifier-{{role}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train_classifier-{{role}}.tsv"
-    retries: 3
+    retries: retries_outside_job(3)
     threads: threads_for("train_classifier")
     resources:
         gpu=1,

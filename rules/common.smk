@@ -15,6 +15,7 @@ from speciesgan.data.sources import (
     stored_name,
 )
 from speciesgan.errors import SpeciesganError
+from speciesgan.fatal import refuse_retry_after_fatal
 
 try:
     config.update(validate_config(config))
@@ -45,6 +46,26 @@ wildcard_constraints:
 def as_json(value):
     """Settings as canonical JSON: equal settings give an equal params string."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+# Retries of the long (checkpointed) stages belong to the Snakemake that submits
+# jobs, never to the one that runs a single job inside its allocation.  The SLURM
+# executor starts that inner Snakemake with `--mode remote` and `--retries 0`, but a
+# rule's own `retries:` wins over the flag (measured: a rule with `retries: 3` ran
+# 4 times inside one job), so a segment stopped by the time limit was retried
+# inside the dying job, which had no time left.  workflow.remote_exec is true only
+# in that inner Snakemake; a user's own sbatch script running `snakemake --cores`
+# is not remote, and there retrying in place is right.
+IN_SUBMITTED_JOB = workflow.remote_exec
+if IN_SUBMITTED_JOB and os.environ.get("SLURM_JOB_ID"):
+    # a training segment stopped by the time limit may requeue its own job
+    # (speciesgan.preemption.requeue_own_job): this job runs one rule only
+    os.environ["SPECIESGAN_REQUEUE"] = "1"
+
+
+def retries_outside_job(retries):
+    """A rule's `retries`: the budget in the submitting Snakemake, 0 inside a job."""
+    return 0 if IN_SUBMITTED_JOB else retries
 
 
 def memory_per_attempt(base_mb):

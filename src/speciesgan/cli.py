@@ -632,20 +632,27 @@ def main(argv: list[str] | None = None) -> int:
         from speciesgan.launch import relaunch_under_torchrun
 
         relaunch_under_torchrun(args.gpus, argv)  # returns when this process is to train
+    from speciesgan import fatal
     from speciesgan.preemption import (
         EXIT_PREEMPTED,
         StageTerminated,
         TrainingInterrupted,
+        requeue_own_job,
         restore_sigterm,
         stop_stage_on_sigterm,
     )
 
+    training = args.command == "train-gan"
     previous = stop_stage_on_sigterm()
     try:
+        if training:
+            fatal.clear(args.checkpoint_dir)
         run(args)
     except SpeciesganError as exc:
         print(f"speciesgan {args.command}: error: {exc}", file=sys.stderr)
-        return 1
+        if training:  # the workflow's next attempt reads it and does not start
+            fatal.record(args.checkpoint_dir, args.command, exc)
+        return exc.exit_code
     except StageTerminated as exc:
         print(
             f"speciesgan {args.command}: stopped by {exc}; the outputs it was writing were "
@@ -658,6 +665,7 @@ def main(argv: list[str] | None = None) -> int:
             f"speciesgan {args.command}: stopped early, checkpoint saved ({exc}); rerun to resume",
             file=sys.stderr,
         )
+        print(f"speciesgan {args.command}: {requeue_own_job(exc)}", file=sys.stderr, flush=True)
         return EXIT_PREEMPTED
     finally:
         restore_sigterm(previous)
