@@ -14,6 +14,7 @@ import csv
 import filecmp
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -24,12 +25,13 @@ import pytest
 import yaml
 
 from speciesgan.config import load_config
-from speciesgan.dvc_export import Export, export_dvc
+from speciesgan.dvc_export import PROFILE_ENV, Export, export_dvc, stage_snakemake_argv
 from speciesgan.dvc_remote import REMOTE_ENV, resolve_remote
 from speciesgan.dvc_sync import publish, restore
 from speciesgan.errors import SpeciesganError
 from speciesgan.snakemake_dag import read_jobs
 from speciesgan.stage_graph import downstream_closure, select_stages, upstream_closure
+from tests.cluster_site import TEST_PROFILE, write_test_site
 from tests.workflow import REPO, copy_workflow, env, planned_jobs, snakemake
 
 SMOKE = ["configs/smoke.yaml"]
@@ -104,8 +106,12 @@ def test_gan_stage_mirrors_the_snakemake_job(exported: tuple[Path, dict, Export]
     ]
     assert f"{RES}/samples" in stages["smoke-sample"]["outs"]  # directory() output
     assert stages["smoke-sample"]["cmd"] == (
-        f"snakemake {RES}/samples --cores all --allowed-rules sample --configfile {PARAMS}"
+        f"speciesgan dvc-stage {RES}/samples --rule sample --configfile {PARAMS}"
     )
+    assert stage_snakemake_argv([f"{RES}/samples"], "sample", PARAMS, {}) == [
+        "snakemake", f"{RES}/samples", "--cores", "all", "--allowed-rules", "sample",
+        "--configfile", PARAMS,
+    ]  # fmt: skip
     assert stages["smoke-evaluate"]["metrics"] == [f"{RES}/eval/metrics.json"]
     assert stages["smoke-train_classifier-eval"]["metrics"] == [
         f"{RES}/classifier/eval/metrics.json"
@@ -237,6 +243,37 @@ def test_dvc_accepts_the_generated_file(
     _dvc(copy, "init", "--no-scm", "-q")
     listed = _dvc(copy, "stage", "list", "--name-only").stdout.split()
     assert sorted(listed) == sorted(stages)
+
+
+def test_dvc_repro_runs_stages_with_the_profile_the_user_chose(
+    exported: tuple[Path, dict, Export], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``SPECIESGAN_PROFILE=slurm dvc repro`` submits like ``snakemake --profile slurm``;
+    unset, the stage runs on local cores.  (A demo archive stage: a local rule, so no
+    cluster is needed; tests/test_slurm_faults.py submits a SLURM job through DVC.)"""
+    work, stages, _ = exported
+    copy = tmp_path / "wf"
+    shutil.copytree(work, copy)
+    write_test_site(copy / "slurm")
+    _dvc(copy, "init", "--no-scm", "-q")
+    stage = next(name for name in stages if name.startswith("demo_cub-"))
+    [target] = stages[stage]["outs"][:1]
+    command = f"snakemake {target} --cores all --allowed-rules demo_cub"
+
+    monkeypatch.setenv(PROFILE_ENV, f"slurm{os.pathsep}{TEST_PROFILE}")
+    repro = _dvc(copy, "repro", stage)
+    output = repro.stdout + repro.stderr
+    profiles = f"--profile slurm --profile {TEST_PROFILE}"
+    assert f"{command} {profiles} --configfile {PARAMS} (${PROFILE_ENV})" in output
+    assert "Provided remote nodes: 50" in output  # the profile's SLURM executor and jobs
+    assert "slurm_partition=cpu" in output  # and the site's partition
+    assert (copy / target).is_file()
+
+    monkeypatch.delenv(PROFILE_ENV)
+    repro = _dvc(copy, "repro", "--force", stage)
+    output = repro.stdout + repro.stderr
+    assert f"{command} --configfile {PARAMS} (local; ${PROFILE_ENV} unset)" in output
+    assert "Provided remote nodes" not in output and "slurm_partition" not in output
 
 
 def test_bad_config_is_reported_with_its_key(tmp_path: Path) -> None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -336,6 +338,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
 
     _add_dvc_commands(sub)
+    p = sub.add_parser(
+        "dvc-stage",
+        help="run one dvc.yaml stage through Snakemake (its cmd; --profile from "
+        "$SPECIESGAN_PROFILE)",
+    )
+    p.add_argument("targets", nargs="+", metavar="OUTPUT")
+    p.add_argument("--rule", required=True)
+    p.add_argument("--configfile", required=True, metavar="FILE")
     return parser
 
 
@@ -549,6 +559,14 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901 - a flat dispatch table
             from speciesgan.loss_curves import write_loss_curves
 
             write_loss_curves(args.results_dir / "gan" / "training_log.csv", args.out_loss_curves)
+    elif cmd == "dvc-stage":
+        from speciesgan.dvc_export import PROFILE_ENV, stage_snakemake_argv
+
+        argv = stage_snakemake_argv(args.targets, args.rule, args.configfile)
+        where = f" (${PROFILE_ENV})" if "--profile" in argv else f" (local; ${PROFILE_ENV} unset)"
+        print(f"speciesgan dvc-stage: {shlex.join(argv)}{where}", file=sys.stderr, flush=True)
+        # this environment's Snakemake, whatever PATH says; its exit status is the stage's
+        os.execv(sys.executable, [sys.executable, "-m", *argv])
     elif cmd == "dvc-export":
         from speciesgan.dvc_export import export_dvc
 

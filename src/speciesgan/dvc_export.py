@@ -15,7 +15,9 @@ DVC stage:
 - ``outs`` / ``metrics``: outputs, logs and benchmarks; the evaluation's and the
   classifiers' ``metrics.json`` are ``metrics``.  ``train_gan`` also owns its
   resume checkpoint folder, ``persist`` so ``dvc repro`` never deletes it;
-- ``cmd``: Snakemake building exactly that job's outputs from the params file.
+- ``cmd``: Snakemake building exactly that job's outputs from the params file
+  (through ``speciesgan dvc-stage``, which adds ``--profile $SPECIESGAN_PROFILE``
+  when set, so ``dvc repro`` on a cluster submits SLURM jobs).
 
 Several configs live side by side: a run is named after its ``results_dir``
 (``results/smoke`` -> ``smoke``), its stages are ``smoke-<rule>[-<wildcards>]``,
@@ -108,17 +110,46 @@ def snakemake_command(
     return command
 
 
+PROFILE_ENV = "SPECIESGAN_PROFILE"
+"""The Snakemake profile ``dvc repro`` and ``dvc exp run`` run the stages with, e.g.
+``slurm`` on a cluster: ``export SPECIESGAN_PROFILE=slurm``.  Several, separated by
+``:`` as in PATH, are given in that order (a later one overrides keys of an earlier
+one).  Unset: local cores."""
+
+
 def stage_cmd(job: Job, params_file: str) -> str:
-    """The DVC ``cmd``: Snakemake builds this job's outputs and nothing upstream.
+    """The DVC ``cmd``: ``speciesgan dvc-stage``, which runs :func:`stage_snakemake_argv`.
+
+    Not ``snakemake`` itself: the profile is the user's choice at run time (a
+    laptop, a cluster), not part of what a stage computes, so it must not be
+    written into ``dvc.yaml`` (DVC would call every stage changed when it
+    differs), and an environment variable read by a shell expression would
+    depend on the user's shell (``${VAR:+...}`` fails in csh and fish).
+    """
+    argv = ["speciesgan", "dvc-stage", *job.outputs, "--rule", job.rule]
+    return shlex.join([*argv, "--configfile", params_file])
+
+
+def stage_snakemake_argv(
+    targets: Sequence[str],
+    rule: str,
+    configfile: str,
+    environ: Mapping[str, str] | None = None,
+) -> list[str]:
+    """The Snakemake command of one DVC stage: this job's outputs and nothing upstream.
 
     ``--allowed-rules`` keeps it to this rule: DVC itself runs the stages in
     dependency order, and must not see one stage quietly rebuild another's outs.
     The params file is the whole merged config, so it is the only config needed.
+    ``$SPECIESGAN_PROFILE`` adds ``--profile``: with ``slurm`` each job is a SLURM
+    job, as under ``snakemake --profile slurm``, instead of a process on the login node.
     """
-    argv = snakemake_command(
-        job.outputs, [params_file], ["--cores", "all", "--allowed-rules", job.rule]
-    )
-    return shlex.join(argv)
+    environ = os.environ if environ is None else environ
+    extra = ["--cores", "all", "--allowed-rules", rule]
+    for profile in environ.get(PROFILE_ENV, "").split(os.pathsep):
+        if profile.strip():
+            extra += ["--profile", profile.strip()]
+    return snakemake_command(targets, [configfile], extra)
 
 
 def _is_run_job(job: Job, results_dir: str) -> bool:
