@@ -58,7 +58,8 @@ rule evaluate_variant:
         shards=shard_arrays(),
         classifier=f"{RESULTS}/classifier/eval/model.pt",
     output:
-        f"{RESULTS}/ablation/{{variant}}/metrics.json",
+        metrics=f"{RESULTS}/ablation/{{variant}}/metrics.json",
+        headline=f"{RESULTS}/ablation/{{variant}}/headline.json",
     log:
         f"{RESULTS}/logs/ablation_evaluate-{{variant}}.log",
     benchmark:
@@ -76,7 +77,7 @@ rule evaluate_variant:
         seed=config["seed"],
     shell:
         "speciesgan evaluate --generator {input.generator:q} --manifest {input.manifest:q}"
-        " --classifier {input.classifier:q} --out {output:q} --weights {params.weights:q}"
+        " --classifier {input.classifier:q} --out {output.metrics:q} --weights {params.weights:q}"
         " --cache-dir {params.cache:q} --seed {params.seed:q} --threads {threads:q}"
         " --settings {params.settings:q} > {log:q} 2>&1"
 

@@ -16,6 +16,7 @@ rule train_classifier:
             category="Species classifiers",
             labels={"classifier": "{role}"},
         ),
+        headline=f"{RESULTS}/classifier/{{role}}/headline.json",
     log:
         f"{RESULTS}/logs/train_classifier-{{role}}.log",
     benchmark:

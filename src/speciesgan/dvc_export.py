@@ -13,7 +13,7 @@ DVC stage:
   defining the rule (a rule edit makes its stages stale, as Snakemake's code
   trigger does);
 - ``outs`` / ``metrics``: outputs, logs and benchmarks; the evaluation's and the
-  classifiers' ``metrics.json`` are ``metrics``.  ``train_gan`` also owns its
+  classifiers' ``headline.json`` (a few numbers, kept in git) are ``metrics``.  ``train_gan`` also owns its
   resume checkpoint folder, ``persist`` so ``dvc repro`` never deletes it;
 - ``cmd``: Snakemake building exactly that job's outputs from the params file
   (through ``speciesgan dvc-stage``, which adds ``--profile $SPECIESGAN_PROFILE``
@@ -35,7 +35,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -46,6 +46,7 @@ from speciesgan.atomic import write_text
 from speciesgan.config import load_config
 from speciesgan.dvc_params import stage_params
 from speciesgan.errors import SpeciesganError
+from speciesgan.metrics.headline import HEADLINE_NAME
 from speciesgan.snakemake_dag import LIST_SEPARATOR, Job, read_jobs
 from speciesgan.workflow_source import read_workflow_source
 
@@ -63,7 +64,16 @@ job's outputs, and a failed job is when it is needed); DVC still versions it so 
 published run can be extended (more ``gan.steps``) without retraining from step 0."""
 
 METRIC_RULES = frozenset({"train_classifier", "evaluate", "evaluate_variant"})
-"""Rules whose ``metrics.json`` output is a DVC metric (``dvc metrics show``)."""
+"""Rules whose ``headline.json`` output is a DVC metric (``dvc metrics show``).
+
+Only the headline: ``metrics.json`` (everything measured, notes in prose) made
+``dvc metrics show`` one table of about 300 columns (:mod:`speciesgan.metrics.headline`).
+The headline is ``cache: false``: git keeps it (``.gitignore`` lets it through), so
+a fresh clone shows and diffs the figures before any ``dvc pull``.  A stage lists
+it under ``metrics`` only once the file exists when the block is written
+(``publish``, ``restore``, or an export after a run): DVC warns about every metric
+file it cannot find, and the block of a config that was exported but never run
+(like the demo's in this repository) would make every clone warn."""
 
 LEGACY_PARAMS_FILE = "dvc-params.yaml"
 """The per-stage params file of earlier exports; stages reading it are replaced."""
@@ -162,8 +172,12 @@ def build_stages(
     config: Mapping[str, Any],
     params_file: str,
     code_deps: Mapping[str, list[str]],
+    present: Callable[[str], bool] = lambda path: False,
 ) -> tuple[dict[str, Any], dict[str, Job]]:
-    """(stage name -> dvc.yaml stage, stage name -> job) for one config's jobs."""
+    """(stage name -> dvc.yaml stage, stage name -> job) for one config's jobs.
+
+    ``present``: whether an output exists now (metric and plot files are declared
+    as such only then, see ``METRIC_RULES``)."""
     results_dir = str(config["results_dir"]).rstrip("/")
     run = run_name(results_dir)
     stages: dict[str, Any] = {}
@@ -178,7 +192,7 @@ def build_stages(
                 "make the rule's wildcard values differ in letters or digits"
             )
         by_name[name] = job
-        stages[name] = _stage(job, config, params_file, code_deps[job.rule], results_dir)
+        stages[name] = _stage(job, config, params_file, code_deps[job.rule], results_dir, present)
     return stages, by_name
 
 
@@ -188,6 +202,7 @@ def _stage(
     params_file: str,
     code_deps: list[str],
     results_dir: str,
+    present: Callable[[str], bool],
 ) -> dict[str, Any]:
     wildcards = ", ".join(f"{k}={v}" for k, v in job.wildcards.items())
     stage: dict[str, Any] = {
@@ -198,9 +213,17 @@ def _stage(
     keys = stage_params(job.rule, job.wildcards, config)
     if keys:
         stage["params"] = [{params_file: keys}]
-    is_metric = job.rule in METRIC_RULES
-    metrics = [out for out in job.outputs if is_metric and out.endswith("metrics.json")]
-    outs: list[Any] = [o for o in [*job.outputs, *job.logs, *job.benchmarks] if o not in metrics]
+    headlines = {
+        out
+        for out in job.outputs
+        if job.rule in METRIC_RULES and PurePosixPath(out).name == HEADLINE_NAME
+    }
+    metrics = [{out: {"cache": False}} for out in sorted(headlines) if present(out)]
+    outs: list[Any] = [
+        {o: {"cache": False}} if o in headlines else o
+        for o in [*job.outputs, *job.logs, *job.benchmarks]
+        if not (o in headlines and present(o))
+    ]
     if job.rule in PERSISTENT_OUTS:
         folder = PERSISTENT_OUTS[job.rule].format(results_dir=results_dir, **job.wildcards)
         outs.append({folder: {"persist": True}})
@@ -211,14 +234,22 @@ def _stage(
     return stage
 
 
-def build_plots(run: str, jobs: Mapping[str, Job]) -> list[dict[str, Any]]:
-    """Top-level plot definitions for one run, ids prefixed with the run's name."""
+def build_plots(
+    run: str, jobs: Mapping[str, Job], present: Callable[[str], bool] = lambda path: True
+) -> list[dict[str, Any]]:
+    """Top-level plot definitions for one run, ids prefixed with the run's name; only for
+    files that are ``present`` (DVC warns about a plot whose file it cannot find)."""
     by_rule: dict[str, list[Job]] = {}
     for job in jobs.values():
         by_rule.setdefault(job.rule, []).append(job)
 
     def outputs(rule: str, suffix: str) -> list[str]:
-        return [o for job in by_rule.get(rule, []) for o in job.outputs if o.endswith(suffix)]
+        return [
+            o
+            for job in by_rule.get(rule, [])
+            for o in job.outputs
+            if o.endswith(suffix) and present(o)
+        ]
 
     plots: list[dict[str, Any]] = []
     for path in outputs("train_gan", "training_log.csv"):
@@ -385,10 +416,15 @@ def export_dvc(
         jobs = read_jobs(workdir, configfiles)
     source = read_workflow_source(workdir)
     code_deps = {job.rule: source.code_deps(job.rule) for job in jobs if job.outputs}
-    stages, by_name = build_stages(jobs, config, params_file, code_deps)
+
+    def present(path: str) -> bool:
+        return (workdir / path).exists()
+
+    stages, by_name = build_stages(jobs, config, params_file, code_deps, present)
     dvc_path = workdir / DVC_YAML
     existing = yaml.safe_load(dvc_path.read_text()) if dvc_path.exists() else None
-    merged = merge_dvc_yaml(existing or {}, stages, build_plots(run, by_name), run, params_file)
+    plots = build_plots(run, by_name, present)
+    merged = merge_dvc_yaml(existing or {}, stages, plots, run, params_file)
     write_text(workdir / params_file, _params_header(results_dir, configfiles) + _dump(config))
     write_text(dvc_path, HEADER + _dump(merged))
     return Export(dvc_path, workdir / params_file, run, by_name)
