@@ -35,7 +35,7 @@ rule train_gan_variant:
         fatal_stop=refuse_retry_after_fatal(
             f"{RESULTS}/ablation/runs/{{run}}/checkpoints"
         ),
-        slurm_extra=TIME_LIMIT_SIGNAL,
+        slurm_extra=TRAINING_SLURM_EXTRA,
     params:
         settings=lambda w: as_json(variant_gan(w.run)),
         classifier=lambda w, input: (

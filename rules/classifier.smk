@@ -29,7 +29,7 @@ rule train_classifier:
         mem_mb=memory_per_attempt(12000),
         runtime=720,
         # checkpoint at the warning before the time limit (see rules/gan.smk)
-        slurm_extra=TIME_LIMIT_SIGNAL,
+        slurm_extra=TRAINING_SLURM_EXTRA,
     params:
         settings=as_json(config["classifier"]),
         seed=lambda w: config["seed"] + (0 if w.role == "guide" else 1000),

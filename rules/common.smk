@@ -16,7 +16,7 @@ from speciesgan.data.sources import (
 )
 from speciesgan.errors import SpeciesganError
 from speciesgan.fatal import refuse_retry_after_fatal
-from speciesgan.slurm_site import TIME_LIMIT_SIGNAL
+from speciesgan.slurm_site import TRAINING_SLURM_EXTRA
 
 try:
     config.update(validate_config(config))

@@ -56,7 +56,7 @@ rule train_gan:
         # with status 75; the next segment resumes in a new job.  ("B:USR1"
         # would signal only the batch shell.)  SLURM may send it up to a minute
         # early.  Training also reads the job's end time itself (speciesgan.slurm_time).
-        slurm_extra=TIME_LIMIT_SIGNAL,
+        slurm_extra=TRAINING_SLURM_EXTRA,
     params:
         settings=as_json(main_gan_settings()),
         # a list of words: each is quoted on its own (`:q`)

@@ -55,10 +55,15 @@ TIME_LIMIT_SIGNAL = "--signal=USR1@300"
 """The training rules' own sbatch flag (rules/*.smk): five minutes before the time
 limit SLURM sends SIGUSR1 to the job step, and training checkpoints and stops."""
 
+TRAINING_SLURM_EXTRA = f"{TIME_LIMIT_SIGNAL} --open-mode=append"
+"""The training rules' sbatch flags: the time-limit signal, and a SLURM log that a
+requeued job (the next segment, speciesgan.preemption) appends to instead of
+truncating, so every segment's log is kept."""
+
 PROJECT_SLURM_EXTRA = {
-    "train_classifier": TIME_LIMIT_SIGNAL,
-    "train_gan": TIME_LIMIT_SIGNAL,
-    "train_gan_variant": TIME_LIMIT_SIGNAL,
+    "train_classifier": TRAINING_SLURM_EXTRA,
+    "train_gan": TRAINING_SLURM_EXTRA,
+    "train_gan_variant": TRAINING_SLURM_EXTRA,
 }
 """Each rule's ``slurm_extra`` as the rules declare it.  A ``slurm_extra`` from the
 site file is *added* to these (tests/test_cluster_profile.py checks them against
