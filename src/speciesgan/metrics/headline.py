@@ -33,7 +33,8 @@ def _number(value: Any) -> float | None:
         value = value.get("mean")
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return round(float(value), 4) if math.isfinite(value) else None
+    # five significant digits: what a comparison needs, and short table columns
+    return float(f"{value:.5g}") if math.isfinite(value) else None
 
 
 def _numbers(pairs: Mapping[str, Any]) -> dict[str, float]:
