@@ -16,6 +16,7 @@ from speciesgan.data.sources import (
 )
 from speciesgan.errors import SpeciesganError
 from speciesgan.fatal import refuse_retry_after_fatal
+from speciesgan.preemption import allow_requeue_in_job
 from speciesgan.slurm_site import TRAINING_SLURM_EXTRA
 
 try:
@@ -51,17 +52,15 @@ def as_json(value):
 
 # Retries of the long (checkpointed) stages belong to the Snakemake that submits
 # jobs, never to the one that runs a single job inside its allocation.  The SLURM
-# executor starts that inner Snakemake with `--mode remote` and `--retries 0`, but a
-# rule's own `retries:` wins over the flag (measured: a rule with `retries: 3` ran
-# 4 times inside one job), so a segment stopped by the time limit was retried
+# executor starts that inner Snakemake with `--mode remote` and `--retries 0`, but
+# the retries a Snakefile declares win over the flag (measured: declared 3, run 4
+# times under --retries 0), so a segment stopped by the time limit was retried
 # inside the dying job, which had no time left.  workflow.remote_exec is true only
 # in that inner Snakemake; a user's own sbatch script running `snakemake --cores`
 # is not remote, and there retrying in place is right.
 IN_SUBMITTED_JOB = workflow.remote_exec
-if IN_SUBMITTED_JOB and os.environ.get("SLURM_JOB_ID"):
-    # a training segment stopped by the time limit may requeue its own job
-    # (speciesgan.preemption.requeue_own_job): this job runs one rule only
-    os.environ["SPECIESGAN_REQUEUE"] = "1"
+# there, a training segment stopped by the time limit may requeue its own SLURM job
+allow_requeue_in_job(IN_SUBMITTED_JOB)
 
 
 def retries_outside_job(retries):

@@ -158,6 +158,17 @@ class StopRequest:
         self._previous.clear()
 
 
+def allow_requeue_in_job(in_submitted_job: bool) -> None:
+    """Set ``SPECIESGAN_REQUEUE=1`` in a SLURM job that runs one rule for the Snakemake
+    that submitted it (``workflow.remote_exec``), for the rule's commands to inherit.
+
+    Only there: requeueing the batch script of a user's own ``sbatch`` would rerun
+    whatever else that script does.
+    """
+    if in_submitted_job and os.environ.get("SLURM_JOB_ID"):
+        os.environ[REQUEUE_ENV] = "1"
+
+
 def requeue_own_job(stop: TrainingInterrupted, environ: Mapping[str, str] | None = None) -> str:
     """Ask SLURM to run this job again (fresh time limit, same job id); say what happened.
 
