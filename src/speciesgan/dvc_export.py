@@ -390,6 +390,24 @@ def _check_same_run(params_path: Path, results_dir: str) -> None:
         )
 
 
+def _read_dvc_yaml(workdir: Path) -> dict[str, Any] | None:
+    path = workdir / DVC_YAML
+    return yaml.safe_load(path.read_text()) if path.exists() else None
+
+
+def _declared_metrics_and_plots(existing: Mapping[str, Any] | None) -> set[str]:
+    """Files that ``existing`` already shows as metrics or plots (kept when re-exported)."""
+    declared: set[str] = set()
+    for stage in ((existing or {}).get("stages") or {}).values():
+        for entry in stage.get("metrics") or []:
+            declared.update(entry if isinstance(entry, dict) else [entry])
+    for plot in (existing or {}).get("plots") or []:
+        for definition in plot.values() if isinstance(plot, dict) else []:
+            y = definition.get("y") if isinstance(definition, dict) else None
+            declared.update(y or {})
+    return declared
+
+
 def load_run_config(workdir: Path, configfiles: Sequence[str]) -> dict[str, Any]:
     """The config Snakemake runs with: ``config.yaml`` here, ``configfiles`` layered over it."""
     return load_config([workdir / c for c in configfiles], base=workdir / BASE_CONFIG)
@@ -417,12 +435,15 @@ def export_dvc(
     source = read_workflow_source(workdir)
     code_deps = {job.rule: source.code_deps(job.rule) for job in jobs if job.outputs}
 
+    existing = _read_dvc_yaml(workdir)
+    declared = _declared_metrics_and_plots(existing)
+
     def present(path: str) -> bool:
-        return (workdir / path).exists()
+        # published before (restore exports before it pulls) or made by a run here
+        return path in declared or (workdir / path).exists()
 
     stages, by_name = build_stages(jobs, config, params_file, code_deps, present)
     dvc_path = workdir / DVC_YAML
-    existing = yaml.safe_load(dvc_path.read_text()) if dvc_path.exists() else None
     plots = build_plots(run, by_name, present)
     merged = merge_dvc_yaml(existing or {}, stages, plots, run, params_file)
     write_text(workdir / params_file, _params_header(results_dir, configfiles) + _dump(config))
