@@ -78,14 +78,16 @@ def test_slurm_gpu_allocation_stops_training_at_once_naming_build_and_driver(
     status = run_cli(manifest, tmp_path)
     elapsed = time.monotonic() - started
     message = capsys.readouterr().err
-    assert status == 1
+    assert status == 69  # EX_UNAVAILABLE: no retry can fix it
     assert elapsed < STAGE_FAILS_WITHIN_SECONDS
     assert (
         "no usable CUDA device for train-gan, although a GPU was requested (SLURM_GPUS_ON_NODE=1)"
         in message
     )
     assert_names_build_driver_and_fix(message)
-    assert not (tmp_path / "checkpoints").exists(), "it must not have started training"
+    # it did not start training: the checkpoint folder holds only the note that tells
+    # the workflow not to retry (speciesgan.fatal)
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["fatal.json"]
     assert not (tmp_path / "log.csv").exists()
 
 
