@@ -39,7 +39,7 @@ def marker_path(checkpoint_dir: str | Path) -> Path:
 
 def _writes() -> bool:
     """Rank 0 (or a single process) owns the marker; other ranks stop with the same error."""
-    return os.environ.get("RANK", "0") == "0"
+    return (os.environ.get("RANK") or os.environ.get("SLURM_PROCID") or "0") == "0"
 
 
 def clear(checkpoint_dir: str | Path) -> None:

@@ -182,17 +182,15 @@ def requeue_own_job(stop: TrainingInterrupted, environ: Mapping[str, str] | None
     """
     environ = os.environ if environ is None else environ
     job = environ.get("SLURM_JOB_ID")
-    why_not = (
-        "not in a job the workflow submitted"
-        if environ.get(REQUEUE_ENV) != "1" or not job
-        else "not rank 0"
-        if environ.get("RANK", "0") != "0"
-        else f"stopped by {stop.reason}, not by the time limit"
-        if not stop.at_time_limit
-        else "no step trained in this segment"
-        if not stop.progressed
-        else ""
-    )
+    why_not = ""
+    if environ.get(REQUEUE_ENV) != "1" or not job:
+        why_not = "not in a job the workflow submitted"
+    elif (environ.get("RANK") or environ.get("SLURM_PROCID") or "0") != "0":
+        why_not = "not rank 0"  # torchrun's RANK, srun's SLURM_PROCID
+    elif not stop.at_time_limit:
+        why_not = f"stopped by {stop.reason}, not by the time limit"
+    elif not stop.progressed:
+        why_not = "no step trained in this segment"
     if why_not:
         return f"not requeued ({why_not}): the workflow's retries start the next segment"
     try:
