@@ -254,3 +254,27 @@ def test_dvc_repro_submits_the_stage_through_the_profile(
     jobs = _submitted_jobs(output)
     assert list(jobs) == ["extract"], output[-4000:]
     assert all(path.is_file() for _, path in jobs["extract"])
+
+
+def test_only_a_time_limit_stop_after_progress_requeues_its_job() -> None:
+    """The other stops are left to Snakemake's retries (no scontrol is run for them)."""
+    from speciesgan.preemption import TrainingInterrupted, requeue_own_job
+
+    in_job = {"SPECIESGAN_REQUEUE": "1", "SLURM_JOB_ID": "5"}
+    at_limit = TrainingInterrupted("stopped at step 4", reason="received SIGUSR1")
+    cases = {
+        "not in a job the workflow submitted": (at_limit, {"SLURM_JOB_ID": "5"}),
+        "not rank 0": (at_limit, {**in_job, "SLURM_PROCID": "1"}),
+        "stopped by received SIGTERM, not by the time limit": (
+            TrainingInterrupted("x", reason="received SIGTERM"),  # maybe a person's scancel
+            in_job,
+        ),
+        "no step trained in this segment": (
+            TrainingInterrupted("x", reason="job time limit is near", progressed=False),
+            in_job,
+        ),
+    }
+    for why, (stop, environ) in cases.items():
+        assert requeue_own_job(stop, environ) == (
+            f"not requeued ({why}): the workflow's retries start the next segment"
+        )
