@@ -56,7 +56,9 @@ def _workdir(dest: Path) -> Path:
     work = copy_workflow(dest)
     (work / "segments.yaml").write_text(SEGMENTS_CONFIG)
     write_manifest(work / f"{RES}/data")
-    write_test_site(work / "slurm")
+    # memory grows with each Snakemake attempt (rules/common.smk); the test node has
+    # less than the third attempt's 24 GB, and sbatch would refuse it
+    write_test_site(work / "slurm", rules={"train_gan": {"mem_mb": 2000}})
     return work
 
 
@@ -69,20 +71,33 @@ def _start(work: Path, log: Path, env: dict[str, str], *args: str) -> subprocess
         return subprocess.Popen(command, cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
-def _running_train_job() -> tuple[str, int] | None:
-    """(job id, SLURM restart count) of the train_gan job now running, if any."""
+def _running_train_job(work: Path) -> tuple[str, int] | None:
+    """(job id, SLURM restart count) of this workflow's train_gan job now running, if any."""
     listed = subprocess.run(
-        ["squeue", "-h", "-t", "R", "-o", "%i %k"], capture_output=True, text=True, timeout=30
+        ["squeue", "-h", "-t", "R", "-o", "%i|%k|%Z"], capture_output=True, text=True, timeout=30
     ).stdout
     for line in listed.splitlines():
-        job, _, comment = line.partition(" ")
-        if comment.strip() == "rule_train_gan":
+        job, comment, workdir = line.split("|", 2)
+        if comment.strip() == "rule_train_gan" and Path(workdir.strip()) == work:
             shown = subprocess.run(
                 ["scontrol", "show", "job", job], capture_output=True, text=True, timeout=30
             ).stdout
             restarts = re.search(r"Restarts=(\d+)", shown)
             return job, int(restarts.group(1)) if restarts else 0
     return None
+
+
+def _release_requeued(work: Path) -> None:
+    """Start this workflow's requeued jobs now: slurm-wlm 22.05 holds a requeued job for
+    120 s (measured: EligibleTime 2 min after the requeue, Reason=BeginTime).  A real
+    run pays that once per 24 h segment; here it would add minutes per cut."""
+    listed = subprocess.run(
+        ["squeue", "-h", "-t", "PD", "-o", "%i|%r|%Z"], capture_output=True, text=True, timeout=30
+    ).stdout
+    for line in listed.splitlines():
+        job, reason, workdir = line.split("|", 2)
+        if reason == "BeginTime" and Path(workdir.strip()) == work:
+            subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], timeout=30)
 
 
 def _segment_of(work: Path, job: tuple[str, int]) -> segments.Segment | None:
@@ -109,7 +124,7 @@ def _training_started(work: Path) -> bool:
 
 CUTS = (
     "startup",  # the limit ends the job before training could answer
-    "first_step",  # USR1 as soon as training began, during its first step
+    "first_step",  # USR1 as soon as the segment opened (lands within its first steps)
     "after_checkpoint",  # USR1 the moment a checkpoint landed
     "mid_step",  # USR1 a little after a checkpoint, inside a step
     *["usr1"] * 6,  # ten cut segments in a row, with the four above
@@ -155,15 +170,15 @@ def test_training_survives_every_cut_through_the_profile_and_ends_bit_identical(
     applied: list[tuple[str, tuple[str, int]]] = []
     acted_on: set[tuple[str, int]] = set()
     try:
-        while run.poll() is None and len(applied) < len(CUTS):
-            job = _running_train_job()
+        while run.poll() is None:
+            _release_requeued(work)
+            job = _running_train_job(work) if len(applied) < len(CUTS) else None
             if job is not None and job not in acted_on:
                 cut = CUTS[len(applied)]
                 if _cut(work, cut, job):
                     applied.append((cut, job))
                     acted_on.add(job)
             time.sleep(0.05)
-        run.wait(timeout=RUN_TIMEOUT_SECONDS)
     finally:
         if run.poll() is None:
             run.kill()
@@ -196,8 +211,6 @@ def test_training_survives_every_cut_through_the_profile_and_ends_bit_identical(
     # the Snakemake inside each job never retried the rule (retries: 0 there)
     slurm_logs = "".join(path.read_text(errors="replace") for _, path in submitted)
     assert "Trying to restart job" not in slurm_logs
-    training_log = (work / f"{RES}/logs/train_gan.log").read_text()
-    assert "requeued: the next segment runs as the same job" in training_log
     print(f"{len(parts)} segments, {len(submitted)} SLURM jobs, {wall:.0f} s wall")
 
 

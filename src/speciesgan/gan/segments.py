@@ -35,6 +35,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import socket
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -77,12 +78,23 @@ def ledger_path(checkpoint_dir: str | Path) -> Path:
     return Path(checkpoint_dir) / LEDGER_NAME
 
 
+def _restarts_of(job: str) -> str | None:
+    """How often SLURM requeued ``job`` (``Restarts=N``).  Asked because slurm-wlm 22.05
+    sets SLURM_RESTART_COUNT in the batch script only, not in the srun step that runs
+    training (measured), and a requeued segment must not look like its predecessor."""
+    from speciesgan.slurm_time import _run_quietly
+
+    shown = _run_quietly(["scontrol", "show", "job", job], timeout=10)
+    match = re.search(r"\bRestarts=(\d+)", shown or "")
+    return match.group(1) if match else None
+
+
 def _attempt_name() -> str:
     """How a person finds this attempt's logs: the SLURM job, else host and pid."""
     host = socket.gethostname().split(".")[0]
     job = os.environ.get("SLURM_JOB_ID")
     if job:
-        restarts = os.environ.get("SLURM_RESTART_COUNT")
+        restarts = os.environ.get("SLURM_RESTART_COUNT") or _restarts_of(job)
         requeued = f" (requeue {restarts})" if restarts and restarts != "0" else ""
         return f"SLURM job {job}{requeued} on {host}"
     return f"pid {os.getpid()} on {host}"
