@@ -36,7 +36,8 @@ def _sbatch_template(log: Path, variables: dict[str, str], *options: str) -> str
     its #SBATCH lines; returns the job id."""
     env = {**_clean_env(), "SPECIESGAN_DEVICE": "cpu", **variables}
     submitted = subprocess.run(
-        ["sbatch", "--parsable", "-t", "5", "-o", str(log), *options, str(TEMPLATE)],
+        # 10 min: the template's --signal=USR1@300 is then due 5 min in, after the test
+        ["sbatch", "--parsable", "-t", "10", "-o", str(log), *options, str(TEMPLATE)],
         env=env, capture_output=True, text=True, timeout=30, check=True,
     )  # fmt: skip
     return submitted.stdout.strip().split(";")[0]
@@ -102,7 +103,7 @@ def test_srun_two_tasks_on_one_node_train_like_one_process(
             rf"rank {rank} of 2 \(srun, local {rank} of 2 on this node\): 1 torch", output
         )
     one = pd.read_csv(single / "log.csv")
-    two = pd.read_csv(out / "log.csv")
+    two = pd.read_csv(out / "training_log.csv")
     assert two["step"].tolist() == [1, 2, 3]
     np.testing.assert_allclose(two.to_numpy(), one.to_numpy(), rtol=1e-3, atol=1e-4)
     timing = json.loads((out / "training_time.json").read_text())

@@ -640,6 +640,10 @@ def _generate_from(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["train-gan"]:
+        from speciesgan.preemption import remember_time_limit_signal
+
+        remember_time_limit_signal()
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

@@ -115,6 +115,28 @@ def job_deadline() -> float | None:
     return None
 
 
+_early_signal: str | None = None
+
+
+def _remember(signum: int, frame: FrameType | None) -> None:
+    global _early_signal
+    _early_signal = f"received {signal.Signals(signum).name}"
+
+
+def remember_time_limit_signal() -> None:
+    """Catch SIGUSR1 from the first line of a training command, before torch is imported.
+
+    SLURM sends the time-limit warning once; arriving during start-up (seconds of
+    imports and data loading) it would end Python (SIGUSR1's default action) with no
+    checkpoint and a bare "User defined signal 1", as seen with the multi-node
+    template under a short limit.  Remembered here, it stops training at its first
+    step boundary (:class:`StopRequest` picks it up).
+    """
+    with contextlib.suppress(ValueError):  # not the main thread
+        if signal.getsignal(signal.SIGUSR1) is not signal.SIG_IGN:
+            signal.signal(signal.SIGUSR1, _remember)
+
+
 class StopRequest:
     """Signal handlers + deadline, checked cheaply once per training step."""
 
@@ -124,7 +146,7 @@ class StopRequest:
         signals: tuple[int, ...] = (signal.SIGUSR1, signal.SIGTERM),
     ) -> None:
         self.margin_seconds = margin_seconds
-        self.reason: str | None = None
+        self.reason: str | None = _early_signal
         self._deadline = job_deadline()
         self._previous: dict[int, object] = {}
         for sig in signals:
