@@ -35,7 +35,12 @@ import pytest
 from speciesgan.gan import segments
 from tests.cluster_site import PROFILE_ARGS, TEST_PROFILE, write_test_site
 from tests.test_gan import write_manifest
-from tests.test_slurm import _clean_env, _submitted_jobs, slurm_cluster  # noqa: F401
+from tests.test_slurm import (  # noqa: F401 - slurm_cluster: the fixture
+    _clean_env,
+    _release_requeued,
+    _submitted_jobs,
+    slurm_cluster,
+)
 from tests.workflow import copy_workflow, snakemake
 
 RES = "results/smoke"
@@ -85,19 +90,6 @@ def _running_train_job(work: Path) -> tuple[str, int] | None:
             restarts = re.search(r"Restarts=(\d+)", shown)
             return job, int(restarts.group(1)) if restarts else 0
     return None
-
-
-def _release_requeued(work: Path) -> None:
-    """Start this workflow's requeued jobs now: slurm-wlm 22.05 holds a requeued job for
-    120 s (measured: EligibleTime 2 min after the requeue, Reason=BeginTime).  A real
-    run pays that once per 24 h segment; here it would add minutes per cut."""
-    listed = subprocess.run(
-        ["squeue", "-h", "-t", "PD", "-o", "%i|%r|%Z"], capture_output=True, text=True, timeout=30
-    ).stdout
-    for line in listed.splitlines():
-        job, reason, workdir = line.split("|", 2)
-        if reason == "BeginTime" and Path(workdir.strip()) == work:
-            subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], timeout=30)
 
 
 def _segment_of(work: Path, job: tuple[str, int]) -> segments.Segment | None:
