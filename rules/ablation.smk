@@ -24,7 +24,7 @@ rule train_gan_variant:
         f"{RESULTS}/logs/ablation_train-{{run}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/ablation_train-{{run}}.tsv"
-    retries: TRAIN_SEGMENTS - 1
+    retries: retries_outside_job(TRAIN_SEGMENTS - 1)
     threads: threads_for("train_gan_variant")
     resources:
         # as rules/gan.smk's train_gan, on one GPU
@@ -32,7 +32,10 @@ rule train_gan_variant:
         nodes=1,
         mem_mb=memory_per_attempt(12000),
         runtime=1440,
-        slurm_extra="--signal=USR1@300",
+        fatal_stop=refuse_retry_after_fatal(
+            f"{RESULTS}/ablation/runs/{{run}}/checkpoints"
+        ),
+        slurm_extra=TRAINING_SLURM_EXTRA,
     params:
         settings=lambda w: as_json(variant_gan(w.run)),
         classifier=lambda w, input: (
@@ -55,7 +58,8 @@ rule evaluate_variant:
         shards=shard_arrays(),
         classifier=f"{RESULTS}/classifier/eval/model.pt",
     output:
-        f"{RESULTS}/ablation/{{variant}}/metrics.json",
+        metrics=f"{RESULTS}/ablation/{{variant}}/metrics.json",
+        headline=f"{RESULTS}/ablation/{{variant}}/headline.json",
     log:
         f"{RESULTS}/logs/ablation_evaluate-{{variant}}.log",
     benchmark:
@@ -73,7 +77,7 @@ rule evaluate_variant:
         seed=config["seed"],
     shell:
         "speciesgan evaluate --generator {input.generator:q} --manifest {input.manifest:q}"
-        " --classifier {input.classifier:q} --out {output:q} --weights {params.weights:q}"
+        " --classifier {input.classifier:q} --out {output.metrics:q} --weights {params.weights:q}"
         " --cache-dir {params.cache:q} --seed {params.seed:q} --threads {threads:q}"
         " --settings {params.settings:q} > {log:q} 2>&1"
 

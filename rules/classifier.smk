@@ -16,11 +16,12 @@ rule train_classifier:
             category="Species classifiers",
             labels={"classifier": "{role}"},
         ),
+        headline=f"{RESULTS}/classifier/{{role}}/headline.json",
     log:
         f"{RESULTS}/logs/train_classifier-{{role}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train_classifier-{{role}}.tsv"
-    retries: 3
+    retries: retries_outside_job(3)
     threads: threads_for("train_classifier")
     resources:
         gpu=1,
@@ -28,7 +29,7 @@ rule train_classifier:
         mem_mb=memory_per_attempt(12000),
         runtime=720,
         # checkpoint at the warning before the time limit (see rules/gan.smk)
-        slurm_extra="--signal=USR1@300",
+        slurm_extra=TRAINING_SLURM_EXTRA,
     params:
         settings=as_json(config["classifier"]),
         seed=lambda w: config["seed"] + (0 if w.role == "guide" else 1000),

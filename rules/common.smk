@@ -15,6 +15,9 @@ from speciesgan.data.sources import (
     stored_name,
 )
 from speciesgan.errors import SpeciesganError
+from speciesgan.fatal import refuse_retry_after_fatal
+from speciesgan.preemption import allow_requeue_in_job
+from speciesgan.slurm_site import TRAINING_SLURM_EXTRA
 
 try:
     config.update(validate_config(config))
@@ -45,6 +48,24 @@ wildcard_constraints:
 def as_json(value):
     """Settings as canonical JSON: equal settings give an equal params string."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+# Retries of the long (checkpointed) stages belong to the Snakemake that submits
+# jobs, never to the one that runs a single job inside its allocation.  The SLURM
+# executor starts that inner Snakemake with `--mode remote` and `--retries 0`, but
+# the retries a Snakefile declares win over the flag (measured: declared 3, run 4
+# times under --retries 0), so a segment stopped by the time limit was retried
+# inside the dying job, which had no time left.  workflow.remote_exec is true only
+# in that inner Snakemake; a user's own sbatch script running `snakemake --cores`
+# is not remote, and there retrying in place is right.
+IN_SUBMITTED_JOB = workflow.remote_exec
+# there, a training segment stopped by the time limit may requeue its own SLURM job
+allow_requeue_in_job(IN_SUBMITTED_JOB)
+
+
+def retries_outside_job(retries):
+    """A rule's `retries`: the budget in the submitting Snakemake, 0 inside a job."""
+    return 0 if IN_SUBMITTED_JOB else retries
 
 
 def memory_per_attempt(base_mb):

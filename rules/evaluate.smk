@@ -19,6 +19,8 @@ rule evaluate:
             caption="../report/metrics.rst",
             category="Generation metrics",
         ),
+        # the headline figures, numbers only: the DVC metric (speciesgan.metrics.headline)
+        headline=f"{RESULTS}/eval/headline.json",
         pairs=report(
             f"{RESULTS}/eval/closest_pairs.png",
             caption="../report/closest_pairs.rst",

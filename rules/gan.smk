@@ -2,12 +2,18 @@
 # outputs, not among them: Snakemake deletes a failed job's outputs, and the
 # checkpoint is exactly what a retried (time-limited or preempted) job needs.
 #
-# Each segment of a run longer than one job's time limit is one attempt, so the
-# retry budget is the number of segments a run may take within one `snakemake`
-# call (30 x the profile's 24 h).  Generous on purpose: after two attempts in a
-# row without progress (a repeating crash, a hang killed at the limit) training
-# refuses to start, in seconds, so a broken run does not spend it
-# (speciesgan.gan.segments).  A new `snakemake` call starts a new budget.
+# A run longer than one job's time limit is trained in segments, each a new job:
+# on SLURM a segment stopped by the time limit after training some steps requeues
+# its own job (same job id, fresh limit: speciesgan.preemption); any other ending
+# (scancel, preemption's SIGTERM, a crash, a kill) fails the job, and this
+# Snakemake submits the next attempt.  The retry budget (30 x the profile's 24 h)
+# is counted here, never inside the job (retries_outside_job, rules/common.smk).
+# Generous on purpose: after two attempts in a row that crashed or died without
+# progress training refuses to start, in seconds (speciesgan.gan.segments), and
+# an error no retry can fix (no usable GPU, a bad setting, a damaged checkpoint)
+# is recorded beside the checkpoints, so the `fatal_stop` resource ends the job
+# instead of submitting it again (speciesgan.fatal).  A new `snakemake` call
+# starts a new budget.
 TRAIN_SEGMENTS = 30
 
 
@@ -30,7 +36,7 @@ rule train_gan:
         f"{RESULTS}/logs/train_gan.log",
     benchmark:
         f"{RESULTS}/benchmarks/train_gan.tsv"
-    retries: TRAIN_SEGMENTS - 1
+    retries: retries_outside_job(TRAIN_SEGMENTS - 1)
     threads: threads_for("train_gan")
     resources:
         # sbatch --gpus N --nodes=1 under the SLURM profile; train-gan starts one
@@ -41,13 +47,16 @@ rule train_gan:
         nodes=1,
         mem_mb=memory_per_attempt(12000),
         runtime=1440,  # minutes; resumed from the checkpoint if this runs out
+        # raises before a retry whose last attempt stopped on an error a retry
+        # cannot fix, ending the run with that error (speciesgan.fatal)
+        fatal_stop=refuse_retry_after_fatal(f"{RESULTS}/gan/checkpoints"),
         # --signal=USR1@300 (no "B:" prefix): five minutes before the time limit
         # SLURM sends SIGUSR1 to every process of the job step that runs the rule,
         # so the training process itself receives it, writes a checkpoint and exits
-        # with status 75; `retries` then resubmit it and training resumes.  ("B:USR1"
+        # with status 75; the next segment resumes in a new job.  ("B:USR1"
         # would signal only the batch shell.)  SLURM may send it up to a minute
         # early.  Training also reads the job's end time itself (speciesgan.slurm_time).
-        slurm_extra="--signal=USR1@300",
+        slurm_extra=TRAINING_SLURM_EXTRA,
     params:
         settings=as_json(main_gan_settings()),
         # a list of words: each is quoted on its own (`:q`)

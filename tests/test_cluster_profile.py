@@ -14,7 +14,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
+from speciesgan.slurm_site import PROJECT_SLURM_EXTRA, TIME_LIMIT_SIGNAL
 from tests.cluster_site import PROFILE_ARGS, write_test_site
 from tests.workflow import copy_workflow, downloads_folder, planned_jobs, snakemake
 
@@ -145,3 +147,80 @@ def test_misspelt_site_key_is_named(tmp_path: Path) -> None:
     )
     assert result.returncode != 0
     assert "key gpu.partiton: unknown (known: partition, qos, constraint, model)" in result.stderr
+
+
+def _site_copied_unchanged(work: Path) -> dict:
+    """slurm/site.yaml exactly as the README says to make it: a copy of the template."""
+    template = (work / "slurm" / "site.yaml.example").read_text()
+    (work / "slurm" / "site.yaml").write_text(template)
+    return yaml.safe_load(template)
+
+
+@pytest.mark.parametrize(
+    "filled",
+    [
+        {},  # unchanged: a cluster whose defaults suffice
+        {"account": "lab"},
+        {"cpu": {"partition": "cpu"}},
+        {"cpu": {"qos": "short"}, "gpu": {"constraint": "a100"}},
+        {"gpu": {"partition": "gpu"}},
+        {"gpu": {"model": "a100"}},
+        {"slurm_extra": "--mail-type=FAIL"},
+        {"rules": {"train_gan": {"runtime": 2880}}},
+    ],
+    ids=lambda filled: "+".join(filled) or "unchanged",
+)
+def test_site_template_plans_the_run_unchanged_and_partly_filled(
+    tmp_path: Path, filled: dict
+) -> None:
+    work = copy_workflow(tmp_path / "wf")
+    site = _site_copied_unchanged(work)
+    for key, value in filled.items():
+        site[key] = {**site[key], **value} if isinstance(value, dict) and site[key] else value
+    (work / "slurm" / "site.yaml").write_text(yaml.safe_dump(site, sort_keys=False))
+    result = snakemake(
+        work, "-n", "--profile", "slurm", "all", "--configfile", "configs/smoke.yaml"
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    by_rule = {rule: resources for rule, resources, _ in _dry_run_jobs(result.stdout)}
+    assert by_rule["train_gan"]["slurm_extra"].startswith("--signal=USR1@300")
+    gpu_partition = (filled.get("gpu") or {}).get("partition")
+    cpu_partition = (filled.get("cpu") or {}).get("partition")
+    assert by_rule["train_gan"].get("slurm_partition") == (gpu_partition or cpu_partition)
+    assert by_rule["extract"].get("slurm_partition") == cpu_partition
+    assert by_rule["extract"].get("slurm_account") == filled.get("account")
+
+
+def test_site_slurm_extra_adds_to_the_rules_own_flags(tmp_path: Path) -> None:
+    """A per-rule slurm_extra in the site file must not drop the time-limit signal, or
+    the job is killed at its limit without a checkpoint."""
+    work = copy_workflow(tmp_path / "wf")
+    write_test_site(
+        work / "slurm",
+        slurm_extra="--mail-type=FAIL --mail-user=me@lab.org",
+        rules={
+            "train_gan": {"slurm_extra": "--mail-type=END"},
+            "train_classifier": {"slurm_extra": "--signal=USR1@600"},  # a deliberate change
+            "sample": {"slurm_extra": "--exclusive"},
+        },
+    )
+    result = snakemake(
+        work, "-n", "--profile", "slurm", "all", "--configfile", "configs/smoke.yaml"
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    by_rule = {rule: resources for rule, resources, _ in _dry_run_jobs(result.stdout)}
+    assert by_rule["train_gan"]["slurm_extra"] == (
+        "--signal=USR1@300 --open-mode=append --mail-user=me@lab.org --mail-type=END"
+    )
+    assert by_rule["train_classifier"]["slurm_extra"] == (
+        "--open-mode=append --mail-type=FAIL --mail-user=me@lab.org --signal=USR1@600"
+    )
+    assert by_rule["sample"]["slurm_extra"] == "--mail-type=FAIL --mail-user=me@lab.org --exclusive"
+    assert by_rule["extract"]["slurm_extra"] == "--mail-type=FAIL --mail-user=me@lab.org"
+    # every rule the site module merges into declares those flags itself
+    plain = snakemake(work, "-n", "all", "--configfile", "configs/smoke.yaml", "--cores", "1")
+    declared = {rule: res.get("slurm_extra") for rule, res, _ in _dry_run_jobs(plain.stdout)}
+    for rule in set(PROJECT_SLURM_EXTRA) & set(declared):
+        assert declared[rule] == PROJECT_SLURM_EXTRA[rule], rule
+        assert declared[rule].startswith(TIME_LIMIT_SIGNAL), rule
+    assert {rule for rule, flags in declared.items() if flags} <= set(PROJECT_SLURM_EXTRA)

@@ -78,14 +78,16 @@ def test_slurm_gpu_allocation_stops_training_at_once_naming_build_and_driver(
     status = run_cli(manifest, tmp_path)
     elapsed = time.monotonic() - started
     message = capsys.readouterr().err
-    assert status == 1
+    assert status == 69  # EX_UNAVAILABLE: no retry can fix it
     assert elapsed < STAGE_FAILS_WITHIN_SECONDS
     assert (
         "no usable CUDA device for train-gan, although a GPU was requested (SLURM_GPUS_ON_NODE=1)"
         in message
     )
     assert_names_build_driver_and_fix(message)
-    assert not (tmp_path / "checkpoints").exists(), "it must not have started training"
+    # it did not start training: the checkpoint folder holds only the note that tells
+    # the workflow not to retry (speciesgan.fatal)
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["fatal.json"]
     assert not (tmp_path / "log.csv").exists()
 
 
@@ -123,7 +125,7 @@ def test_device_cuda_is_refused_by_every_stage_before_it_reads_anything(
 ) -> None:
     monkeypatch.chdir(tmp_path)  # the named inputs do not exist: the device check comes first
     argv = command.split()
-    assert main([*argv, "--device", "cuda"]) == 1
+    assert main([*argv, "--device", "cuda"]) == 69  # EX_UNAVAILABLE: a retry cannot help
     message = capsys.readouterr().err
     assert f"for {argv[0]}, although a GPU was requested (--device cuda)" in message
     assert_names_build_driver_and_fix(message)
@@ -133,9 +135,10 @@ def test_device_cuda_is_refused_by_every_stage_before_it_reads_anything(
 def test_train_gan_device_cuda_is_refused(
     manifest: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    assert run_cli(manifest, tmp_path, "--device", "cuda") == 1
+    assert run_cli(manifest, tmp_path, "--device", "cuda") == 69
     assert "for train-gan, although a GPU was requested (--device cuda)" in capsys.readouterr().err
-    assert not (tmp_path / "checkpoints").exists()
+    # nothing trained or saved: only the note that tells the workflow not to retry
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["fatal.json"]
 
 
 def test_device_cpu_trains_on_the_cpu_inside_a_gpu_job(
@@ -280,7 +283,7 @@ def test_doctor_prints_the_matrix_and_times_a_bf16_step() -> None:
 @needs_no_usable_gpu
 def test_doctor_exits_nonzero_when_slurm_gave_a_gpu_it_cannot_use() -> None:
     done = _doctor("--steps", "1", SLURM_GPUS_ON_NODE="1", SLURM_JOB_GPUS="0")
-    assert done.returncode == 1
+    assert done.returncode == 69  # EX_UNAVAILABLE
     assert "SLURM_GPUS_ON_NODE=1, SLURM_JOB_GPUS=0" in done.stdout  # the matrix still came
     assert "bf16 train step" not in done.stdout
     assert "for doctor, although a GPU was requested (SLURM_GPUS_ON_NODE=1)" in done.stderr

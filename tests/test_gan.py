@@ -584,7 +584,7 @@ def test_corrupt_checkpoint_stops_training_and_is_kept(
     damaged = last.read_bytes()[: last.stat().st_size // 2]  # a truncated copy, a disk fault
     last.write_bytes(damaged)
     (tmp_path / "cut/generator.pt").unlink()
-    assert run_cli(manifest, tmp_path / "cut") == 1
+    assert run_cli(manifest, tmp_path / "cut") == 65  # EX_DATAERR
     error = capsys.readouterr().err
     assert str(last) in error and "--restart" in error
     assert last.read_bytes() == damaged  # not overwritten, not renamed
@@ -784,7 +784,7 @@ def test_checkpoint_with_damaged_tensor_bytes_is_not_resumed(
     damaged = overwrite_tensor_bytes(last)
     torch.load(last, weights_only=True)  # still loads: only the hash can tell
     (tmp_path / "hit/generator.pt").unlink()
-    assert run_cli(manifest, tmp_path / "hit", steps=3) == 1
+    assert run_cli(manifest, tmp_path / "hit", steps=3) == 65
     error = capsys.readouterr().err
     assert str(last) in error and "content hash" in error and "--restart" in error
     assert last.read_bytes() == damaged  # kept as it is

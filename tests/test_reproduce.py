@@ -14,6 +14,7 @@ import csv
 import filecmp
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -24,12 +25,13 @@ import pytest
 import yaml
 
 from speciesgan.config import load_config
-from speciesgan.dvc_export import Export, export_dvc
+from speciesgan.dvc_export import PROFILE_ENV, Export, export_dvc, stage_snakemake_argv
 from speciesgan.dvc_remote import REMOTE_ENV, resolve_remote
 from speciesgan.dvc_sync import publish, restore
 from speciesgan.errors import SpeciesganError
 from speciesgan.snakemake_dag import read_jobs
 from speciesgan.stage_graph import downstream_closure, select_stages, upstream_closure
+from tests.cluster_site import TEST_PROFILE, write_test_site
 from tests.workflow import REPO, copy_workflow, downloads_folder, env, planned_jobs, snakemake
 
 SMOKE = ["configs/smoke.yaml"]
@@ -109,12 +111,20 @@ def test_gan_stage_mirrors_the_snakemake_job(exported: tuple[Path, dict, Export]
     ]
     assert f"{RES}/samples" in stages["smoke-sample"]["outs"]  # directory() output
     assert stages["smoke-sample"]["cmd"] == (
-        f"snakemake {RES}/samples --cores all --allowed-rules sample --configfile {PARAMS}"
+        f"speciesgan dvc-stage {RES}/samples --rule sample --configfile {PARAMS}"
     )
-    assert stages["smoke-evaluate"]["metrics"] == [f"{RES}/eval/metrics.json"]
-    assert stages["smoke-train_classifier-eval"]["metrics"] == [
-        f"{RES}/classifier/eval/metrics.json"
-    ]
+    assert stage_snakemake_argv([f"{RES}/samples"], "sample", PARAMS, {}) == [
+        "snakemake", f"{RES}/samples", "--cores", "all", "--allowed-rules", "sample",
+        "--configfile", PARAMS,
+    ]  # fmt: skip
+    # before a run there is nothing to show, and a missing metric file makes DVC warn:
+    # the headline (kept in git, cache: false) becomes a metric once it exists
+    assert "metrics" not in stages["smoke-evaluate"]
+    assert {f"{RES}/eval/headline.json": {"cache": False}} in stages["smoke-evaluate"]["outs"]
+    assert f"{RES}/eval/metrics.json" in stages["smoke-evaluate"]["outs"]
+    assert {f"{RES}/classifier/eval/headline.json": {"cache": False}} in stages[
+        "smoke-train_classifier-eval"
+    ]["outs"]
     assert "params" not in stages["smoke-report"]  # reads no config key
 
 
@@ -162,7 +172,15 @@ def test_configs_live_side_by_side_and_export_is_reproducible(tmp_path: Path) ->
     smoke = yaml.safe_load(smoke_only)
     assert {k: v for k, v in both["stages"].items() if k in smoke["stages"]} == smoke["stages"]
     assert {"demo-train_gan", "smoke-train_gan"} <= set(both["stages"])
-    assert {"smoke-gan_losses", "demo-gan_losses"} <= {next(iter(p)) for p in both["plots"]}
+    assert "plots" not in both  # no run made yet: DVC would warn about every plot
+
+    for run in ("smoke", "demo"):  # plots are declared once their files exist
+        log = work / f"results/{run}/gan/training_log.csv"
+        log.parent.mkdir(parents=True)
+        log.write_text("step,loss_d,loss_g,loss_cls\n")
+        export_dvc(work, [f"configs/{run}.yaml"])
+    both = yaml.safe_load((work / "dvc.yaml").read_text())
+    assert {"smoke-gan_losses", "demo-gan_losses"} == {next(iter(p)) for p in both["plots"]}
     assert (work / "params/demo.yaml").exists() and (work / PARAMS).exists()
 
     # re-exporting one config keeps the other's stages, and the order of exports
@@ -242,6 +260,37 @@ def test_dvc_accepts_the_generated_file(
     _dvc(copy, "init", "--no-scm", "-q")
     listed = _dvc(copy, "stage", "list", "--name-only").stdout.split()
     assert sorted(listed) == sorted(stages)
+
+
+def test_dvc_repro_runs_stages_with_the_profile_the_user_chose(
+    exported: tuple[Path, dict, Export], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``SPECIESGAN_PROFILE=slurm dvc repro`` submits like ``snakemake --profile slurm``;
+    unset, the stage runs on local cores.  (A demo archive stage: a local rule, so no
+    cluster is needed; tests/test_slurm_faults.py submits a SLURM job through DVC.)"""
+    work, stages, _ = exported
+    copy = tmp_path / "wf"
+    shutil.copytree(work, copy)
+    write_test_site(copy / "slurm")
+    _dvc(copy, "init", "--no-scm", "-q")
+    stage = next(name for name in stages if name.startswith("demo_cub-"))
+    [target] = stages[stage]["outs"][:1]
+    command = f"snakemake {target} --cores all --allowed-rules demo_cub"
+
+    monkeypatch.setenv(PROFILE_ENV, f"slurm{os.pathsep}{TEST_PROFILE}")
+    repro = _dvc(copy, "repro", stage)
+    output = repro.stdout + repro.stderr
+    profiles = f"--profile slurm --profile {TEST_PROFILE}"
+    assert f"{command} {profiles} --configfile {PARAMS} (${PROFILE_ENV})" in output
+    assert "Provided remote nodes: 50" in output  # the profile's SLURM executor and jobs
+    assert "slurm_partition=cpu" in output  # and the site's partition
+    assert (copy / target).is_file()
+
+    monkeypatch.delenv(PROFILE_ENV)
+    repro = _dvc(copy, "repro", "--force", stage)
+    output = repro.stdout + repro.stderr
+    assert f"{command} --configfile {PARAMS} (local; ${PROFILE_ENV} unset)" in output
+    assert "Provided remote nodes" not in output and "slurm_partition" not in output
 
 
 def test_bad_config_is_reported_with_its_key(tmp_path: Path) -> None:
@@ -336,7 +385,12 @@ def test_publish_clone_restore_reruns_nothing(published: Path, tmp_path: Path) -
     origin = published
     clone = tmp_path / "colleague"
     _git(tmp_path, "clone", "-q", str(origin), str(clone))
-    assert not (clone / "results").exists()
+    # git carries the headline figures only (DVC metrics, cache: false); DVC the rest
+    assert _files(clone / "results") == [
+        "smoke/classifier/eval/headline.json",
+        "smoke/classifier/guide/headline.json",
+        "smoke/eval/headline.json",
+    ]
     start = time.perf_counter()
     result = restore(clone, SMOKE)
     print(f"restore wall time: {time.perf_counter() - start:.1f} s")
@@ -386,6 +440,12 @@ def test_dvc_commands_read_the_published_run(published: Path, tmp_path: Path) ->
     """A colleague pulls only the evaluation and what it needs, then uses DVC's own views."""
     clone = tmp_path / "colleague"
     _git(tmp_path, "clone", "-q", str(published), str(clone))
+    # before any pull: the headline figures came with git, a short table, no warning
+    shown = _dvc(clone, "metrics", "show")
+    assert "failed to load" not in shown.stdout + shown.stderr, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert len(lines) == 4 and max(map(len, lines)) <= 160, shown.stdout
+    assert "fid" in lines[0].split() and f"{RES}/eval/headline.json" in shown.stdout
     start = time.perf_counter()
     _speciesgan(clone, "restore", "--configfile", *SMOKE, "--target", "evaluate")
     print(f"restore --target wall time: {time.perf_counter() - start:.1f} s")
@@ -397,14 +457,16 @@ def test_dvc_commands_read_the_published_run(published: Path, tmp_path: Path) ->
     metrics = json.loads(_dvc(clone, "metrics", "show", "--json").stdout)
     by_file = next(iter(metrics.values()))["data"]
     evaluation = json.loads((clone / RES / "eval/metrics.json").read_text())
-    assert by_file[f"{RES}/eval/metrics.json"]["data"]["fid"] == evaluation["fid"]
-    assert by_file[f"{RES}/classifier/eval/metrics.json"]["data"]["top1"] >= 0
+    headline = by_file[f"{RES}/eval/headline.json"]["data"]
+    assert headline["fid"] == pytest.approx(evaluation["fid"], rel=1e-4)
+    assert headline["kid"] == pytest.approx(evaluation["kid"]["mean"], rel=1e-4)
+    assert by_file[f"{RES}/classifier/eval/headline.json"]["data"]["top1"] >= 0
     table = _md_rows(_dvc(clone, "metrics", "show", "--md").stdout)
-    assert {"Path", "fid", "inception_score.mean", "kid.mean", "top1"} <= set(table[0])
+    assert {"Path", "fid", "is", "kid", "precision", "top1", "top5"} <= set(table[0])
     assert [row[0] for row in table[1:]] == [
-        f"{RES}/classifier/eval/metrics.json",
-        f"{RES}/classifier/guide/metrics.json",
-        f"{RES}/eval/metrics.json",
+        f"{RES}/classifier/eval/headline.json",
+        f"{RES}/classifier/guide/headline.json",
+        f"{RES}/eval/headline.json",
     ]
 
     _dvc(clone, "plots", "show", "-o", "plots")
@@ -427,4 +489,13 @@ def test_dvc_commands_read_the_published_run(published: Path, tmp_path: Path) ->
     fid = next(c for c in rows[0] if c == "fid" or c.endswith(":fid"))
     assert (rows[0]["rev"], rows[0][steps]) == ("workspace", "8")
     assert rows[1]["rev"] != "workspace" and rows[1][steps] == "6"  # the published commit
-    assert float(rows[1][fid]) == pytest.approx(evaluation["fid"])
+    assert float(rows[1][fid]) == pytest.approx(evaluation["fid"], rel=1e-4)
+
+    # a second run (8 steps instead of 6): `dvc metrics diff` says what changed
+    rerun = snakemake(clone, f"{RES}/eval/metrics.json", "--cores", "2", "--configfile", *SMOKE)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    diff = _md_rows(_dvc(clone, "metrics", "diff", "--md").stdout)
+    assert diff[0] == ["Path", "Metric", "HEAD", "workspace", "Change"]
+    changed = {(row[0], row[1]) for row in diff[1:]}
+    assert (f"{RES}/eval/headline.json", "fid") in changed, diff
+    assert all(path.endswith("/eval/headline.json") for path, _ in changed), diff

@@ -4,7 +4,8 @@ Users rely on: the training time reported for a run (``training_time.json``, rea
 by the ablation table) covering every segment, not the last job's; a run that
 Snakemake retries for as many segments as it needs; and a run that cannot get
 past a step (a repeating crash, a hang killed at the time limit) failing at once
-after two such attempts, instead of using up its retries for days.
+after two such attempts, instead of using up its retries for days; and time limits
+that fall before a step (during start-up) never counting as such a failure.
 """
 
 from __future__ import annotations
@@ -122,46 +123,62 @@ def test_training_time_sums_every_segment_and_resume_is_bit_identical(
     assert all(p["cpu_seconds"] > 0 for p in parts)
 
 
-def test_two_attempts_without_progress_stop_the_next_until_retry_is_allowed(
-    manifest: Path,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+def test_time_limits_without_progress_never_stop_the_run(
+    manifest: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A limit that falls during start-up, again and again, is no stall: the loop was alive
+    and stopped when asked.  The next job with time trains on, no ``--retry`` needed."""
     out = tmp_path / "run"
     assert train(manifest, out, steps=2) == 0  # progress: 0 -> 2
-    # a job whose time limit is already inside the stop margin cannot train a step
+    # each of these jobs starts with its time limit already inside the stop margin
     monkeypatch.setenv("SPECIESGAN_DEADLINE", str(time.time()))
-    assert train(manifest, out, steps=6) == 75
+    for _ in range(4):
+        assert train(manifest, out, steps=6) == 75
     monkeypatch.delenv("SPECIESGAN_DEADLINE")
-    assert train(manifest, out, steps=4) == 0  # progress again: 2 -> 4, the count restarts
-    monkeypatch.setenv("SPECIESGAN_DEADLINE", str(time.time()))
-    assert train(manifest, out, steps=6) == 75
-    assert train(manifest, out, steps=6) == 75
-    monkeypatch.delenv("SPECIESGAN_DEADLINE")
-    checkpoint = (out / "checkpoints" / "last.pt").read_bytes()
-    capsys.readouterr()
-
-    begun = time.monotonic()
-    assert train(manifest, out, steps=6) == 1  # even with time to spare: two stalls in a row
-    refused_in = time.monotonic() - begun
-    error = capsys.readouterr().err
-    assert "no progress past step 4" in error
-    assert f"speciesgan segments {out / 'checkpoints'} --retry" in error
-    assert refused_in < 5, f"a stalled run should stop at once, took {refused_in:.1f}s"
-    assert (out / "checkpoints" / "last.pt").read_bytes() == checkpoint
-    assert len(ledger_of(out).segments) == 5  # the refused attempt is not a segment
-
-    assert main(["segments", str(out / "checkpoints")]) == 0
-    listing = capsys.readouterr().out
-    assert listing.count("steps 4 -> 4") == 2 and "stalled" in listing
-    assert main(["segments", str(out / "checkpoints"), "--retry"]) == 0
+    assert [s.status for s in ledger_of(out).segments] == ["done"] + ["stopped"] * 4
     assert train(manifest, out, steps=6) == 0
     reference = tmp_path / "reference"
     assert train(manifest, reference, steps=6) == 0
     assert (out / "generator.pt").read_bytes() == (reference / "generator.pt").read_bytes()
-    timing = json.loads((out / "training_time.json").read_text())
-    assert timing["segments"] == 6
+
+
+def test_two_attempts_that_died_without_progress_stop_the_next_until_retry_is_allowed(
+    manifest: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    assert train(manifest, out, steps=4) == 0  # progress: 0 -> 4
+    ledger = ledger_of(out)  # two attempts that died at step 4 (a crash that repeats)
+    for job in ("SLURM job 11 on n1", "SLURM job 12 on n1"):
+        ledger.segments.append(segments.Segment(job, time.time(), 4, 4, 30.0, 30.0, "failed", "X"))
+        # a time limit that fell between them changes nothing: no evidence either way
+        ledger.segments.append(
+            segments.Segment("SLURM job 13", time.time(), 4, 4, 1.0, 1.0, "stopped")
+        )
+    segments.write_ledger(out / "checkpoints", ledger)
+    checkpoint = (out / "checkpoints" / "last.pt").read_bytes()
+    capsys.readouterr()
+
+    begun = time.monotonic()
+    assert train(manifest, out, steps=6) == 1
+    refused_in = time.monotonic() - begun
+    error = capsys.readouterr().err
+    assert "the last 2 attempts made no progress past step 4" in error
+    assert f"speciesgan segments {out / 'checkpoints'} --retry" in error
+    assert refused_in < 5, f"a stalled run should stop at once, took {refused_in:.1f}s"
+    assert (out / "checkpoints" / "last.pt").read_bytes() == checkpoint
+    assert len(ledger_of(out).segments) == 5  # the refused attempt is not a segment
+    # ... and it tells the workflow not to spend its retries on it (speciesgan.fatal)
+    assert "not training" in json.loads((out / "checkpoints" / "fatal.json").read_text())["message"]
+
+    assert main(["segments", str(out / "checkpoints")]) == 0
+    listing = capsys.readouterr().out
+    assert listing.count("steps 4 -> 4") == 4 and "stalled" in listing
+    assert main(["segments", str(out / "checkpoints"), "--retry"]) == 0
+    assert train(manifest, out, steps=6) == 0
+    assert not (out / "checkpoints" / "fatal.json").exists()
+    reference = tmp_path / "reference"
+    assert train(manifest, reference, steps=6) == 0
+    assert (out / "generator.pt").read_bytes() == (reference / "generator.pt").read_bytes()
 
 
 def _start_training(manifest: Path, out: Path) -> subprocess.Popen[bytes]:

@@ -1,21 +1,11 @@
-"""GAN training as SLURM runs it: many time-limited segments, and several ranks from srun.
+"""Multi-rank GAN training on SLURM with the shipped sbatch template, srun alone.
 
-Users rely on: a run that needs more job segments than a few finishing, resumed
-by each next job, with a generator equal bit for bit to an uninterrupted run's
-and a training time that covers every segment; and ``srun`` inside
-``sbatch --ntasks N`` training with N ranks (gloo on CPUs here) that find each
-other without MASTER_ADDR/MASTER_PORT, each with its share of the node's CPUs,
-reaching what one process reaches.
-
-The segments are cut the way SLURM cuts them: ``scancel --signal=USR1`` is what
-the profile's ``--signal=USR1@N`` sends before the time limit (one cut uses
-SIGTERM, what preemption sends).  The test signals a job once it has trained a
-step or two, so six segments fit in well under two minutes where a real
-one-minute limit would take six.  The jobs are submitted with sbatch directly,
-the way a retry resubmits them: through Snakemake's SLURM plugin each failed
-attempt adds 10 s to its status-check interval (only a success resets it), so
-six segments would take minutes of polling; tests/test_slurm.py covers the
-profile's retry once.
+Users rely on: ``slurm/train-multinode.sbatch`` (N nodes x M GPUs, one process per
+GPU started by ``srun``, no torchrun) training with N x M ranks that find each other
+without MASTER_ADDR/MASTER_PORT, each with its share of the node's CPUs, reaching
+what one process reaches.  Tested with 2 tasks on the test cluster's one node (gloo
+on CPUs).  Segments cut by time limits, preemption and scancel are tested through
+``snakemake --profile slurm`` in tests/test_slurm_faults.py.
 
 Needs the local cluster (tests/slurm/cluster.sh; SPECIESGAN_SLURM=1 to start it).
 """
@@ -25,7 +15,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -33,33 +22,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from speciesgan.gan import segments
 from speciesgan.gan.training_loop import train_gan
 from tests.test_gan import TINY, write_manifest
 from tests.test_slurm import _clean_env, slurm_cluster  # noqa: F401 - the fixture
 
 JOB_TIMEOUT_SECONDS = 120
+TEMPLATE = Path(__file__).resolve().parents[1] / "slurm" / "train-multinode.sbatch"
 ENDED = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "PREEMPTED", "OUT_OF_MEMORY"}
 
 
-def _train_command(manifest: Path, out: Path, settings: dict, threads: int) -> str:
-    return " ".join(
-        [
-            "srun", sys.executable, "-m", "speciesgan", "train-gan",
-            "--manifest", str(manifest),
-            "--out-generator", str(out / "generator.pt"), "--out-log", str(out / "log.csv"),
-            "--out-timing", str(out / "training_time.json"),
-            "--checkpoint-dir", str(out / "checkpoints"),
-            "--seed", "3", "--threads", str(threads),
-            "--settings", "'" + json.dumps(settings) + "'",
-        ]
-    )  # fmt: skip
-
-
-def _sbatch(command: str, log: Path, *options: str) -> str:
-    env = {**_clean_env(), "SPECIESGAN_DEVICE": "cpu"}
+def _sbatch_template(log: Path, variables: dict[str, str], *options: str) -> str:
+    """Submit slurm/train-multinode.sbatch as a user would, with ``options`` overriding
+    its #SBATCH lines; returns the job id."""
+    env = {**_clean_env(), "SPECIESGAN_DEVICE": "cpu", **variables}
     submitted = subprocess.run(
-        ["sbatch", "--parsable", "-t", "5", "-o", str(log), *options, "--wrap", command],
+        # 10 min: the template's --signal=USR1@300 is then due 5 min in, after the test
+        ["sbatch", "--parsable", "-t", "10", "-o", str(log), *options, str(TEMPLATE)],
         env=env, capture_output=True, text=True, timeout=30, check=True,
     )  # fmt: skip
     return submitted.stdout.strip().split(";")[0]
@@ -90,73 +68,6 @@ def _tail(log: Path) -> str:
     return log.read_text(errors="replace")[-4000:] if log.exists() else "(no job output)"
 
 
-def _segment_of(checkpoint_dir: Path, job: str) -> segments.Segment | None:
-    """This job's segment in the run's ledger, once training has begun it."""
-    try:
-        ledger = segments.read_ledger(checkpoint_dir)
-    except ValueError:
-        return None
-    if ledger is None or not ledger.segments:
-        return None
-    last = ledger.segments[-1]
-    return last if last.attempt.startswith(f"SLURM job {job} ") else None
-
-
-@pytest.mark.slow
-def test_training_cut_into_six_slurm_segments_ends_bit_identical(
-    slurm_cluster: None,  # noqa: F811 - the fixture imported above
-    tmp_path: Path,
-) -> None:
-    manifest = write_manifest(tmp_path / "data")
-    settings = {**TINY, "model": "dcgan", "steps": 100, "checkpoint_every": 1, "log_every": 10}
-    reference = tmp_path / "reference"
-    train_gan(
-        manifest, None, reference / "generator.pt", reference / "log.csv",
-        reference / "checkpoints", settings=settings, seed=3, threads=1,
-    )  # fmt: skip
-
-    out = tmp_path / "segmented"
-    cuts = ["USR1", "USR1", "TERM", "USR1", "USR1"]  # TERM: what preemption sends
-    jobs: list[tuple[str, str, int | None]] = []
-    while len(jobs) < 10:
-        log = tmp_path / f"segment-{len(jobs) + 1}.log"
-        job = _sbatch(_train_command(manifest, out, settings, threads=1), log)
-        if len(jobs) < len(cuts):
-            deadline = time.monotonic() + JOB_TIMEOUT_SECONDS
-            while True:  # signal once the job has trained two steps past where it resumed
-                segment = _segment_of(out / "checkpoints", job)
-                if segment is not None and segment.step >= segment.start_step + 2:
-                    break
-                assert _job_state(job)[0] not in ENDED, f"job {job} ended early:\n{_tail(log)}"
-                assert time.monotonic() < deadline, f"job {job} did not train:\n{_tail(log)}"
-                time.sleep(0.05)
-            signal = cuts[len(jobs)]
-            subprocess.run(["scancel", f"--signal={signal}", job], timeout=30, check=True)
-        state, code = _wait_for_end(job, log)
-        jobs.append((job, state, code))
-        if code == 0:
-            break
-        assert code == 75, f"job {job} ended {state} with {code}, not 75:\n{_tail(log)}"
-        assert "checkpoint saved" in log.read_text(), _tail(log)
-
-    assert [code for _, _, code in jobs] == [75] * 5 + [0], jobs
-    assert (out / "generator.pt").read_bytes() == (reference / "generator.pt").read_bytes()
-    assert (out / "log.csv").read_bytes() == (reference / "log.csv").read_bytes()
-    timing = json.loads((out / "training_time.json").read_text())
-    parts = timing["per_segment"]
-    assert [p["attempt"].split()[2] for p in parts] == [job for job, _, _ in jobs]
-    assert [p["status"] for p in parts] == ["stopped"] * 5 + ["done"]
-    assert "SIGTERM" in parts[2]["reason"] and "SIGUSR1" in parts[0]["reason"]
-    assert all(
-        later["start_step"] == earlier["step"]
-        for earlier, later in zip(parts, parts[1:], strict=False)
-    )
-    assert parts[-1]["step"] == 100
-    assert timing["wall_seconds"] == pytest.approx(sum(p["wall_seconds"] for p in parts), abs=0.01)
-    assert timing["cpu_seconds"] == pytest.approx(sum(p["cpu_seconds"] for p in parts), abs=0.01)
-    assert timing["wall_seconds"] > 6 * min(p["wall_seconds"] for p in parts)
-
-
 @pytest.mark.slow
 def test_srun_two_tasks_on_one_node_train_like_one_process(
     slurm_cluster: None,  # noqa: F811 - the fixture imported above
@@ -171,10 +82,18 @@ def test_srun_two_tasks_on_one_node_train_like_one_process(
         settings=settings, seed=3, threads=1,
     )  # fmt: skip
     out, log = tmp_path / "srun", tmp_path / "srun.log"
-    # --threads 2 is the job's CPUs: two tasks on a 2-CPU allocation get one thread each
-    job = _sbatch(
-        _train_command(manifest, out, settings, threads=2), log, "--ntasks=2", "--nodes=1"
-    )
+    # the template's 2 nodes x 4 GPUs, scaled to the test cluster: 2 tasks, 1 CPU each
+    # (two tasks on a 2-CPU allocation get one thread each), no GPU
+    variables = {
+        "MANIFEST": str(manifest),
+        "OUT": str(out),
+        "SETTINGS": json.dumps(settings),
+        "SEED": "3",
+    }
+    job = _sbatch_template(
+        log, variables, "--nodes=1", "--ntasks-per-node=2", "--cpus-per-task=1",
+        "--gpus-per-node=0", "--partition=cpu",
+    )  # fmt: skip
     state, code = _wait_for_end(job, log)
     output = _tail(log)
     assert code == 0, f"job {job} ended {state} with {code}:\n{output}"
@@ -184,7 +103,7 @@ def test_srun_two_tasks_on_one_node_train_like_one_process(
             rf"rank {rank} of 2 \(srun, local {rank} of 2 on this node\): 1 torch", output
         )
     one = pd.read_csv(single / "log.csv")
-    two = pd.read_csv(out / "log.csv")
+    two = pd.read_csv(out / "training_log.csv")
     assert two["step"].tolist() == [1, 2, 3]
     np.testing.assert_allclose(two.to_numpy(), one.to_numpy(), rtol=1e-3, atol=1e-4)
     timing = json.loads((out / "training_time.json").read_text())

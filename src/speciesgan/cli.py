@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -336,6 +338,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
 
     _add_dvc_commands(sub)
+    p = sub.add_parser(
+        "dvc-stage",
+        help="run one dvc.yaml stage through Snakemake (its cmd; --profile from "
+        "$SPECIESGAN_PROFILE)",
+    )
+    p.add_argument("targets", nargs="+", metavar="OUTPUT")
+    p.add_argument("--rule", required=True)
+    p.add_argument("--configfile", required=True, metavar="FILE")
     return parser
 
 
@@ -549,6 +559,14 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901 - a flat dispatch table
             from speciesgan.loss_curves import write_loss_curves
 
             write_loss_curves(args.results_dir / "gan" / "training_log.csv", args.out_loss_curves)
+    elif cmd == "dvc-stage":
+        from speciesgan.dvc_export import PROFILE_ENV, stage_snakemake_argv
+
+        argv = stage_snakemake_argv(args.targets, args.rule, args.configfile)
+        where = f" (${PROFILE_ENV})" if "--profile" in argv else f" (local; ${PROFILE_ENV} unset)"
+        print(f"speciesgan dvc-stage: {shlex.join(argv)}{where}", file=sys.stderr, flush=True)
+        # this environment's Snakemake, whatever PATH says; its exit status is the stage's
+        os.execv(sys.executable, [sys.executable, "-m", *argv])
     elif cmd == "dvc-export":
         from speciesgan.dvc_export import export_dvc
 
@@ -622,6 +640,10 @@ def _generate_from(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["train-gan"]:
+        from speciesgan.preemption import remember_time_limit_signal
+
+        remember_time_limit_signal()
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -632,20 +654,27 @@ def main(argv: list[str] | None = None) -> int:
         from speciesgan.launch import relaunch_under_torchrun
 
         relaunch_under_torchrun(args.gpus, argv)  # returns when this process is to train
+    from speciesgan import fatal
     from speciesgan.preemption import (
         EXIT_PREEMPTED,
         StageTerminated,
         TrainingInterrupted,
+        requeue_own_job,
         restore_sigterm,
         stop_stage_on_sigterm,
     )
 
+    training = args.command == "train-gan"
     previous = stop_stage_on_sigterm()
     try:
+        if training:
+            fatal.clear(args.checkpoint_dir)
         run(args)
     except SpeciesganError as exc:
         print(f"speciesgan {args.command}: error: {exc}", file=sys.stderr)
-        return 1
+        if training:  # the workflow's next attempt reads it and does not start
+            fatal.record(args.checkpoint_dir, args.command, exc)
+        return exc.exit_code
     except StageTerminated as exc:
         print(
             f"speciesgan {args.command}: stopped by {exc}; the outputs it was writing were "
@@ -658,6 +687,7 @@ def main(argv: list[str] | None = None) -> int:
             f"speciesgan {args.command}: stopped early, checkpoint saved ({exc}); rerun to resume",
             file=sys.stderr,
         )
+        print(f"speciesgan {args.command}: {requeue_own_job(exc)}", file=sys.stderr, flush=True)
         return EXIT_PREEMPTED
     finally:
         restore_sigterm(previous)

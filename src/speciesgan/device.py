@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 
 from speciesgan import cuda_env
-from speciesgan.errors import SpeciesganError
+from speciesgan.errors import ConfigError, UnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def requested_choice(option: str | None, environ: Mapping[str, str]) -> tuple[st
             return "auto", None
         source = f"{DEVICE_ENV}={value}"
     if value not in DEVICE_CHOICES:
-        raise SpeciesganError(f"{source}: the device must be one of {', '.join(DEVICE_CHOICES)}")
+        raise ConfigError(f"{source}: the device must be one of {', '.join(DEVICE_CHOICES)}")
     return value, source
 
 
@@ -125,11 +125,11 @@ def choose_device(
         reason = f"requested with {wanted_by}" if wanted_by else "no GPU requested, one found"
         return DeviceChoice(torch.device("cuda", local_rank), reason)
     if wanted_by is not None:
-        raise SpeciesganError(
+        raise UnavailableError(
             unusable_gpu_message(stage, f"a GPU was requested ({wanted_by})", problem)
         )
     if torch.cuda.is_available():
-        raise SpeciesganError(unusable_gpu_message(stage, "CUDA reports one", problem))
+        raise UnavailableError(unusable_gpu_message(stage, "CUDA reports one", problem))
     return DeviceChoice(torch.device("cpu"), f"no GPU requested, none found: {problem}")
 
 

@@ -13,9 +13,11 @@ DVC stage:
   defining the rule (a rule edit makes its stages stale, as Snakemake's code
   trigger does);
 - ``outs`` / ``metrics``: outputs, logs and benchmarks; the evaluation's and the
-  classifiers' ``metrics.json`` are ``metrics``.  ``train_gan`` also owns its
+  classifiers' ``headline.json`` (a few numbers, kept in git) are ``metrics``.  ``train_gan`` also owns its
   resume checkpoint folder, ``persist`` so ``dvc repro`` never deletes it;
-- ``cmd``: Snakemake building exactly that job's outputs from the params file.
+- ``cmd``: Snakemake building exactly that job's outputs from the params file
+  (through ``speciesgan dvc-stage``, which adds ``--profile $SPECIESGAN_PROFILE``
+  when set, so ``dvc repro`` on a cluster submits SLURM jobs).
 
 Several configs live side by side: a run is named after its ``results_dir``
 (``results/smoke`` -> ``smoke``), its stages are ``smoke-<rule>[-<wildcards>]``,
@@ -33,7 +35,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -44,6 +46,7 @@ from speciesgan.atomic import write_text
 from speciesgan.config import load_config
 from speciesgan.dvc_params import stage_params
 from speciesgan.errors import SpeciesganError
+from speciesgan.metrics.headline import HEADLINE_NAME
 from speciesgan.snakemake_dag import LIST_SEPARATOR, Job, read_jobs
 from speciesgan.workflow_source import read_workflow_source
 
@@ -61,7 +64,16 @@ job's outputs, and a failed job is when it is needed); DVC still versions it so 
 published run can be extended (more ``gan.steps``) without retraining from step 0."""
 
 METRIC_RULES = frozenset({"train_classifier", "evaluate", "evaluate_variant"})
-"""Rules whose ``metrics.json`` output is a DVC metric (``dvc metrics show``)."""
+"""Rules whose ``headline.json`` output is a DVC metric (``dvc metrics show``).
+
+Only the headline: ``metrics.json`` (everything measured, notes in prose) made
+``dvc metrics show`` one table of about 300 columns (:mod:`speciesgan.metrics.headline`).
+The headline is ``cache: false``: git keeps it (``.gitignore`` lets it through), so
+a fresh clone shows and diffs the figures before any ``dvc pull``.  A stage lists
+it under ``metrics`` only once the file exists when the block is written
+(``publish``, ``restore``, or an export after a run): DVC warns about every metric
+file it cannot find, and the block of a config that was exported but never run
+(like the demo's in this repository) would make every clone warn."""
 
 LEGACY_PARAMS_FILE = "dvc-params.yaml"
 """The per-stage params file of earlier exports; stages reading it are replaced."""
@@ -108,17 +120,46 @@ def snakemake_command(
     return command
 
 
+PROFILE_ENV = "SPECIESGAN_PROFILE"
+"""The Snakemake profile ``dvc repro`` and ``dvc exp run`` run the stages with, e.g.
+``slurm`` on a cluster: ``export SPECIESGAN_PROFILE=slurm``.  Several, separated by
+``:`` as in PATH, are given in that order (a later one overrides keys of an earlier
+one).  Unset: local cores."""
+
+
 def stage_cmd(job: Job, params_file: str) -> str:
-    """The DVC ``cmd``: Snakemake builds this job's outputs and nothing upstream.
+    """The DVC ``cmd``: ``speciesgan dvc-stage``, which runs :func:`stage_snakemake_argv`.
+
+    Not ``snakemake`` itself: the profile is the user's choice at run time (a
+    laptop, a cluster), not part of what a stage computes, so it must not be
+    written into ``dvc.yaml`` (DVC would call every stage changed when it
+    differs), and an environment variable read by a shell expression would
+    depend on the user's shell (``${VAR:+...}`` fails in csh and fish).
+    """
+    argv = ["speciesgan", "dvc-stage", *job.outputs, "--rule", job.rule]
+    return shlex.join([*argv, "--configfile", params_file])
+
+
+def stage_snakemake_argv(
+    targets: Sequence[str],
+    rule: str,
+    configfile: str,
+    environ: Mapping[str, str] | None = None,
+) -> list[str]:
+    """The Snakemake command of one DVC stage: this job's outputs and nothing upstream.
 
     ``--allowed-rules`` keeps it to this rule: DVC itself runs the stages in
     dependency order, and must not see one stage quietly rebuild another's outs.
     The params file is the whole merged config, so it is the only config needed.
+    ``$SPECIESGAN_PROFILE`` adds ``--profile``: with ``slurm`` each job is a SLURM
+    job, as under ``snakemake --profile slurm``, instead of a process on the login node.
     """
-    argv = snakemake_command(
-        job.outputs, [params_file], ["--cores", "all", "--allowed-rules", job.rule]
-    )
-    return shlex.join(argv)
+    environ = os.environ if environ is None else environ
+    extra = ["--cores", "all", "--allowed-rules", rule]
+    for profile in environ.get(PROFILE_ENV, "").split(os.pathsep):
+        if profile.strip():
+            extra += ["--profile", profile.strip()]
+    return snakemake_command(targets, [configfile], extra)
 
 
 def _is_run_job(job: Job, results_dir: str) -> bool:
@@ -131,8 +172,12 @@ def build_stages(
     config: Mapping[str, Any],
     params_file: str,
     code_deps: Mapping[str, list[str]],
+    present: Callable[[str], bool] = lambda path: False,
 ) -> tuple[dict[str, Any], dict[str, Job]]:
-    """(stage name -> dvc.yaml stage, stage name -> job) for one config's jobs."""
+    """(stage name -> dvc.yaml stage, stage name -> job) for one config's jobs.
+
+    ``present``: whether an output exists now (metric and plot files are declared
+    as such only then, see ``METRIC_RULES``)."""
     results_dir = str(config["results_dir"]).rstrip("/")
     run = run_name(results_dir)
     stages: dict[str, Any] = {}
@@ -147,7 +192,7 @@ def build_stages(
                 "make the rule's wildcard values differ in letters or digits"
             )
         by_name[name] = job
-        stages[name] = _stage(job, config, params_file, code_deps[job.rule], results_dir)
+        stages[name] = _stage(job, config, params_file, code_deps[job.rule], results_dir, present)
     return stages, by_name
 
 
@@ -157,6 +202,7 @@ def _stage(
     params_file: str,
     code_deps: list[str],
     results_dir: str,
+    present: Callable[[str], bool],
 ) -> dict[str, Any]:
     wildcards = ", ".join(f"{k}={v}" for k, v in job.wildcards.items())
     stage: dict[str, Any] = {
@@ -167,9 +213,17 @@ def _stage(
     keys = stage_params(job.rule, job.wildcards, config)
     if keys:
         stage["params"] = [{params_file: keys}]
-    is_metric = job.rule in METRIC_RULES
-    metrics = [out for out in job.outputs if is_metric and out.endswith("metrics.json")]
-    outs: list[Any] = [o for o in [*job.outputs, *job.logs, *job.benchmarks] if o not in metrics]
+    headlines = {
+        out
+        for out in job.outputs
+        if job.rule in METRIC_RULES and PurePosixPath(out).name == HEADLINE_NAME
+    }
+    metrics = [{out: {"cache": False}} for out in sorted(headlines) if present(out)]
+    outs: list[Any] = [
+        {o: {"cache": False}} if o in headlines else o
+        for o in [*job.outputs, *job.logs, *job.benchmarks]
+        if not (o in headlines and present(o))
+    ]
     if job.rule in PERSISTENT_OUTS:
         folder = PERSISTENT_OUTS[job.rule].format(results_dir=results_dir, **job.wildcards)
         outs.append({folder: {"persist": True}})
@@ -180,14 +234,22 @@ def _stage(
     return stage
 
 
-def build_plots(run: str, jobs: Mapping[str, Job]) -> list[dict[str, Any]]:
-    """Top-level plot definitions for one run, ids prefixed with the run's name."""
+def build_plots(
+    run: str, jobs: Mapping[str, Job], present: Callable[[str], bool] = lambda path: True
+) -> list[dict[str, Any]]:
+    """Top-level plot definitions for one run, ids prefixed with the run's name; only for
+    files that are ``present`` (DVC warns about a plot whose file it cannot find)."""
     by_rule: dict[str, list[Job]] = {}
     for job in jobs.values():
         by_rule.setdefault(job.rule, []).append(job)
 
     def outputs(rule: str, suffix: str) -> list[str]:
-        return [o for job in by_rule.get(rule, []) for o in job.outputs if o.endswith(suffix)]
+        return [
+            o
+            for job in by_rule.get(rule, [])
+            for o in job.outputs
+            if o.endswith(suffix) and present(o)
+        ]
 
     plots: list[dict[str, Any]] = []
     for path in outputs("train_gan", "training_log.csv"):
@@ -328,6 +390,24 @@ def _check_same_run(params_path: Path, results_dir: str) -> None:
         )
 
 
+def _read_dvc_yaml(workdir: Path) -> dict[str, Any] | None:
+    path = workdir / DVC_YAML
+    return yaml.safe_load(path.read_text()) if path.exists() else None
+
+
+def _declared_metrics_and_plots(existing: Mapping[str, Any] | None) -> set[str]:
+    """Files that ``existing`` already shows as metrics or plots (kept when re-exported)."""
+    declared: set[str] = set()
+    for stage in ((existing or {}).get("stages") or {}).values():
+        for entry in stage.get("metrics") or []:
+            declared.update(entry if isinstance(entry, dict) else [entry])
+    for plot in (existing or {}).get("plots") or []:
+        for definition in plot.values() if isinstance(plot, dict) else []:
+            y = definition.get("y") if isinstance(definition, dict) else None
+            declared.update(y or {})
+    return declared
+
+
 def load_run_config(workdir: Path, configfiles: Sequence[str]) -> dict[str, Any]:
     """The config Snakemake runs with: ``config.yaml`` here, ``configfiles`` layered over it."""
     return load_config([workdir / c for c in configfiles], base=workdir / BASE_CONFIG)
@@ -354,10 +434,18 @@ def export_dvc(
         jobs = read_jobs(workdir, configfiles)
     source = read_workflow_source(workdir)
     code_deps = {job.rule: source.code_deps(job.rule) for job in jobs if job.outputs}
-    stages, by_name = build_stages(jobs, config, params_file, code_deps)
+
+    existing = _read_dvc_yaml(workdir)
+    declared = _declared_metrics_and_plots(existing)
+
+    def present(path: str) -> bool:
+        # published before (restore exports before it pulls) or made by a run here
+        return path in declared or (workdir / path).exists()
+
+    stages, by_name = build_stages(jobs, config, params_file, code_deps, present)
     dvc_path = workdir / DVC_YAML
-    existing = yaml.safe_load(dvc_path.read_text()) if dvc_path.exists() else None
-    merged = merge_dvc_yaml(existing or {}, stages, build_plots(run, by_name), run, params_file)
+    plots = build_plots(run, by_name, present)
+    merged = merge_dvc_yaml(existing or {}, stages, plots, run, params_file)
     write_text(workdir / params_file, _params_header(results_dir, configfiles) + _dump(config))
     write_text(dvc_path, HEADER + _dump(merged))
     return Export(dvc_path, workdir / params_file, run, by_name)

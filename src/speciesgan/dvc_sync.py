@@ -36,6 +36,7 @@ from speciesgan.atomic import write_text
 from speciesgan.dvc_export import DVC_YAML, Export, export_dvc, snakemake_command
 from speciesgan.dvc_remote import resolve_remote
 from speciesgan.errors import SpeciesganError
+from speciesgan.metrics.headline import HEADLINE_NAME
 from speciesgan.stage_graph import downstream_closure, select_stages, upstream_closure
 from speciesgan.tools import run_tool
 
@@ -158,10 +159,17 @@ def publish(
         run_tool(workdir, ["dvc", "push", *_remote_args(remote_name), *targets], "dvc push")
         timings.step("dvc push", start)
     params_file = export.params_file.relative_to(workdir).as_posix()
+    # the headline metrics are cache: false: git, not the DVC remote, carries them
+    headlines = sorted(
+        out
+        for job in export.stages.values()
+        for out in job.outputs
+        if out.endswith(f"/{HEADLINE_NAME}") and (workdir / out).is_file()
+    )
     print(
         f"Published run {export.run!r} ({len(export.stages)} stages) for config "
         f"{' '.join(configfiles) or '(default)'}. Record it in git:\n"
-        f"  git add {DVC_YAML} dvc.lock {params_file} .dvcignore && "
+        f"  git add {shlex.join([DVC_YAML, 'dvc.lock', params_file, '.dvcignore', *headlines])} && "
         f"git commit -m 'Publish {export.run} results'"
     )
     _print_timings(timings)

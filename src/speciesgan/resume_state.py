@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from speciesgan.errors import SpeciesganError
+from speciesgan.errors import DataError, SpeciesganError
 
 RESTART_HINT = (
     "rerun with --restart to start from scratch (the file is then moved aside, not deleted); "
@@ -28,8 +28,10 @@ RESTART_HINT = (
 
 
 def unusable(path: Path, reason: str) -> SpeciesganError:
-    """The error for a resume file that training will neither continue nor replace."""
-    return SpeciesganError(f"{path}: {reason}. The file is kept as it is; {RESTART_HINT}")
+    """The error for a resume file that training will neither continue nor replace.
+
+    A :class:`DataError`: the same file gives the same error on every retry."""
+    return DataError(f"{path}: {reason}. The file is kept as it is; {RESTART_HINT}")
 
 
 def exception_summary(exc: BaseException) -> str:

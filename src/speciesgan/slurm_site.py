@@ -13,6 +13,7 @@ instead of sending every job to the cluster's default partition.
 from __future__ import annotations
 
 import os
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,27 @@ SECTION_KEYS = {
 }
 """Site key -> SLURM executor plugin resource (sbatch -p, --qos, -C, --gpus=MODEL:N)."""
 
-TOP_KEYS = ("account", "cpu", "gpu", "rules")
+TIME_LIMIT_SIGNAL = "--signal=USR1@300"
+"""The training rules' own sbatch flag (rules/*.smk): five minutes before the time
+limit SLURM sends SIGUSR1 to the job step, and training checkpoints and stops."""
+
+TRAINING_SLURM_EXTRA = f"{TIME_LIMIT_SIGNAL} --open-mode=append"
+"""The training rules' sbatch flags: the time-limit signal, and a SLURM log that a
+requeued job (the next segment, speciesgan.preemption) appends to instead of
+truncating, so every segment's log is kept."""
+
+PROJECT_SLURM_EXTRA = {
+    "train_classifier": TRAINING_SLURM_EXTRA,
+    "train_gan": TRAINING_SLURM_EXTRA,
+    "train_gan_variant": TRAINING_SLURM_EXTRA,
+}
+"""Each rule's ``slurm_extra`` as the rules declare it.  A ``slurm_extra`` from the
+site file is *added* to these (tests/test_cluster_profile.py checks them against
+the dry run): Snakemake's set-resources replaces a rule's value, so a site value
+given as it is would drop the time-limit signal, and the job would be killed at
+its limit without a checkpoint."""
+
+TOP_KEYS = ("account", "slurm_extra", "cpu", "gpu", "rules")
 
 Scalar = str | int | float
 
@@ -118,12 +139,37 @@ def _rules(path: Path, raw: Any) -> dict[str, dict[str, Scalar]]:
     return out
 
 
+def _options(flags: str) -> list[tuple[str, list[str]]]:
+    """``--a=1 -b 2 --c`` -> [("--a", ["--a=1"]), ("-b", ["-b", "2"]), ("--c", ["--c"])]."""
+    options: list[tuple[str, list[str]]] = []
+    for word in shlex.split(flags):
+        if word.startswith("-") or not options:
+            options.append((word.split("=", 1)[0], [word]))
+        else:  # the value of the option before it
+            options[-1][1].append(word)
+    return options
+
+
+def merge_slurm_extra(*parts: str | None) -> str:
+    """sbatch flags of several sources, in order, a later option replacing one of the same
+    name (a site's own ``--signal=USR1@600`` replaces the rule's, anything else adds)."""
+    merged: dict[str, list[str]] = {}
+    for part in parts:
+        for name, words in _options(part or ""):
+            merged.pop(name, None)
+            merged[name] = words
+    return shlex.join(word for words in merged.values() for word in words)
+
+
 def parse_site(data: Any, path: Path = SITE_FILE) -> ProfileResources:
     """Site settings (the parsed YAML) -> Snakemake resources.
 
     ``cpu`` values become every job's defaults; ``gpu`` values are set on the GPU
     rules, so a GPU value left out falls back to the ``cpu`` one (one partition for
-    both is common).  ``rules`` sets any resource of a named rule, after the rest.
+    both is common).  ``rules`` sets any resource of a named rule, after the rest,
+    except ``slurm_extra``, which is merged (:func:`merge_slurm_extra`): the rule's
+    own flags, then the top-level ``slurm_extra`` (every job), then the rule's.
+    Every value may be null or missing: an unchanged template gives no resources.
     """
     data = _mapping(path, "<top level>", data)
     for key in data:
@@ -133,10 +179,25 @@ def parse_site(data: Any, path: Path = SITE_FILE) -> ProfileResources:
     account = _scalar(path, "account", data.get("account"))
     if account is not None:
         defaults["slurm_account"] = _as_expression(account)
+    extra = _scalar(path, "slurm_extra", data.get("slurm_extra"))
+    if extra is not None:
+        defaults["slurm_extra"] = _as_expression(str(extra))
     gpu = _section(path, "gpu", data.get("gpu"))
     per_rule: dict[str, dict[str, Scalar]] = {rule: dict(gpu) for rule in GPU_RULES if gpu}
-    for rule, resources in _rules(path, data.get("rules")).items():
+    site_rules = _rules(path, data.get("rules"))
+    for rule, resources in site_rules.items():
         per_rule.setdefault(rule, {}).update(resources)
+    # slurm_extra adds up: the rule's own flags, the cluster-wide ones, the rule's site ones
+    raw_rules = _mapping(path, "rules", data.get("rules"))
+    for rule in sorted(set(PROJECT_SLURM_EXTRA) | set(site_rules)):
+        own = _mapping(path, f"rules.{rule}", raw_rules.get(rule)).get("slurm_extra")
+        own = None if own is None else str(own)
+        if extra is None and own is None:
+            continue
+        flags = merge_slurm_extra(
+            PROJECT_SLURM_EXTRA.get(rule), None if extra is None else str(extra), own
+        )
+        per_rule.setdefault(rule, {})["slurm_extra"] = _as_expression(flags)
     return ProfileResources(defaults, {rule: res for rule, res in per_rule.items() if res})
 
 

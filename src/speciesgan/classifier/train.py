@@ -52,6 +52,7 @@ from speciesgan.data.dataset import CropSet, load_split
 from speciesgan.device import select_device
 from speciesgan.errors import SpeciesganError
 from speciesgan.metrics.frequency_bins import accuracy_by_bin
+from speciesgan.metrics.headline import classifier_headline, write_headline
 from speciesgan.preemption import StopRequest, TrainingInterrupted
 from speciesgan.progress import progress
 from speciesgan.resume_state import (
@@ -637,6 +638,7 @@ def train_classifier(
     metrics = final_metrics(test_logits, test, num_train, cfg, info, state.history, counts)
     save_classifier(out_model, model, train.species, image_size, info)
     write_json(out_metrics, metrics)
+    write_headline(out_metrics, classifier_headline(metrics))
     resume_file.unlink(missing_ok=True)
     log.info(
         "classifier: test top-1 %.3f, top-5 %.3f -> %s", metrics["top1"], metrics["top5"], out_model

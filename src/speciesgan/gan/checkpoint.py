@@ -48,7 +48,7 @@ from torch import nn
 from speciesgan.atomic import atomic_open
 from speciesgan.content_hash import seal_problem, sealed
 from speciesgan.data.dataset import shard_hashes
-from speciesgan.errors import SpeciesganError
+from speciesgan.errors import ConfigError, SpeciesganError
 from speciesgan.resume_state import (
     RESTART_HINT,
     canonical,
@@ -220,7 +220,7 @@ def checkpoint_to_resume(
             )
         return None
     if int(payload["step"]) > steps:
-        raise SpeciesganError(
+        raise ConfigError(
             f"{path}: this checkpoint is at step {int(payload['step'])}, past "
             f"gan.steps={steps}. Continuing it cannot give a {steps}-step run and starting "
             f"over would overwrite the longer one, so nothing was changed. Set gan.steps to "

@@ -12,11 +12,18 @@ outlives each segment, kept in ``checkpoint_dir/segments.json`` (the *ledger*):
   ones included (up to their last checkpoint).
 * **Progress.**  Training needs a retry budget large enough for any number of
   segments, which is only safe if an attempt that cannot advance ends the loop:
-  a crash that repeats at the same step, a hang that the time limit kills, a stop
-  margin longer than the job itself.  After ``STALL_LIMIT`` attempts in a row
-  that ended without moving the checkpoint past their first step, the next
-  attempt refuses to train (in seconds, before loading data) and says why;
-  ``speciesgan segments DIR --retry`` allows it again once the cause is fixed.
+  a crash that repeats at the same step, a hang that the time limit kills.
+  Progress is judged across jobs, by the steps the checkpoint gained: after
+  ``STALL_LIMIT`` attempts in a row that *crashed or died* without moving the
+  checkpoint past their first step, the next attempt refuses to train (in
+  seconds, before loading data) and says why; ``speciesgan segments DIR --retry``
+  allows it again once the cause is fixed.  An attempt that *stopped* when asked
+  (the time-limit signal, the job's end time, preemption) is no evidence either
+  way, even without a step: its loop was alive and answering, and the limit
+  merely fell during its start-up or first step.  Such segments are skipped, so
+  ordinary time limits never need a ``--retry`` (before this rule, a job started
+  60 s before its limit with a 120 s stop margin stopped twice at step 0 and
+  the run refused to go on until a person ran ``--retry``).
 
 The ledger sits beside ``last.pt``, not inside it: timings differ between an
 interrupted and an uninterrupted run, and checkpoints must stay byte-identical.
@@ -28,6 +35,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import socket
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -58,15 +66,27 @@ RUNNING, STOPPED, FAILED, KILLED, CANCELLED, DONE = (
     "cancelled",
     "done",
 )
-STALLING = frozenset({STOPPED, FAILED, KILLED})
+STALLING = frozenset({FAILED, KILLED})
 """Endings that count towards a stall when the segment made no progress.
 
-``cancelled`` (Ctrl-C at a terminal) is a person's decision, not a fault;
-``done`` reached ``gan.steps``."""
+``stopped`` (a stop request honoured: time limit, preemption) is no fault and
+is passed over (see :meth:`Ledger.stalled_tail`); ``cancelled`` (Ctrl-C at a
+terminal) is a person's decision; ``done`` reached ``gan.steps``."""
 
 
 def ledger_path(checkpoint_dir: str | Path) -> Path:
     return Path(checkpoint_dir) / LEDGER_NAME
+
+
+def _restarts_of(job: str) -> str | None:
+    """How often SLURM requeued ``job`` (``Restarts=N``).  Asked because slurm-wlm 22.05
+    sets SLURM_RESTART_COUNT in the batch script only, not in the srun step that runs
+    training (measured), and a requeued segment must not look like its predecessor."""
+    from speciesgan.slurm_time import _run_quietly
+
+    shown = _run_quietly(["scontrol", "show", "job", job], timeout=10)
+    match = re.search(r"\bRestarts=(\d+)", shown or "")
+    return match.group(1) if match else None
 
 
 def _attempt_name() -> str:
@@ -74,7 +94,7 @@ def _attempt_name() -> str:
     host = socket.gethostname().split(".")[0]
     job = os.environ.get("SLURM_JOB_ID")
     if job:
-        restarts = os.environ.get("SLURM_RESTART_COUNT")
+        restarts = os.environ.get("SLURM_RESTART_COUNT") or _restarts_of(job)
         requeued = f" (requeue {restarts})" if restarts and restarts != "0" else ""
         return f"SLURM job {job}{requeued} on {host}"
     return f"pid {os.getpid()} on {host}"
@@ -133,9 +153,12 @@ class Ledger:
     retry_from: int = 0  # segments before this index are not counted towards a stall
 
     def stalled_tail(self) -> list[Segment]:
-        """The trailing segments (since ``retry_from``) that ended without progress."""
+        """The trailing segments (since ``retry_from``) that crashed or died without
+        progress; segments stopped on request without progress are passed over."""
         tail: list[Segment] = []
         for segment in reversed(self.segments[self.retry_from :]):
+            if segment.status == STOPPED and not segment.progressed:
+                continue
             if not segment.stalled:
                 break
             tail.append(segment)

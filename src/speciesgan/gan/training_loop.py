@@ -45,7 +45,7 @@ from speciesgan.atomic import atomic_open
 from speciesgan.data.balanced import SpeciesIndex, check_sampling, identity_settings
 from speciesgan.data.dataset import MappedSplit, open_split
 from speciesgan.device import select_device
-from speciesgan.errors import SpeciesganError
+from speciesgan.errors import ConfigError, SpeciesganError
 from speciesgan.gan import checkpoint as ckpt
 from speciesgan.gan import segments
 from speciesgan.gan.augment import diff_augment, parse_policy
@@ -109,7 +109,7 @@ def resolve_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
     """Settings with defaults filled in; unknown keys and bad values are user errors."""
     unknown = sorted(set(settings) - set(DEFAULTS))
     if unknown:
-        raise SpeciesganError(
+        raise ConfigError(
             f"unknown gan setting(s): {', '.join(unknown)} (known: {', '.join(DEFAULTS)})"
         )
     resolved = {**DEFAULTS, **settings}
@@ -117,21 +117,17 @@ def resolve_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
     check_sampling(resolved["sampling"], "gan.sampling")
     parse_policy(resolved["diffaugment"])
     if resolved["precision"] not in ("fp32", "bf16"):
-        raise SpeciesganError(
-            f"gan.precision must be 'fp32' or 'bf16', got {resolved['precision']!r}"
-        )
+        raise ConfigError(f"gan.precision must be 'fp32' or 'bf16', got {resolved['precision']!r}")
     for key in ("steps", "batch_size", "d_steps", "checkpoint_every", "log_every"):
         if int(resolved[key]) < 1:
-            raise SpeciesganError(f"gan.{key} must be at least 1, got {resolved[key]}")
+            raise ConfigError(f"gan.{key} must be at least 1, got {resolved[key]}")
     if float(resolved["species_loss_weight"]) > 0 and resolved["model"] != "projected":
-        raise SpeciesganError(
+        raise ConfigError(
             "gan.species_loss_weight needs gan.model: projected (the discriminator with a"
             f" species head), got model {resolved['model']!r}"
         )
     if int(resolved["snapshot_every"]) < 0:
-        raise SpeciesganError(
-            f"gan.snapshot_every must be 0 or more, got {resolved['snapshot_every']}"
-        )
+        raise ConfigError(f"gan.snapshot_every must be 0 or more, got {resolved['snapshot_every']}")
     return resolved
 
 
@@ -684,7 +680,9 @@ def _run_steps(
                     "stopping at step %d (%s); checkpoint saved, rerun to resume", step, stop.reason
                 )
                 raise TrainingInterrupted(
-                    f"stopped at step {step}: {stop.reason or 'another rank stopped'}"
+                    f"stopped at step {step}: {stop.reason or 'another rank stopped'}",
+                    reason=stop.reason,
+                    progressed=step > start,
                 )
             values = trainer.step(step)
             step += 1

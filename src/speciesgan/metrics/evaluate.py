@@ -35,6 +35,7 @@ from speciesgan.metrics.fid import (
 from speciesgan.metrics.floors import FLOOR_NOTE, rows_like
 from speciesgan.metrics.frequency_bins import accuracy_by_bin
 from speciesgan.metrics.generated import GeneratedOutputs, generated_outputs, regenerate
+from speciesgan.metrics.headline import evaluation_headline, write_headline
 from speciesgan.metrics.id_ood import OOD_SPLIT, id_ood_metrics
 from speciesgan.metrics.inception import InceptionNet, inception_space, load_inception
 from speciesgan.metrics.inception_score import inception_score
@@ -628,3 +629,4 @@ def evaluate(
             pairs_png = np.full((8, 8, 3), 255, dtype=np.uint8)
         save_png(pairs_png, Path(out_pairs))
     write_json(out, result)
+    write_headline(out, evaluation_headline(result))

@@ -1,0 +1,73 @@
+"""The headline figures of a run, numbers only, for ``dvc metrics show`` and ``dvc metrics diff``.
+
+``metrics.json`` holds everything a stage measured -- per-species tables, curves
+over training steps, notes in prose that say why a figure is missing -- and the
+report, the studio and the benchmarks read it.  Given to DVC as a metric, that
+file became one table of about 300 columns with lines of up to 6,645 characters.
+So each stage that writes a ``metrics.json`` also writes ``headline.json`` beside
+it: a few finite numbers under short names, which DVC shows as a table that fits
+160 columns and diffs between runs.  Its figures are copies, never computed
+here: the two files cannot disagree.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from speciesgan.atomic import write_json
+
+HEADLINE_NAME = "headline.json"
+
+
+def headline_path(metrics_path: str | Path) -> Path:
+    """``.../metrics.json`` -> ``.../headline.json`` (the rules declare both)."""
+    return Path(metrics_path).with_name(HEADLINE_NAME)
+
+
+def _number(value: Any) -> float | None:
+    """A finite number, the ``mean`` of a ``{mean, std}`` entry, or None (left out)."""
+    if isinstance(value, Mapping):
+        value = value.get("mean")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    # five significant digits: what a comparison needs, and short table columns
+    return float(f"{value:.5g}") if math.isfinite(value) else None
+
+
+def _numbers(pairs: Mapping[str, Any]) -> dict[str, float]:
+    return {key: number for key, value in pairs.items() if (number := _number(value)) is not None}
+
+
+def evaluation_headline(result: Mapping[str, Any]) -> dict[str, float]:
+    """FID, KID, IS, intra-class FID, the four fidelity/diversity figures and CAS top-1."""
+    fidelity = result.get("fidelity_diversity") or {}
+    cas = result.get("cas") or {}
+    return _numbers(
+        {
+            "fid": result.get("fid"),
+            "kid": result.get("kid"),
+            "is": result.get("inception_score"),
+            "intra_fid": result.get("intra_class_fid"),
+            "fd_dinov2": result.get("fd_dinov2"),
+            "precision": fidelity.get("precision"),
+            "recall": fidelity.get("recall"),
+            "density": fidelity.get("density"),
+            "coverage": fidelity.get("coverage"),
+            "cas_top1": cas.get("top1") if isinstance(cas, Mapping) else None,
+        }
+    )
+
+
+def classifier_headline(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """Test top-1 and top-5 accuracy of a species classifier."""
+    return _numbers({"top1": metrics.get("top1"), "top5": metrics.get("top5")})
+
+
+def write_headline(metrics_path: str | Path, headline: Mapping[str, float]) -> Path:
+    """Write ``headline.json`` beside ``metrics_path``; returns its path."""
+    path = headline_path(metrics_path)
+    write_json(path, dict(headline))
+    return path
