@@ -339,6 +339,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_dvc_commands(sub)
     p = sub.add_parser(
+        "headline",
+        help="write headline.json beside existing metrics.json files (runs made before it)",
+    )
+    p.add_argument("metrics", nargs="+", type=Path, metavar="METRICS_JSON")
+    p = sub.add_parser(
         "dvc-stage",
         help="run one dvc.yaml stage through Snakemake (its cmd; --profile from "
         "$SPECIESGAN_PROFILE)",
@@ -559,6 +564,11 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901 - a flat dispatch table
             from speciesgan.loss_curves import write_loss_curves
 
             write_loss_curves(args.results_dir / "gan" / "training_log.csv", args.out_loss_curves)
+    elif cmd == "headline":
+        from speciesgan.metrics.headline import headline_from_metrics_file
+
+        for path in args.metrics:
+            print(f"wrote {headline_from_metrics_file(path)}")
     elif cmd == "dvc-stage":
         from speciesgan.dvc_export import PROFILE_ENV, stage_snakemake_argv
 

@@ -71,3 +71,22 @@ def write_headline(metrics_path: str | Path, headline: Mapping[str, float]) -> P
     path = headline_path(metrics_path)
     write_json(path, dict(headline))
     return path
+
+
+def headline_from_metrics_file(metrics_path: str | Path) -> Path:
+    """Write ``headline.json`` for an existing ``metrics.json`` (a run made before the
+    headline existed), so Snakemake does not retrain to make the new output: a
+    classifier's has ``top1``, an evaluation's ``fid``."""
+    import json
+
+    from speciesgan.errors import DataError
+
+    path = Path(metrics_path)
+    try:
+        metrics = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable metrics.json ({exc})") from None
+    if not isinstance(metrics, Mapping) or not ({"top1", "fid"} & set(metrics)):
+        raise DataError(f"{path}: neither a classifier's (top1) nor an evaluation's (fid) metrics")
+    headline = classifier_headline(metrics) if "top1" in metrics else evaluation_headline(metrics)
+    return write_headline(path, headline)
