@@ -340,11 +340,14 @@ def test_slurm_gpu_job_fails_within_a_minute_instead_of_training_on_the_cpu(
     shown, waited = _wait_for_job(job_id, timeout=2 * STAGE_FAILS_WITHIN_SECONDS)
     log_text = job_log.read_text()
     assert re.search(r"gres[/:]gpu[:=]1\b", shown), shown  # the job was given the (fake) GPU
-    assert "JobState=FAILED" in shown and "ExitCode=1:0" in shown, shown
+    # EX_UNAVAILABLE (69): a retry cannot fix it (speciesgan.fatal)
+    assert "JobState=FAILED" in shown and "ExitCode=69:0" in shown, shown
     assert waited < STAGE_FAILS_WITHIN_SECONDS, f"took {waited:.0f}s:\n{log_text}"
     assert "for train-gan, although a GPU was requested (SLURM_GPUS_ON_NODE=1)" in log_text
     assert_names_build_driver_and_fix(log_text)
-    assert not (out / "checkpoints").exists(), "a checkpoint means it trained on the CPU"
+    # no checkpoint (which would mean it trained on the CPU): only the note that tells the
+    # workflow not to retry
+    assert [p.name for p in (out / "checkpoints").iterdir()] == ["fatal.json"]
     assert not (out / "log.csv").exists() and not (out / "generator.pt").exists()
 
 
