@@ -5,7 +5,7 @@
 # torchvision 0.29.1 from PyPI, CUDA 13 builds), installed only when torch is missing;
 # an existing torch in the venv is kept.  CUDA 13 needs NVIDIA driver >= 580 and has no
 # kernels for P100/V100.  For an older driver or GPU choose a build from PyTorch's index
-# (README.md, "GPU builds and drivers"):
+# (docs/cluster.md, "GPU builds and drivers"):
 #
 #   TORCH_INDEX_URL=https://download.pytorch.org/whl/cu126 bash scripts/setup.sh
 #   TORCH_INDEX_URL=https://download.pytorch.org/whl/cu118 TORCH_VERSION=2.7.1 \

@@ -150,7 +150,7 @@ def test_misspelt_site_key_is_named(tmp_path: Path) -> None:
 
 
 def _site_copied_unchanged(work: Path) -> dict:
-    """slurm/site.yaml exactly as the README says to make it: a copy of the template."""
+    """slurm/site.yaml exactly as docs/cluster.md and the README say to make it: a copy of the template."""
     template = (work / "slurm" / "site.yaml.example").read_text()
     (work / "slurm" / "site.yaml").write_text(template)
     return yaml.safe_load(template)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 def test_headline_files_for_runs_made_before_them(tmp_path: Path) -> None:
     """`speciesgan headline` writes the new output from an existing metrics.json, so a run
-    made before it need not be retrained to get one (README, DVC section)."""
+    made before it need not be retrained to get one (docs/dvc.md)."""
     from speciesgan.cli import main
 
     evaluation = tmp_path / "eval" / "metrics.json"

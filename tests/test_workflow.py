@@ -25,7 +25,7 @@ SMOKE = ("--configfile", "configs/smoke.yaml")
 
 
 def test_no_rule_asks_for_a_conda_environment() -> None:
-    """Rules run in the workflow's venv (README, "Software environment"): a ``conda:``
+    """Rules run in the workflow's venv (docs/cluster.md, "Software environment"): a ``conda:``
     directive would name an env file that does not exist and fail the job's metadata write."""
     repo = Path(__file__).resolve().parents[1]
     for path in [repo / "Snakefile", *sorted((repo / "rules").glob("*.smk"))]:

@@ -355,7 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_dvc_commands(sub: argparse._SubParsersAction) -> None:
-    """Versioning with DVC (see the README's DVC section); all run in the repository root."""
+    """Versioning with DVC (see docs/dvc.md); all run in the repository root."""
     helps = {
         "dvc-export": "write this config's stages in dvc.yaml and params/<run>.yaml",
         "publish": "commit an up-to-date run's outputs to DVC and push them",

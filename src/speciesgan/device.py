@@ -44,7 +44,7 @@ SLURM_GPU_VARIABLES = SLURM_GPU_COUNTS + SLURM_GPU_INDICES
 
 HOW_TO_FIX = (
     "Install a torch build that matches the driver (scripts/setup.sh with TORCH_INDEX_URL; "
-    'see README.md, "GPU builds and drivers"), check it with `speciesgan doctor`, '
+    'see docs/cluster.md, "GPU builds and drivers"), check it with `speciesgan doctor`, '
     "or pass --device cpu (SPECIESGAN_DEVICE=cpu) to run on the CPU on purpose."
 )
 

@@ -208,7 +208,7 @@ def profile_resources(path: Path | None = None) -> ProfileResources:
         named_by = f" (named by ${SITE_ENV})" if os.environ.get(SITE_ENV) else ""
         raise SpeciesganError(
             f"{path}{named_by} not found: copy slurm/site.yaml.example to slurm/site.yaml and "
-            "fill in your cluster's account and partitions (README.md, 'Running on a SLURM "
+            "fill in your cluster's account and partitions (docs/cluster.md, 'Running on a SLURM "
             "cluster')"
         )
     try:
