@@ -173,10 +173,7 @@ def atomic_path(target: str | os.PathLike[str], suffix: str | None = None) -> It
         except OSError:
             written = 0
         with contextlib.suppress(FileNotFoundError):
-            if tmp.is_dir():
-                shutil.rmtree(tmp)
-            else:
-                tmp.unlink()
+            tmp.unlink()
         message = disk_full_message(target, exc, written)
         if message:
             raise SpeciesganError(message) from exc

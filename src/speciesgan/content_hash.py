@@ -14,13 +14,10 @@ byte-identical across resumed and uninterrupted runs).
 from __future__ import annotations
 
 import hashlib
-import logging
 from collections.abc import Mapping
 from typing import Any
 
 import torch
-
-log = logging.getLogger(__name__)
 
 CONTENT_HASH_KEY = "content_sha256"
 

@@ -18,7 +18,6 @@ three species (for two, the same formula as ``generate --mix``).
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import math
@@ -40,6 +39,7 @@ from speciesgan.atomic import atomic_open
 from speciesgan.errors import SpeciesganError
 from speciesgan.names import slugify
 from speciesgan.sample import latents, quantize
+from speciesgan.weights import file_sha256  # the generator's identity in every record
 
 RECORD_FORMAT = "speciesgan-picture"
 RECORD_VERSION = 1
@@ -66,15 +66,6 @@ class Picture:
     index: int
     step_seed: int | None = None
     step_size: float = 0.0
-
-
-def file_sha256(path: str | Path) -> str:
-    """SHA-256 of a file's bytes: the generator's identity in every record."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def picture_latent(z_dim: int, picture: Picture) -> torch.Tensor:
