@@ -1,7 +1,9 @@
 # Species classifiers.  Two are trained from the same crops with different seeds:
 # "guide" feeds the GAN's classifier loss term, "eval" scores generated images.
 # Scoring with the classifier the generator was trained against would reward
-# adversarial features rather than recognisable species.
+# adversarial features rather than recognisable species.  A third, "judge", is a
+# small CNN trained from scratch (config `judge`): it shares nothing with the
+# discriminator's ImageNet features (speciesgan.classifier.judge).
 
 
 rule train_classifier:
@@ -31,8 +33,8 @@ rule train_classifier:
         # checkpoint at the warning before the time limit (see rules/gan.smk)
         slurm_extra=TRAINING_SLURM_EXTRA,
     params:
-        settings=as_json(config["classifier"]),
-        seed=lambda w: config["seed"] + (0 if w.role == "guide" else 1000),
+        settings=lambda w: as_json(classifier_settings(w.role)),
+        seed=lambda w: config["seed"] + CLASSIFIER_SEED_OFFSETS[w.role],
     shell:
         "speciesgan train-classifier --manifest {input.manifest:q} --out-model {output.model:q}"
         " --out-metrics {output.metrics:q} --seed {params.seed:q} --threads {threads:q}"

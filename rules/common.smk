@@ -5,6 +5,7 @@ import json
 import os
 import re
 
+from speciesgan.classifier.judge import judge_classifier_settings
 from speciesgan.config import demo_key, demo_key_pattern, validate_config
 from speciesgan.data.sources import (
     FILES_BY_FORMAT,
@@ -42,7 +43,7 @@ wildcard_constraints:
     key=demo_key_pattern(),
     archive="[^/]+",
     shard="[0-9]{3}",
-    role="guide|eval",
+    role="guide|eval|judge",
 
 
 def as_json(value):
@@ -187,7 +188,18 @@ def classifier_roles():
         variant_gan(name).get("classifier_loss_weight", 0.1) > 0
         for name in ablation_variants()
     )
-    return ["guide", "eval"] if guide_needed else ["eval"]
+    roles = ["guide", "eval"] if guide_needed else ["eval"]
+    return roles + ["judge"]
+
+
+def classifier_settings(role):
+    """The training settings of one classifier role: the judge has its own recipe."""
+    if role == "judge":
+        return judge_classifier_settings(config["judge"])
+    return config["classifier"]
+
+
+CLASSIFIER_SEED_OFFSETS = {"guide": 0, "eval": 1000, "judge": 2000}
 
 
 # ---------------------------------------------------------------- ablation

@@ -32,6 +32,8 @@ rule train_gan:
         snapshots=f"{RESULTS}/gan/snapshots.pt",
         # wall and CPU seconds of every segment: the benchmark file has the last one only
         timing=f"{RESULTS}/gan/training_time.json",
+        # the snapshot selection's rule, every score and the step exported
+        selection=f"{RESULTS}/gan/selection.json",
     log:
         f"{RESULTS}/logs/train_gan.log",
     benchmark:
@@ -69,6 +71,7 @@ rule train_gan:
         "speciesgan train-gan --gpus {resources.gpu:q} --manifest {input.manifest:q}"
         " {params.classifier:q} --out-generator {output.generator:q} --out-log {output.log:q}"
         " --out-snapshots {output.snapshots:q} --out-timing {output.timing:q}"
+        " --out-selection {output.selection:q}"
         " --checkpoint-dir {params.checkpoints:q} --seed {params.seed:q} --threads {threads:q}"
         " --settings {params.settings:q} >> {log:q} 2>&1"
 

@@ -184,6 +184,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="JSON with the wall and CPU seconds of the whole run, summed over its job segments",
     )
     p.add_argument(
+        "--out-selection",
+        type=Path,
+        default=None,
+        help="JSON with the snapshot selection rule, every snapshot's score and the step "
+        "exported (gan.select_every)",
+    )
+    p.add_argument(
         "--gpus",
         type=int,
         default=1,
@@ -469,6 +476,7 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901 - a flat dispatch table
         )
     elif cmd == "train-gan":
         from speciesgan.gan.training_loop import train_gan
+        from speciesgan.metrics.selection import snapshot_judge
 
         train_gan(
             args.manifest,
@@ -483,6 +491,8 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901 - a flat dispatch table
             restart=args.restart,
             device=args.device,
             out_timing=args.out_timing,
+            scorer=snapshot_judge(args.settings, args.seed),
+            out_selection=args.out_selection,
         )
     elif cmd == "segments":
         from speciesgan.gan import segments

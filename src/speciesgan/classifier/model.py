@@ -44,13 +44,16 @@ from speciesgan.weights import (
 
 log = logging.getLogger(__name__)
 
-ARCHS = ("efficientnet_b0", "efficientnet_lite0")
+ARCHS = ("efficientnet_b0", "efficientnet_lite0", "small_cnn")
+SCRATCH_ONLY = ("small_cnn",)
+"""Archs without pretrained weights: the independent judge shares nothing with ImageNet."""
 PRETRAINED_CHOICES = ("imagenet", "none")
 # Input normalisation per arch, applied to [0, 1] pixels: torchvision's B0 was
 # trained on ImageNet mean/std, TF-Lite's Lite0 on (x - 127) / 128, i.e. [-1, 1].
 NORMALISATION = {
     "efficientnet_b0": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
     "efficientnet_lite0": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+    "small_cnn": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
 }
 B0_URL = "https://download.pytorch.org/models/" + EFFICIENTNET_B0_FILE
 B0_HASH_PREFIX = EFFICIENTNET_B0_FILE.rsplit("-", 1)[1].split(".")[0]
@@ -77,8 +80,44 @@ def _new_head(in_features: int, num_classes: int) -> nn.Linear:
     return head
 
 
+class SmallCNN(nn.Module):
+    """A plain VGG-style network for the independent judge, trained from scratch.
+
+    Four stages of two 3x3 convolutions with batch norm (16 to 128 channels),
+    each halving the map, then global average pooling and a linear layer.  It
+    shares no weights, features or pretraining with the GAN's discriminator (which
+    reads ImageNet EfficientNet-Lite0 features), so a generator cannot have been
+    trained to fool it.
+    """
+
+    WIDTHS = (16, 32, 64, 128)
+
+    def __init__(self, num_classes: int, dropout: float = 0.3) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels = 3
+        for width in self.WIDTHS:
+            for _ in range(2):
+                layers += [
+                    nn.Conv2d(channels, width, 3, padding=1, bias=False),
+                    nn.BatchNorm2d(width),
+                    nn.ReLU(inplace=True),
+                ]
+                channels = width
+            layers.append(nn.MaxPool2d(2))
+        self.features = nn.Sequential(*layers)
+        self.dropout = nn.Dropout(dropout)
+        self.head = _new_head(channels, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pooled = self.features(x).mean(dim=(2, 3))
+        return self.head(self.dropout(pooled))
+
+
 def empty_network(arch: str, num_classes: int) -> nn.Module:
     """The architecture with a ``num_classes`` head and random weights."""
+    if arch == "small_cnn":
+        return SmallCNN(num_classes)
     if arch == "efficientnet_b0":
         network = efficientnet_b0(weights=None, num_classes=num_classes)
         network.classifier[-1] = _new_head(network.classifier[-1].in_features, num_classes)
@@ -199,6 +238,10 @@ def build_classifier_network(
     if pretrained not in PRETRAINED_CHOICES:
         raise SpeciesganError(
             f"classifier.pretrained must be one of {PRETRAINED_CHOICES}, got {pretrained!r}"
+        )
+    if arch in SCRATCH_ONLY and pretrained != "none":
+        raise SpeciesganError(
+            f"classifier.arch {arch!r} has no pretrained weights: set pretrained: none"
         )
     if pretrained == "none":
         return empty_network(arch, num_classes), {

@@ -480,6 +480,7 @@ def _discriminator(
             channels,
             None if input_size is None else int(input_size),
             spectral_init=spectral_init(settings),
+            species_twin=bool(settings.get("species_twin", False)),
         )
     init = {} if name == "dcgan" else {"spectral_init": spectral_init(settings)}  # dcgan: no SN
     return DISCRIMINATORS[name](

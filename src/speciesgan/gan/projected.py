@@ -76,7 +76,13 @@ class ScaleHead(nn.Module):
     """Strided SN convs from one feature map down to <= 4x4, then score + species projection."""
 
     def __init__(
-        self, in_ch: int, size: int, channels: int, num_classes: int, spectral_init: str = "torch"
+        self,
+        in_ch: int,
+        size: int,
+        channels: int,
+        num_classes: int,
+        spectral_init: str = "torch",
+        logit_sets: int = 1,
     ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
@@ -92,7 +98,7 @@ class ScaleHead(nn.Module):
         self.score = spectral_norm(nn.Linear(channels, 1))
         self.embedding = SpeciesEmbedding(num_classes, channels)
         self.embedding.table = spectral_norm(self.embedding.table)
-        self.species_logits = nn.Linear(channels, num_classes)
+        self.species_logits = nn.Linear(channels, num_classes * logit_sets)
         if spectral_init == "orthogonal":  # every SN layer starts at gain 1
             orthogonal_init(self, spectral_init)
 
@@ -120,8 +126,11 @@ class ProjectedDiscriminator(nn.Module):
         input_size: int | None = None,
         pretrained: bool = True,
         spectral_init: str = "torch",
+        species_twin: bool = False,
     ) -> None:
         super().__init__()
+        self.num_classes = num_classes
+        self.species_twin = species_twin
         self.input_size = int(input_size or image_size)
         self.features = FrozenFeatures(FEATURE_STAGES, channels, pretrained)
         strides = {1: 4, 2: 8, 3: 16, 4: 16, 5: 32, 6: 32}
@@ -132,6 +141,7 @@ class ProjectedDiscriminator(nn.Module):
                 channels,
                 num_classes,
                 spectral_init,
+                2 if species_twin else 1,
             )
             for s in FEATURE_STAGES
         )
@@ -139,7 +149,12 @@ class ProjectedDiscriminator(nn.Module):
     def forward(
         self, images: torch.Tensor, species_ids: torch.Tensor, with_logits: bool = False
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """Scores (higher = real); with ``with_logits`` also the heads' summed species logits."""
+        """Scores (higher = real); with ``with_logits`` also the heads' summed species logits.
+
+        With ``species_twin`` the logits are [B, 2K]: the first K are the species
+        classifier trained on real crops, the last K its twin trained on generated
+        images (TAC-GAN, Gong et al. 2019).
+        """
         if images.shape[-1] != self.input_size:
             images = F.interpolate(
                 images,

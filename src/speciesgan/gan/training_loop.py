@@ -35,19 +35,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from speciesgan.atomic import atomic_open
+from speciesgan.atomic import atomic_open, write_json
 from speciesgan.data.balanced import SpeciesIndex, check_sampling, identity_settings
 from speciesgan.data.dataset import MappedSplit, open_split
 from speciesgan.device import select_device
 from speciesgan.errors import ConfigError, SpeciesganError
 from speciesgan.gan import checkpoint as ckpt
-from speciesgan.gan import segments
+from speciesgan.gan import segments, selection
 from speciesgan.gan.augment import diff_augment, parse_policy
 from speciesgan.gan.batch_slice import BatchSlice
 from speciesgan.gan.loss import (
@@ -88,16 +89,25 @@ DEFAULTS: dict[str, Any] = {
     "classifier_loss_weight": 0.1,
     "species_loss_weight": 0.0,
     "mode_seeking_weight": 0.0,
+    "species_twin": False,
     "spectral_init": "torch",
     "precision": "fp32",
     "checkpoint_every": 200,
     "snapshot_every": 0,
+    "select_every": 0,
+    "select_from": 0.5,
+    "select_images_per_species": 20,
+    "validation_per_species": 16,
     "log_every": 10,
     "stop_margin_seconds": 120,
     "sampling": "natural",
 }
 """Defaults for every ``gan`` setting (the schema's defaults may be missing)."""
 
+FINAL_STEP_SELECTION = {
+    "rule": "none (gan.select_every: 0): the G-EMA of the final step",
+    "scores": {},
+}
 LOG_COLUMNS = ("step", "loss_d", "loss_g", "loss_cls", "d_real", "d_fake")
 EMA_WARMUP = 10
 """EMA decay at step t is min(ema_decay, (1 + t) / (EMA_WARMUP + t)): the average
@@ -126,6 +136,10 @@ def resolve_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
             "gan.species_loss_weight needs gan.model: projected (the discriminator with a"
             f" species head), got model {resolved['model']!r}"
         )
+    if int(resolved["select_every"]) < 0:
+        raise ConfigError(f"gan.select_every must be 0 or more, got {resolved['select_every']}")
+    if not 0.0 <= float(resolved["select_from"]) <= 1.0:
+        raise ConfigError(f"gan.select_from must be in [0, 1], got {resolved['select_from']}")
     if int(resolved["snapshot_every"]) < 0:
         raise ConfigError(f"gan.snapshot_every must be 0 or more, got {resolved['snapshot_every']}")
     return resolved
@@ -172,22 +186,36 @@ class DeviceCrops:
         species: list[str],
         device: torch.device,
         mapped: MappedSplit | None = None,
+        rows: torch.Tensor | None = None,
     ) -> None:
         if (images is None) == (mapped is None):
             raise ValueError("DeviceCrops needs the crops in memory or mapped, not both")
         self.images = images.to(device) if images is not None else None  # uint8 [N, 3, S, S]
         self.mapped = mapped
+        self.rows = rows  # mapped only: which rows of the mapped split (None: all)
         self.labels = labels.to(device)
         self.species = list(species)
         self.image_size = int(images.shape[-1]) if images is not None else mapped.image_size
         self.device = device
 
     @classmethod
-    def from_manifest(cls, manifest: Path, device: torch.device) -> DeviceCrops:
+    def from_manifest(
+        cls, manifest: Path, device: torch.device, held_out: np.ndarray | None = None
+    ) -> DeviceCrops:
+        """The train split, less the rows ``held_out`` (validation crops for selection)."""
         mapped = open_split(manifest, "train")
+        labels, rows = mapped.labels, None
+        if held_out is not None and len(held_out):
+            keep = np.ones(len(labels), dtype=bool)
+            keep[held_out] = False
+            rows = torch.from_numpy(np.flatnonzero(keep))
+            labels = labels[rows]
         if device.type == "cpu":
-            return cls(None, mapped.labels, mapped.species, device, mapped=mapped)
-        return cls(mapped.gather_all(device), mapped.labels, mapped.species, device)
+            return cls(None, labels, mapped.species, device, mapped=mapped, rows=rows)
+        images = mapped.gather_all(device)
+        return cls(
+            images if rows is None else images[rows.to(device)], labels, mapped.species, device
+        )
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -196,6 +224,8 @@ class DeviceCrops:
         """uint8 [n, 3, S, S] crops ``index`` (a CPU tensor), on the device."""
         if self.images is not None:
             return self.images[index.to(self.device)]
+        if self.rows is not None:
+            index = self.rows[index]
         return self.mapped.gather(index.numpy()).to(self.device)
 
     def real_batch(
@@ -309,6 +339,10 @@ class Trainer:
         return float(self.cfg["species_loss_weight"])
 
     @property
+    def num_species(self) -> int:
+        return len(self.data.species)
+
+    @property
     def policy(self) -> tuple[str, ...]:
         return parse_policy(self.cfg["diffaugment"])
 
@@ -330,8 +364,12 @@ class Trainer:
             if self.species_loss_weight > 0:
                 scores, logits = self.discriminator(images, ids, with_logits=True)
                 # D's species head learns from real photos only (fakes would teach it G's errors)
-                real_logits = logits[: real.shape[0]].float()
+                k = self.num_species
+                real_logits = logits[: real.shape[0], :k].float()
                 species_loss = F.cross_entropy(real_logits, species)
+                if self.cfg["species_twin"]:  # the twin learns the species of generated images
+                    fake_logits = logits[real.shape[0] :, k:].float()
+                    species_loss = species_loss + F.cross_entropy(fake_logits, species)
             else:
                 scores, species_loss = self.discriminator(images, ids), 0.0
             real_scores, fake_scores = scores.float().chunk(2)
@@ -364,7 +402,12 @@ class Trainer:
                 total = loss_cls = torch.zeros((), device=self.device)
                 if self.species_loss_weight > 0:
                     scores, logits = self.raw_d(self._augment(fake), species, with_logits=True)
-                    species_loss = F.cross_entropy(logits.float(), species)
+                    k = self.num_species
+                    species_loss = F.cross_entropy(logits[:, :k].float(), species)
+                    if self.cfg["species_twin"]:  # TAC-GAN: undo the pull to the easiest image
+                        species_loss = species_loss - F.cross_entropy(
+                            logits[:, k:].float(), species
+                        )
                     total = total + self.species_loss_weight * species_loss
                 else:
                     scores = self.raw_d(self._augment(fake), species)
@@ -498,6 +541,8 @@ def train_gan(
     restart: bool = False,
     device: str | None = None,
     out_timing: str | Path | None = None,
+    scorer: selection.SnapshotScorer | None = None,
+    out_selection: str | Path | None = None,
 ) -> None:
     """Train (or resume training of) the conditional GAN; write the generator and the log.
 
@@ -511,7 +556,11 @@ def train_gan(
     (auto, cuda, cpu; see ``speciesgan.device``), checked before any data is loaded.
     ``out_timing`` receives the wall and CPU seconds of every segment of the run
     (``gan.segments``); after ``STALL_LIMIT`` attempts without progress training
-    refuses to start.
+    refuses to start.  With ``gan.select_every`` > 0, ``validation_per_species``
+    train crops per species are held out of training, ``scorer`` scores the
+    G-EMA snapshots of the selection window on them, the best one is exported as
+    the generator, and ``out_selection`` records the rule, every score and the
+    step chosen (``gan.selection``).
     """
     started = (time.time(), time.process_time())
     manifest = Path(manifest)
@@ -538,7 +587,19 @@ def train_gan(
         frozen = _load_frozen_classifier(Path(classifier), torch_device) if use_classifier else None
         if classifier is None and float(cfg["classifier_loss_weight"]) > 0:
             log.info("no classifier given: the classifier loss term is off")
-        data = DeviceCrops.from_manifest(manifest, torch_device)
+        held_out = None
+        selecting = int(cfg["select_every"]) > 0
+        if selecting:
+            if scorer is None:
+                raise SpeciesganError("gan.select_every > 0 needs a snapshot scorer")
+            labels = open_split(manifest, "train").labels.numpy()
+            held_out = selection.validation_rows(labels, int(cfg["validation_per_species"]), seed)
+        data = DeviceCrops.from_manifest(manifest, torch_device, held_out)
+        if selecting and ranks.is_main:
+            validation = open_split(manifest, "train")
+            scorer.prepare(
+                validation.gather(held_out), validation.labels.numpy()[held_out], data.species
+            )
         if frozen is not None:  # same count, other order: guidance would steer to wrong species
             require_same_species(data.species, manifest, frozen.species, classifier)
         trainer = build_trainer(data, frozen, cfg, seed, ranks, torch_device)
@@ -553,12 +614,10 @@ def train_gan(
             start, rows = ckpt.restore_checkpoint(
                 payload, networks, optimizers, trainer.rngs, ckpt.checkpoint_path(checkpoint_dir)
             )
-            # only the current grid (an earlier run may have used another)
-            every = cfg["snapshot_every"]
+            # only the current grids (an earlier run may have used others)
+            kept = snapshot_steps(cfg)
             snapshots = {
-                step: state
-                for step, state in ckpt.saved_snapshots(payload).items()
-                if every and step % every == 0
+                step: state for step, state in ckpt.saved_snapshots(payload).items() if step in kept
             }
             log.info(
                 "resuming GAN training at step %d from %s",
@@ -568,11 +627,29 @@ def train_gan(
         clock = segments.begin(
             checkpoint_dir, identity, start, started, restart, write=ranks.is_main
         )
+        scores: dict[int, dict[str, Any]] = {}
+        judge = scorer if selecting and ranks.is_main else None
         with _closing_segment(clock):
-            _run_steps(trainer, start, rows, snapshots, stop, identity, Path(checkpoint_dir), clock)
+            _run_steps(
+                trainer,
+                start,
+                rows,
+                snapshots,
+                stop,
+                identity,
+                Path(checkpoint_dir),
+                clock,
+                judge,
+                scores,
+            )
             if ranks.is_main:
                 write_log(out_log, rows)
-                _write_generators(trainer, snapshots, seed, out_generator, out_snapshots)
+                chosen = None
+                if judge is not None:
+                    chosen = _select(trainer, snapshots, scores, judge, out_selection)
+                elif out_selection is not None:
+                    write_json(out_selection, FINAL_STEP_SELECTION | {"chosen_step": cfg["steps"]})
+                _write_generators(trainer, snapshots, seed, out_generator, out_snapshots, chosen)
         if ranks.is_main and out_timing is not None:
             segments.write_training_time(out_timing, clock, int(cfg["steps"]))
     finally:
@@ -601,12 +678,60 @@ def _closing_segment(clock: segments.SegmentClock) -> Iterator[None]:
     clock.end(segments.DONE)
 
 
+def snapshot_steps(cfg: Mapping[str, Any]) -> set[int]:
+    """Steps whose G-EMA is kept: the ``snapshot_every`` grid and the selection steps."""
+    total, every = int(cfg["steps"]), int(cfg["snapshot_every"])
+    kept = set(range(every, total + 1, every)) if every else set()
+    kept.update(
+        selection.selection_steps(total, int(cfg["select_every"]), float(cfg["select_from"]))
+    )
+    return kept
+
+
+def _snapshot_generator(trainer: Trainer, state: Mapping[str, torch.Tensor]) -> nn.Module:
+    generator = copy.deepcopy(trainer.generator_ema)
+    generator.load_state_dict(state)
+    return generator.eval()
+
+
+def _select(
+    trainer: Trainer,
+    snapshots: Mapping[int, Mapping[str, torch.Tensor]],
+    scores: dict[int, dict[str, Any]],
+    judge: selection.SnapshotScorer,
+    out_selection: str | Path | None,
+) -> int | None:
+    """Score what a resumed run has not scored yet, choose, and record the choice."""
+    cfg = trainer.cfg
+    steps = selection.selection_steps(
+        int(cfg["steps"]), int(cfg["select_every"]), float(cfg["select_from"])
+    )
+    for step in steps:
+        if step not in scores and step in snapshots:
+            scores[step] = judge.score(_snapshot_generator(trainer, snapshots[step]))
+    chosen = selection.choose(scores)
+    log.info("snapshot selection: step %s chosen of %s", chosen, sorted(scores))
+    if out_selection is not None:
+        write_json(
+            out_selection,
+            {
+                "rule": selection.describe_rule(cfg),
+                "chosen_step": chosen,
+                "final_step": int(cfg["steps"]),
+                "scores": {str(step): scores[step] for step in sorted(scores)},
+                "validation_per_species": int(cfg["validation_per_species"]),
+            },
+        )
+    return chosen
+
+
 def _write_generators(
     trainer: Trainer,
     snapshots: Mapping[int, Mapping[str, torch.Tensor]],
     seed: int,
     out_generator: str | Path,
     out_snapshots: str | Path | None,
+    chosen: int | None = None,
 ) -> None:
     """``generator.pt`` and ``snapshots.pt``, each generator with its own standing statistics.
 
@@ -616,12 +741,18 @@ def _write_generators(
     """
     cfg, species, size = trainer.cfg, trainer.data.species, trainer.data.image_size
     classes = len(species)
-    ema = with_standing_statistics(trainer.generator_ema, classes, seed)
+    final = trainer.generator_ema
+    if chosen is not None and chosen != cfg["steps"]:  # the selected snapshot is the generator
+        final = _snapshot_generator(trainer, snapshots[chosen])
+    ema = with_standing_statistics(final, classes, seed)
+    last = ema if final is trainer.generator_ema else None
     raw = with_standing_statistics(trainer.raw_g, classes, seed)
     save_generator(out_generator, ema, cfg, species, size, raw=raw)
     if out_snapshots is None:
         return
-    standing = {cfg["steps"]: ckpt.cpu_state_dict(ema)}  # the grid plus the final generator
+    if last is None:
+        last = with_standing_statistics(trainer.generator_ema, classes, seed)
+    standing = {cfg["steps"]: ckpt.cpu_state_dict(last)}  # the grid plus the final generator
     scratch = copy.deepcopy(trainer.generator_ema)
     for step, state in snapshots.items():
         if step == cfg["steps"]:
@@ -629,6 +760,17 @@ def _write_generators(
         scratch.load_state_dict(state)
         standing[step] = ckpt.cpu_state_dict(with_standing_statistics(scratch, classes, seed))
     save_snapshots(out_snapshots, standing, cfg, species, size)
+
+
+def status_of(rows: list[list[float]], bar: Any, cfg: Mapping[str, Any]) -> dict[str, str]:
+    """The latest logged losses and the images per second, for the bar or status line."""
+    status = (
+        {k: f"{v:.3g}" for k, v in zip(LOG_COLUMNS[1:], rows[-1][1:], strict=False)} if rows else {}
+    )
+    rate = bar.format_dict.get("rate")
+    if rate:
+        status["img/s"] = f"{rate * cfg['batch_size']:.0f}"
+    return status
 
 
 def _run_steps(
@@ -640,6 +782,8 @@ def _run_steps(
     identity: str,
     checkpoint_dir: Path,
     clock: segments.SegmentClock,
+    judge: selection.SnapshotScorer | None = None,
+    scores: dict[int, dict[str, Any]] | None = None,
 ) -> None:
     """Steps ``start + 1 .. steps``, with periodic checkpoints, snapshots and preemption checks.
 
@@ -667,6 +811,10 @@ def _run_steps(
         if ranks.distributed:
             dist.barrier()
 
+    kept = snapshot_steps(cfg)
+    scored = set(
+        selection.selection_steps(cfg["steps"], int(cfg["select_every"]), float(cfg["select_from"]))
+    )
     step = start
     saved_at = start if start > 0 else None
     quiet = {} if ranks.is_main else {"disable": True}
@@ -693,16 +841,20 @@ def _run_steps(
                     values = values / ranks.world_size
                 rows.append([float(step), *values.tolist()])
                 # the losses ride on the status line (log files) or the bar (terminals)
-                status = {
-                    k: f"{v:.3g}" for k, v in zip(LOG_COLUMNS[1:], rows[-1][1:], strict=False)
-                }
-                rate = bar.format_dict.get("rate")
-                if rate:
-                    status["img/s"] = f"{rate * cfg['batch_size']:.0f}"
+                status = status_of(rows, bar, cfg)
+                if scores:
+                    best = max(scores)
+                    if scores[best].get("score") is not None:
+                        status["select"] = f"{scores[best]['score']:.3f}@{best}"
                 bar.set_postfix(status, refresh=False)
-            every = cfg["snapshot_every"]
-            if ranks.is_main and every and step % every == 0:
+            if ranks.is_main and step in kept:
                 snapshots[step] = ckpt.cpu_state_dict(trainer.generator_ema)
+                if judge is not None and scores is not None and step in scored:
+                    scores[step] = judge.score(_snapshot_generator(trainer, snapshots[step]))
+                    trainer.raw_g.train()  # scoring left nothing in eval mode, but be sure
+                    if scores[step].get("score") is not None:
+                        latest = f"{scores[step]['score']:.3f}@{step}"
+                        bar.set_postfix({**status_of(rows, bar, cfg), "select": latest})
             if step % cfg["checkpoint_every"] == 0:
                 save(step)
                 saved_at = step
