@@ -13,6 +13,9 @@ rule evaluate:
         manifest=f"{RESULTS}/data/manifest.parquet",
         shards=shard_arrays(),
         classifier=f"{RESULTS}/classifier/eval/model.pt",
+        # the independent judge and its own test accuracy (speciesgan.classifier.judge)
+        judge=f"{RESULTS}/classifier/judge/model.pt",
+        judge_metrics=f"{RESULTS}/classifier/judge/metrics.json",
     output:
         metrics=report(
             f"{RESULTS}/eval/metrics.json",
@@ -43,9 +46,11 @@ rule evaluate:
         # CAS trains a classifier on generated images with the eval classifier's recipe
         classifier_settings=as_json(config["classifier"]),
         seed=config["seed"],
+        judge_min_accuracy=config["judge"]["min_accuracy"],
     shell:
         "speciesgan evaluate --generator {input.generator:q} --manifest {input.manifest:q}"
         " --classifier {input.classifier:q} --snapshots {input.snapshots:q}"
+        " --judge {input.judge:q} --judge-min-accuracy {params.judge_min_accuracy:q}"
         " --out {output.metrics:q} --out-pairs {output.pairs:q} --seed {params.seed:q}"
         " --threads {threads:q} --settings {params.settings:q}"
         " --classifier-settings {params.classifier_settings:q} > {log:q} 2>&1"
@@ -58,6 +63,11 @@ rule report:
             f"{RESULTS}/classifier/{{role}}/metrics.json", role=classifier_roles()
         ),
         training_log=f"{RESULTS}/gan/training_log.csv",
+        selection=f"{RESULTS}/gan/selection.json",
+        # the report shows real crops beside the samples and draws an interpolation strip
+        manifest=f"{RESULTS}/data/manifest.parquet",
+        shards=shard_arrays(),
+        generator=f"{RESULTS}/gan/generator.pt",
         samples=f"{RESULTS}/samples",
         metrics=f"{RESULTS}/eval/metrics.json",
         pairs=f"{RESULTS}/eval/closest_pairs.png",

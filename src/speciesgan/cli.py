@@ -313,6 +313,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="PNG of the memorisation check's closest (generated, training crop) pairs",
     )
+    p.add_argument(
+        "--judge",
+        type=Path,
+        default=None,
+        help="the independent judge's model.pt (its metrics.json beside it): generated "
+        "accuracy by a classifier that shares nothing with the discriminator",
+    )
+    p.add_argument(
+        "--judge-min-accuracy",
+        type=float,
+        default=0.85,
+        help="the judge's own real test top-1 below which its verdict does not count",
+    )
     _add_common(p)
     _add_device(p)
 
@@ -557,6 +570,8 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901 - a flat dispatch table
             classifier_settings=args.classifier_settings,
             out_pairs=args.out_pairs,
             device=args.device,
+            judge=args.judge,
+            judge_min_accuracy=args.judge_min_accuracy,
         )
     elif cmd == "doctor":
         from speciesgan.doctor import run_doctor

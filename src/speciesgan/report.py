@@ -236,7 +236,9 @@ def _long_tail_section(summary: dict[str, Any]) -> str:
 # ---------------------------------------------------------------- classifier, training
 CLASSIFIER_ROLES = {
     "guide": "frozen classifier in the GAN's loss",
-    "eval": "independent classifier (another seed) that scores generated images",
+    "eval": "fine-tuned classifier (another seed) that scores generated images",
+    "judge": "independent judge: a small CNN trained from scratch, sharing nothing with the "
+    "discriminator",
 }
 
 
@@ -366,7 +368,8 @@ def generation_summary(evaluation: dict[str, Any]) -> dict[str, Any]:
         "fid", "fid_num_images", "fid_note", "inception_score", "kid", "kid_per_species",
         "accuracy_mean", "accuracy_per_species", "chance", "headline_space", "fd_lite0",
         "fd_dinov2", "fd_dinov2_skipped", "intra_class_fid", "fidelity_diversity", "cas",
-        "memorisation", "comparability", "frequency_bins", "id_ood", "floors",
+        "memorisation", "comparability", "frequency_bins", "id_ood", "floors", "judge",
+        "accuracy_worst", "accuracy_worst_species", "inception_figures",
     )  # fmt: skip
     summary = {key: evaluation.get(key) for key in keys}
     summary["feature_spaces"] = {
@@ -388,6 +391,8 @@ EXPLAIN = {
     "that was asked for.",
     "CAS": "Top-1 on real test crops of a classifier trained only on generated images; "
     "low when a species' variety is missing.",
+    "judge": "How often a small CNN trained from scratch on the train crops (sharing nothing "
+    "with the discriminator) recognises the species asked for.",
     "intra": "Mean over species of each species' own Fréchet distance; catches species "
     "that are drawn as another one.",
     "fd": "Fréchet distance in the space's features; lower is better.",
@@ -427,7 +432,7 @@ def _spaces_section(generation: dict[str, Any]) -> str:
         title = SPACE_TITLES.get(str(floors.get("space")), str(floors.get("space")))
         intra = (floors.get("intra_class_fd_lite0") or {}).get("mean")
         rows.append(
-            [f"{title}: floor (real train crops as the generator)", floors.get("fd_lite0"),
+            [f"{title}: floor (real test crops as the generator, equal counts)", floors.get("fd_lite0"),
              floors.get("precision"), floors.get("recall"), floors.get("density"),
              floors.get("coverage"), intra]
         )  # fmt: skip
@@ -487,41 +492,93 @@ def _memorisation_section(generation: dict[str, Any], pairs_png: Path | None) ->
     )
 
 
-def _generation_section(generation: dict[str, Any], pairs_png: Path | None = None) -> str:
+def _beside_floors_rows(generation: dict[str, Any]) -> list[list[Any]]:
+    """The headline: each figure, its floor (real test crops in the generator's place), and why."""
+    fidelity = generation.get("fidelity_diversity") or {}
+    floors = generation.get("floors") or {}
+    judge = generation.get("judge") or {}
+    cas = generation.get("cas") or {}
+    accuracy_floor = floors.get("generated_accuracy") or {}
+    judge_floor = floors.get("judge_accuracy") or {}
+
+    def intra(entry: dict[str, Any]) -> Any:
+        return (entry.get("intra_class_fd_lite0") or {}).get("mean")
+
+    rows: list[list[Any]] = [
+        ["FD-Lite0", fidelity.get("fd_lite0"), floors.get("fd_lite0"), EXPLAIN["fd"]],
+        ["intra-class FD-Lite0 (mean over species)", intra(fidelity), intra(floors),
+         EXPLAIN["intra"]],
+    ]  # fmt: skip
+    for key in ("precision", "recall", "density", "coverage"):
+        rows.append([f"{key} (Lite0)", fidelity.get(key), floors.get(key), EXPLAIN[key]])
+    rows += [
+        ["generated top-1, eval classifier: mean", generation.get("accuracy_mean"),
+         accuracy_floor.get("mean"), EXPLAIN["top1"]],
+        ["generated top-1, eval classifier: worst species",
+         f"{_fmt(generation.get('accuracy_worst'))} ({generation.get('accuracy_worst_species')})",
+         accuracy_floor.get("worst"), EXPLAIN["top1"]],
+    ]  # fmt: skip
+    if judge:
+        verdict = "" if judge.get("counts") else " (judge too weak: does not count)"
+        rows += [
+            [f"generated top-1, independent judge: mean{verdict}", judge.get("mean"),
+             judge_floor.get("mean"), EXPLAIN["judge"]],
+            [f"generated top-1, independent judge: worst species{verdict}", judge.get("worst"),
+             judge_floor.get("worst"), EXPLAIN["judge"]],
+        ]  # fmt: skip
+    rows.append(["CAS top-1", cas.get("top1", cas.get("skipped", "off")), cas.get("floor"),
+                 EXPLAIN["CAS"]])  # fmt: skip
+    return rows
+
+
+def _inception_rows(generation: dict[str, Any]) -> tuple[list[tuple[str, Any, str]], str]:
+    """FID, IS, KID and intra-class FID, and whether their weights are placeholders."""
     inception = generation.get("inception_score") or {}
     kid = generation.get("kid") or {}
-    cas = generation.get("cas") or {}
-    intra = (generation.get("intra_class_fid") or {}).get("mean")
     rows: list[tuple[str, Any, str]] = [
         ("FID", generation.get("fid"), "FID"),
         ("Inception Score (mean ± std)",
          f"{_fmt(inception.get('mean'))} ± {_fmt(inception.get('std'))}", "IS"),
         ("KID (mean ± std)", f"{_fmt(kid.get('mean'))} ± {_fmt(kid.get('std'))}", "KID"),
-        ("intra-class FID (mean over species)", intra, "intra"),
-        ("FD-Lite0", generation.get("fd_lite0"), "fd"),
+        ("intra-class FID (mean over species)",
+         (generation.get("intra_class_fid") or {}).get("mean"), "intra"),
     ]  # fmt: skip
     if generation.get("fd_dinov2") is not None:
         rows.append(("FD-DINOv2", generation.get("fd_dinov2"), "fd"))
-    fidelity = generation.get("fidelity_diversity") or {}
-    space = SPACE_TITLES.get(str(fidelity.get("space")), str(fidelity.get("space")))
-    for key in ("precision", "recall", "density", "coverage"):
-        rows.append((f"{key} ({space})", fidelity.get(key), key))
-    rows.append(
-        ("classifier top-1 on generated images (mean)", generation.get("accuracy_mean"), "top1")
+    marking = generation.get("inception_figures") or {}
+    return rows, str(marking.get("note", ""))
+
+
+def _generation_section(generation: dict[str, Any], pairs_png: Path | None = None) -> str:
+    cas = generation.get("cas") or {}
+    floors = generation.get("floors") or {}
+    counts = (generation.get("fidelity_diversity") or {}).get("num_images") or {}
+    headline = (
+        _table(["figure", "generated", "floor", "what it says"], _beside_floors_rows(generation))
+        + f"<p>chance: {_fmt(generation.get('chance'))}. Floors: "
+        f"{html.escape(str(floors.get('note', 'not computed')))}. Equal counts: "
+        f"{_fmt(counts.get('generated'))} generated and {_fmt(counts.get('real'))} reference "
+        "crops, class-balanced.</p>"
     )
-    accuracy_floor = (generation.get("floors") or {}).get("generated_accuracy") or {}
-    if accuracy_floor:
-        rows.append(("the same on real test crops (its floor)", accuracy_floor.get("mean"), "top1"))
-    rows.append(("CAS top-1", cas.get("top1", cas.get("skipped", "off")), "CAS"))
-    headline = _explained(rows) + f"<p>chance: {_fmt(generation.get('chance'))}</p>"
+    inception_rows, inception_note = _inception_rows(generation)
+    placeholder = bool((generation.get("inception_figures") or {}).get("placeholder"))
+    headline += (
+        f"<h3>Inception figures{' (placeholder weights)' if placeholder else ''}</h3>"
+        + _explained(inception_rows)
+        + (f"<p>{html.escape(inception_note)}.</p>" if inception_note else "")
+    )
     note = f"<p>{html.escape(generation['fid_note'])}</p>" if generation.get("fid_note") else ""
     kid_species = generation.get("kid_per_species") or {}
     cas_species = cas.get("per_species") or {}
+    judge_species = (generation.get("judge") or {}).get("per_species") or {}
     rows_species = [
-        [name, accuracy, cas_species.get(name), (kid_species.get(name) or {}).get("mean")]
+        [name, accuracy, judge_species.get(name), cas_species.get(name),
+         (kid_species.get(name) or {}).get("mean")]
         for name, accuracy in (generation.get("accuracy_per_species") or {}).items()
-    ]
-    per_species = _table(["species", "generated top-1", "CAS top-1", "KID vs real"], rows_species)
+    ]  # fmt: skip
+    per_species = _table(
+        ["species", "generated top-1", "judge top-1", "CAS top-1", "KID vs real"], rows_species
+    )
     return (
         headline
         + note
@@ -581,6 +638,34 @@ def _strip_section(generator: nn.Module | None, species: list[str]) -> str:
     return f"<p>{html.escape(title)}, one fixed latent</p>" + _img(_png_uri(strip), title)
 
 
+# ---------------------------------------------------------------- snapshot selection
+def _selection_summary(selection: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The rule and the step exported, for the run summary (scores stay in gan/selection.json)."""
+    if selection is None:
+        return None
+    chosen = selection.get("chosen_step")
+    score = (selection.get("scores") or {}).get(str(chosen), {}).get("score")
+    return {"rule": selection.get("rule"), "chosen_step": chosen, "score": score,
+            "final_step": selection.get("final_step")}  # fmt: skip
+
+
+def _selection_section(selection: dict[str, Any] | None) -> str:
+    if selection is None:
+        return _missing("gan/selection.json")
+    rows = [
+        [int(step), entry.get("score"), entry.get("precision"), entry.get("coverage"),
+         entry.get("worst_species"), "exported" if int(step) == selection.get("chosen_step") else ""]
+        for step, entry in sorted((selection.get("scores") or {}).items(), key=lambda i: int(i[0]))
+    ]  # fmt: skip
+    text = (
+        f"<p>Rule: {html.escape(str(selection.get('rule')))}. Exported: step "
+        f"{html.escape(str(selection.get('chosen_step')))}.</p>"
+    )
+    if not rows:
+        return text
+    return text + _table(["step", "score", "precision", "coverage", "weakest species", ""], rows)
+
+
 # ---------------------------------------------------------------- assembly
 def write_report(
     results_dir: Path,
@@ -608,6 +693,7 @@ def write_report(
     log_path = results_dir / "gan" / "training_log.csv"
     over_steps = evaluation.get("over_steps") if evaluation is not None else None
     ablation = _read_json(results_dir / "ablation" / "table.json")
+    selection = _read_json(results_dir / "gan" / "selection.json")
     long_tail = long_tail_summary(manifest, rejects, classifier.get("eval"), evaluation)
 
     sections = [
@@ -615,6 +701,7 @@ def write_report(
         ("Long tail", _long_tail_section(long_tail)),
         ("Species classifiers", "".join(f"<h3>{role}: {html.escape(CLASSIFIER_ROLES[role])}</h3>{_classifier_section(metrics)}" for role, metrics in classifier.items()) or _missing("classifier/*/metrics.json")),
         ("GAN training", _img(_png_uri(loss_curves_png(pd.read_csv(log_path))), "loss curves") if log_path.is_file() else _missing("gan/training_log.csv")),
+        ("Snapshot selection", _selection_section(selection)),
         ("Samples", _samples_section(results_dir / "samples", manifest_path, manifest)),
         ("Species interpolation", _strip_section(generator, generator_species)),
         ("Generation metrics", _weights_note(weights) + (_generation_section(generation, results_dir / "eval" / "closest_pairs.png") if generation else _missing("eval/metrics.json"))),
@@ -638,6 +725,7 @@ def write_report(
             "generation": generation,
             "over_steps": over_steps,
             "ablation": ablation,
+            "selection": _selection_summary(selection),
             "inception_weights": weights,
             "long_tail": long_tail,
         },

@@ -32,7 +32,7 @@ from speciesgan.metrics.fid import (
     rank_deficiency_note,
     real_features,
 )
-from speciesgan.metrics.floors import FLOOR_NOTE, rows_like
+from speciesgan.metrics.floors import FLOOR_NOTE, equal_counts, first_rows, rows_like
 from speciesgan.metrics.frequency_bins import accuracy_by_bin
 from speciesgan.metrics.generated import GeneratedOutputs, generated_outputs, regenerate
 from speciesgan.metrics.headline import evaluation_headline, write_headline
@@ -62,6 +62,20 @@ DEFAULTS: dict[str, Any] = {
     "dinov2_download": True,
 }
 MEMO_PAIRS = 8
+INCEPTION_FIGURES = (
+    "fid",
+    "intra_class_fid",
+    "kid",
+    "kid_per_species",
+    "inception_score",
+    "over_steps",
+)
+"""The figures computed in Inception space: marked when its weights are placeholders."""
+JUDGE_NOTE = (
+    "The judge is a small CNN trained from scratch on the train crops: it shares no "
+    "weights, features or pretraining with the discriminator (ImageNet Lite0 features), "
+    "so its verdict cannot come from features the generator was trained to fool."
+)
 MEMORISATION_NOTE = (
     "Fraction of generated images whose nearest training crop (EfficientNet-Lite0 features) "
     "is closer than the given percentile of the training crops' own nearest-neighbour "
@@ -286,7 +300,7 @@ class RealSide:
     train_images: torch.Tensor  # uint8 train crops, for the closest-pairs picture
     ood: MappedSplit | None = None  # crops of camera locations never trained on, if any
     ood_lite0: RealFeatures | None = None  # their Lite0 features (capped like the real split)
-    test_lite0: RealFeatures | None = None  # the ID test crops' (only beside ood crops)
+    test_lite0: RealFeatures | None = None  # the test crops' (capped like the real split)
 
     @property
     def inception(self) -> RealFeatures:
@@ -303,6 +317,8 @@ def evaluate_generator(
     settings: dict[str, Any],
     seed: int,
     classifier_settings: dict[str, Any] | None = None,
+    judge: nn.Module | None = None,
+    judge_info: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], np.ndarray | None]:
     """All generation metrics as a JSON-ready dict, and the closest-pairs picture (or None).
 
@@ -315,7 +331,7 @@ def evaluate_generator(
     batch_size = int(options["batch_size"])
     labels = np.repeat(np.arange(len(species)), per_species)
     balanced = generated_outputs(
-        generator, labels, seed, batch_size, net, spaces, classifier, desc="generated"
+        generator, labels, seed, batch_size, net, spaces, classifier, desc="generated", judge=judge
     )
     assert balanced.correct is not None
     accuracy = {name: float(balanced.correct[labels == k].mean()) for k, name in enumerate(species)}
@@ -364,6 +380,19 @@ def evaluate_generator(
         "kid_per_species_note": PER_SPECIES_KID_NOTE,
         "accuracy_per_species": accuracy,
         "accuracy_mean": float(np.mean(list(accuracy.values()))),
+        "accuracy_worst": float(min(accuracy.values())),
+        "accuracy_worst_species": min(accuracy, key=accuracy.__getitem__),
+        "inception_figures": {
+            "placeholder": not net.is_published,
+            "figures": list(INCEPTION_FIGURES),
+            "note": (
+                "computed with the published pytorch-fid Inception weights: comparable with "
+                "published FIDs"
+                if net.is_published
+                else "computed with placeholder (not the published) Inception weights: not "
+                "image-quality figures, kept out of the headline; read FD-Lite0 instead"
+            ),
+        },
         "frequency_bins": bins,
         "chance": 1.0 / len(species),
         "images_per_species": per_species,
@@ -383,16 +412,15 @@ def evaluate_generator(
         }
     result["intra_class_fid"] = result["feature_spaces"]["inception"]["intra_class_fd"]
     result["fd_lite0"] = result["feature_spaces"]["lite0"]["fd"]
-    headline = "inception" if net.is_published else "lite0"
-    chosen = result["feature_spaces"][headline]
-    result["fidelity_diversity"] = {
-        "space": headline,
-        **{key: chosen[key] for key in ("precision", "recall", "density", "coverage", "k")},
-    }
-    result["headline_space"] = headline
+    result["headline_space"] = "lite0"
     result["comparability"] = {space.name: space.comparable for space in all_spaces}
-    matched_labels = np.concatenate([labels[kept], np.asarray(extra_labels, dtype=np.int64)])
-    result["floors"] = real_floors(real, matched_labels, labels, classifier, options, seed)
+    equal, floors = beside_floors(real, balanced, labels, classifier, judge, options, seed)
+    result["fidelity_diversity"] = equal
+    result["floors"] = floors
+    if balanced.judge_correct is not None:
+        result["judge"] = judge_verdict(
+            balanced.judge_correct, labels, species, floors, judge_info or {}
+        )
 
     pairs_png = None
     memo = memorisation_figure(balanced.spaces["lite0"], real.train_lite0, options)
@@ -415,60 +443,122 @@ def evaluate_generator(
             result["cas"] = classification_accuracy_score(
                 generator, real.train_counts, real.test, classifier_settings, seed + 2
             )
+            # the floor: the same recipe on real train crops of the same size and mix, which
+            # is the evaluation classifier itself, on the same test crops
+            real_correct = classifier_accuracy(classifier, real.test.images, real.test.labels)
+            result["cas"]["floor"] = float(real_correct.mean())
     if result["fid_note"]:
         log.warning(result["fid_note"])
     return result, pairs_png
 
 
-def real_floors(
-    real: RealSide,
-    matched_labels: np.ndarray,
-    balanced_labels: np.ndarray,
-    classifier: nn.Module,
-    options: dict[str, Any],
-    seed: int,
+def judge_verdict(
+    correct: np.ndarray,
+    labels: np.ndarray,
+    species: list[str],
+    floors: dict[str, Any],
+    info: dict[str, Any],
 ) -> dict[str, Any]:
-    """The Lite0 figures and the generated accuracy with real train crops as the generator.
+    """Generated accuracy by the independent judge, and whether the judge is good enough to count.
 
-    The stand-ins have the generated sets' species counts (the mixed set for the
-    overall figures, the balanced one for intra-class FD), drawn from the train
-    split (``floors.rows_like``); the reference is the same real split.  The
-    accuracy floor is the classifier's mean per-species top-1 on real test crops,
-    as many per species as were generated (fewer where the split has fewer).
+    ``info`` has the judge's own ``test_top1`` on all real test crops (from its
+    metrics.json), ``min_accuracy`` and what the network is.  A judge that itself
+    recognises fewer real test crops than ``min_accuracy`` has no verdict worth
+    reporting: ``counts`` is false and the report says so.
     """
-    train = real.train_lite0
-    num_species = len(train.species)
-    overall = rows_like(train.labels, np.bincount(matched_labels, minlength=num_species), seed)
-    balanced = rows_like(
-        train.labels, np.bincount(balanced_labels, minlength=num_species), seed + 1
-    )
-    entry = space_metrics(
-        train.features[overall],
-        train.features[balanced],
-        train.labels[balanced],
-        real.spaces["lite0"],
-        options,
-    )
-    floors: dict[str, Any] = {
-        "space": "lite0",
+    per_species = {name: float(correct[labels == k].mean()) for k, name in enumerate(species)}
+    summary = accuracy_summary(correct, labels, len(species))
+    test_top1 = info.get("test_top1")
+    minimum = float(info.get("min_accuracy", 0.85))
+    return {
+        **summary,
+        "per_species": per_species,
+        "test_top1": test_top1,
+        "min_accuracy": minimum,
+        "counts": test_top1 is not None and float(test_top1) >= minimum,
+        "ratio_to_real": (summary["mean"] / float(test_top1) if test_top1 else None),
+        "floor": floors.get("judge_accuracy"),
+        "network": info.get("network"),
+        "note": JUDGE_NOTE,
+    }
+
+
+def lite0_figures(
+    reference: RealFeatures, features: np.ndarray, labels: np.ndarray, options: dict[str, Any]
+) -> dict[str, Any]:
+    """FD, precision/recall, density/coverage and intra-class FD of ``features`` against ``reference``."""
+    entry = space_metrics(features, features, labels, reference, options)
+    return {
         "fd_lite0": entry["fd"],
         "intra_class_fd_lite0": entry["intra_class_fd"],
         **{key: entry[key] for key in ("precision", "recall", "density", "coverage")},
-        "num_images": {"stand_ins": len(overall), "real": len(real.spaces["lite0"].features)},
-        "note": FLOOR_NOTE,
     }
-    if real.test is not None and len(real.test.labels):
-        per_species = int(np.bincount(balanced_labels, minlength=num_species).max())
-        test_labels = real.test.labels.numpy()
-        rows = rows_like(test_labels, np.full(num_species, per_species), seed + 2)
-        correct = classifier_accuracy(classifier, real.test.images[rows], real.test.labels[rows])
-        by_species = [correct[test_labels[rows] == k] for k in range(num_species)]
-        floors["generated_accuracy"] = {
-            "mean": float(np.mean([c.mean() for c in by_species if len(c)])),
-            "worst": float(min(c.mean() for c in by_species if len(c))),
-            "num_images": len(rows),
-        }
-    return floors
+
+
+def accuracy_summary(correct: np.ndarray, labels: np.ndarray, num_species: int) -> dict[str, Any]:
+    """Mean over species of the per-species top-1, and the worst species' (species without rows skipped)."""
+    by_species = [correct[labels == k] for k in range(num_species)]
+    values = [float(c.mean()) for c in by_species if len(c)]
+    return {"mean": float(np.mean(values)), "worst": float(min(values)), "num_images": len(labels)}
+
+
+def beside_floors(
+    real: RealSide,
+    balanced: GeneratedOutputs,
+    labels: np.ndarray,
+    classifier: nn.Module,
+    judge: nn.Module | None,
+    options: dict[str, Any],
+    seed: int,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the generated figures, their floors) at equal, class-balanced counts in Lite0 space.
+
+    Species k keeps ``n_k`` = the smallest of its reference (real split), generated
+    and test counts in all three sets: the first ``n_k`` reference and generated
+    rows, and ``n_k`` test crops drawn without replacement.  The floor puts the
+    test crops where the generated images were.  Generated accuracy (by the
+    evaluation classifier and by the judge) is set beside the same classifier's
+    top-1 on real test crops, as many per species as were generated.
+    """
+    reference = real.spaces["lite0"]
+    num_species = len(reference.species)
+    generated = balanced.spaces["lite0"]
+    test = real.test_lite0
+    sets = [reference.labels, labels] + ([test.labels] if test is not None else [])
+    counts = equal_counts(num_species, *sets)
+    ref_rows = first_rows(reference.labels, counts)
+    shared = RealFeatures(
+        reference.features[ref_rows], reference.labels[ref_rows], reference.species,
+        reference.cache_file,
+    )  # fmt: skip
+    gen_rows = first_rows(labels, counts)
+    figures: dict[str, Any] = {
+        "space": "lite0",
+        **lite0_figures(shared, generated[gen_rows], labels[gen_rows], options),
+        "k": {
+            "precision_recall": int(options["precision_recall_k"]),
+            "density_coverage": int(options["density_coverage_k"]),
+        },
+        "num_images": {"generated": len(gen_rows), "real": len(ref_rows)},
+    }
+    floors: dict[str, Any] = {"space": "lite0", "note": FLOOR_NOTE}
+    if test is None or len(test.labels) == 0:
+        floors["skipped"] = "the manifest has no test crops"
+        return figures, floors
+    test_rows = rows_like(test.labels, counts, seed)
+    floors.update(lite0_figures(shared, test.features[test_rows], test.labels[test_rows], options))
+    floors["num_images"] = {"stand_ins": len(test_rows), "real": len(ref_rows)}
+    assert real.test is not None  # test_lite0 is computed from it
+    per_species = np.bincount(labels, minlength=num_species)
+    test_labels = real.test.labels.numpy()
+    rows = rows_like(test_labels, per_species, seed + 2)
+    images, row_labels = real.test.images[rows], real.test.labels[rows]
+    correct = classifier_accuracy(classifier, images, row_labels)
+    floors["generated_accuracy"] = accuracy_summary(correct, test_labels[rows], num_species)
+    if judge is not None:
+        judged = classifier_accuracy(judge, images, row_labels)
+        floors["judge_accuracy"] = accuracy_summary(judged, test_labels[rows], num_species)
+    return figures, floors
 
 
 def _id_ood(
@@ -542,18 +632,36 @@ def _real_side(
     counts = np.bincount(train.labels.numpy(), minlength=train.num_classes)
     splits = pd.read_parquet(manifest, columns=["split"])["split"]
     test = load_split(manifest, "test") if (splits == "test").any() else None
-    if not (splits == OOD_SPLIT).any():  # no ood crops: no extra pass over any data
-        return RealSide(real_spaces, train_lite0, counts, test, train.images)
-    ood_lite0 = real_features(manifest, OOD_SPLIT, lite0, cache_dir, batch_size, per_species)
-    ood = open_split(manifest, OOD_SPLIT)
-    test_lite0 = (
+    test_lite0 = (  # the floors' stand-ins, and the ID side of ID/OOD
         real_features(manifest, "test", lite0, cache_dir, batch_size, per_species)
         if test is not None
         else None
     )
+    if not (splits == OOD_SPLIT).any():  # no ood crops: no extra pass over any data
+        return RealSide(real_spaces, train_lite0, counts, test, train.images, test_lite0=test_lite0)
+    ood_lite0 = real_features(manifest, OOD_SPLIT, lite0, cache_dir, batch_size, per_species)
+    ood = open_split(manifest, OOD_SPLIT)
     return RealSide(
         real_spaces, train_lite0, counts, test, train.images, ood, ood_lite0, test_lite0
     )
+
+
+def judge_facts(model: Path, min_accuracy: float) -> dict[str, Any]:
+    """The judge's own test top-1 and network, from the ``metrics.json`` beside its model."""
+    import json
+
+    metrics_file = model.parent / "metrics.json"
+    try:
+        metrics = json.loads(metrics_file.read_text())
+    except (OSError, ValueError) as exc:
+        raise SpeciesganError(
+            f"{metrics_file}: the judge's metrics are unreadable ({exc})"
+        ) from exc
+    return {
+        "test_top1": metrics.get("top1"),
+        "min_accuracy": float(min_accuracy),
+        "network": metrics.get("weights"),
+    }
 
 
 def extra_spaces(options: dict[str, Any], device: torch.device) -> tuple[list[FeatureSpace], str]:
@@ -585,6 +693,8 @@ def evaluate(
     classifier_settings: dict | None = None,
     out_pairs: Path | None = None,
     device: str | None = None,
+    judge: Path | None = None,
+    judge_min_accuracy: float = 0.85,
 ) -> None:
     """Load the generator and the classifier, score them, write ``out`` (JSON).
 
@@ -593,7 +703,9 @@ def evaluate(
     features are cached (shared between evaluations of the same data);
     ``classifier_settings`` (the config's classifier section) enables CAS;
     ``out_pairs`` receives the memorisation check's closest pairs as a PNG; ``device``
-    is ``--device`` (auto, cuda, cpu; see ``speciesgan.device``).
+    is ``--device`` (auto, cuda, cpu; see ``speciesgan.device``); ``judge`` is the
+    independent judge's ``model.pt`` (its ``metrics.json`` beside it gives its own
+    test top-1, which must reach ``judge_min_accuracy`` for its verdict to count).
     """
     from speciesgan.classifier.model import load_classifier
     from speciesgan.gan.networks import load_generator, load_snapshots
@@ -608,6 +720,11 @@ def evaluate(
     # order would score every generated image against the wrong species
     classifier_net = load_classifier(Path(classifier), torch_device)
     require_same_species(species, generator, classifier_net.species, classifier)
+    judge_net, judge_info = None, None
+    if judge is not None:
+        judge_net = load_classifier(Path(judge), torch_device)
+        require_same_species(species, generator, judge_net.species, judge)
+        judge_info = judge_facts(Path(judge), judge_min_accuracy)
     net = load_inception(options["inception_weights"], torch_device)
     spaces, dinov2_reason = extra_spaces(options, torch_device)
     if dinov2_reason:
@@ -615,8 +732,9 @@ def evaluate(
     real = _real_side(Path(manifest), net, spaces, cache, options)  # once, for both
     require_same_species(species, generator, real.inception.species, manifest)
     result, pairs_png = evaluate_generator(
-        model, species, classifier_net, real, net, spaces, settings, seed, classifier_settings
-    )
+        model, species, classifier_net, real, net, spaces, settings, seed, classifier_settings,
+        judge_net, judge_info,
+    )  # fmt: skip
     result["fd_dinov2"] = result["feature_spaces"].get("dinov2", {}).get("fd")
     result["fd_dinov2_skipped"] = dinov2_reason or None
     result["generator_weights"] = weights

@@ -3,9 +3,12 @@
 Precision, recall, coverage and Fréchet distances are biased by the number of
 images: with the demo's few hundred crops, real test crops against real train
 crops give FD-Lite0 about 58 and recall about 0.8, not 0 and 1.  A generated
-figure means something only beside the same figure computed with real train
+figure means something only beside the same figure computed with real test
 crops in the generator's place: the same species counts, the same reference (the
-real evaluation split), the same code.  This module draws those real stand-ins.
+real train crops), the same code.  Precision and recall also depend on the ratio
+of the two sets' sizes, so both comparisons use equal, class-balanced counts:
+species k contributes ``n_k`` reference, ``n_k`` generated and ``n_k`` test crops
+(:func:`equal_counts`).  This module draws those rows.
 """
 
 from __future__ import annotations
@@ -13,9 +16,10 @@ from __future__ import annotations
 import numpy as np
 
 FLOOR_NOTE = (
-    "floors: each figure again with real train crops in place of the generated images, "
-    "drawn with the same count of each species, against the same real crops; the best a "
-    "perfect generator could show at this sample size"
+    "floors: each figure again with real test crops in place of the generated images "
+    "(never seen by the GAN), the same count of each species as the generated and the "
+    "reference (real train) crops, the same code; the best a perfect generator could "
+    "show at this sample size"
 )
 
 
@@ -35,3 +39,19 @@ def rows_like(train_labels: np.ndarray, counts: np.ndarray, seed: int) -> np.nda
         if take:
             picked.append(np.sort(rng.choice(rows, size=take, replace=False)))
     return np.concatenate(picked) if picked else np.zeros(0, dtype=np.int64)
+
+
+def equal_counts(num_species: int, *label_sets: np.ndarray) -> np.ndarray:
+    """Per species, the smallest count any of the label sets has: what every set keeps."""
+    counts = [
+        np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_species)
+        for labels in label_sets
+    ]
+    return np.min(np.stack(counts), axis=0)
+
+
+def first_rows(labels: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Indices of the first ``counts[k]`` rows of each species ``k``, in species order."""
+    labels = np.asarray(labels, dtype=np.int64)
+    picked = [np.flatnonzero(labels == k)[: int(c)] for k, c in enumerate(counts)]
+    return np.concatenate(picked).astype(np.int64) if picked else np.zeros(0, dtype=np.int64)

@@ -36,6 +36,7 @@ class GeneratedOutputs:
     inception: np.ndarray  # float32 [N, 2048] pool features
     logits: np.ndarray  # float32 [N, 1008], unbiased (see inception.py)
     correct: np.ndarray | None  # bool [N]: classifier top-1 == labels (None without classifier)
+    judge_correct: np.ndarray | None = None  # bool [N]: the independent judge's top-1 == labels
     spaces: dict[str, np.ndarray] = field(default_factory=dict)  # name -> float32 [N, dim]
 
 
@@ -62,6 +63,7 @@ def generated_outputs(
     spaces: list[FeatureSpace] = (),  # type: ignore[assignment]
     classifier: nn.Module | None = None,
     desc: str = "generated",
+    judge: nn.Module | None = None,
 ) -> GeneratedOutputs:
     """Generate one image per entry of ``species_ids`` and keep only what the metrics read.
 
@@ -78,10 +80,12 @@ def generated_outputs(
         inception=np.empty((count, FEATURE_DIM if inception else 0), dtype=np.float32),
         logits=np.empty((count, NUM_LOGITS if inception else 0), dtype=np.float32),
         correct=None if classifier is None else np.empty(count, dtype=bool),
+        judge_correct=None if judge is None else np.empty(count, dtype=bool),
     )
     generator.eval()
-    if classifier is not None:
-        classifier.eval()
+    for network in (classifier, judge):
+        if network is not None:
+            network.eval()
     starts = range(0, count, max(1, batch_size))
     with torch.no_grad(), without_tf32():
         for start in progress(starts, desc=desc, unit="batch"):
@@ -94,16 +98,22 @@ def generated_outputs(
                 out.inception[rows] = pool.float().cpu().numpy()
                 out.logits[rows] = (pool @ inception.fc.weight.T).float().cpu().numpy()
             if classifier is not None and out.correct is not None:
-                classifier_device = _device_of(classifier)
-                batch = images.to(classifier_device).float().div(127.5).sub(1.0)
-                predicted = classifier(batch).argmax(dim=1)
-                out.correct[rows] = (predicted == ids.to(classifier_device)).cpu().numpy()
+                out.correct[rows] = _top1_correct(classifier, images, ids)
+            if judge is not None and out.judge_correct is not None:
+                out.judge_correct[rows] = _top1_correct(judge, images, ids)
             for space in spaces:
                 values = space.extract(images.to(space.device)).float().cpu().numpy()
                 if space.name not in out.spaces:
                     out.spaces[space.name] = np.empty((count, values.shape[1]), dtype=np.float32)
                 out.spaces[space.name][rows] = values
     return out
+
+
+def _top1_correct(classifier: nn.Module, images: torch.Tensor, ids: torch.Tensor) -> np.ndarray:
+    """bool [n]: the classifier's top-1 on uint8 ``images`` equals ``ids``."""
+    device = _device_of(classifier)
+    predicted = classifier(images.to(device).float().div(127.5).sub(1.0)).argmax(dim=1)
+    return (predicted == ids.to(device)).cpu().numpy()
 
 
 def regenerate(

@@ -42,15 +42,31 @@ def _numbers(pairs: Mapping[str, Any]) -> dict[str, float]:
 
 
 def evaluation_headline(result: Mapping[str, Any]) -> dict[str, float]:
-    """FID, KID, IS, intra-class FID, the four fidelity/diversity figures and CAS top-1."""
+    """The equal-count Lite0 figures, generated accuracy by both judges, CAS top-1, and
+    FID/KID/IS/intra-class FID only when computed with the published Inception weights."""
     fidelity = result.get("fidelity_diversity") or {}
     cas = result.get("cas") or {}
-    return _numbers(
-        {
+    judge = result.get("judge") or {}
+    placeholder = bool((result.get("inception_figures") or {}).get("placeholder"))
+    inception = (
+        {}
+        if placeholder
+        else {  # placeholder-weight figures are no headline
             "fid": result.get("fid"),
             "kid": result.get("kid"),
             "is": result.get("inception_score"),
             "intra_fid": result.get("intra_class_fid"),
+        }
+    )
+    return _numbers(
+        {
+            **inception,
+            "fd_lite0": fidelity.get("fd_lite0"),
+            "intra_fd_lite0": (fidelity.get("intra_class_fd_lite0") or {}).get("mean"),
+            "acc_mean": result.get("accuracy_mean"),
+            "acc_worst": result.get("accuracy_worst"),
+            "judge_mean": judge.get("mean") if judge.get("counts") else None,
+            "judge_worst": judge.get("worst") if judge.get("counts") else None,
             "fd_dinov2": result.get("fd_dinov2"),
             "precision": fidelity.get("precision"),
             "recall": fidelity.get("recall"),
