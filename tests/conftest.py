@@ -32,7 +32,7 @@ def torch_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # the variable alone (no torch.hub.set_dir, which would override it for the
     # session): tests can then point TORCH_HOME elsewhere with monkeypatch.setenv
     os.environ["TORCH_HOME"] = str(home)
-    from speciesgan.weights import write_placeholder_weights
+    from speciesgan.util.weights import write_placeholder_weights
 
     write_placeholder_weights(seed=0)
     yield home

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from speciesgan.atomic import atomic_path, write_text
+from speciesgan.util.atomic import atomic_path, write_text
 from tests.killed_run import run_killed_at_rename
 
 
@@ -20,7 +20,7 @@ def test_temporary_file_of_a_killed_writer_is_removed_by_the_next_write(tmp_path
     target = tmp_path / "out.bin"
     run_killed_at_rename(
         f"""
-        from speciesgan.atomic import write_text
+        from speciesgan.util.atomic import write_text
         write_text({str(target)!r}, "x" * 100_000)
         """
     )
@@ -39,7 +39,7 @@ def test_temporary_file_of_a_live_writer_is_left_alone(tmp_path: Path) -> None:
             "-c",
             "import sys, time\n"
             "from pathlib import Path\n"
-            "from speciesgan.atomic import atomic_path\n"
+            "from speciesgan.util.atomic import atomic_path\n"
             f"with atomic_path({str(target)!r}) as tmp:\n"
             "    tmp.write_text('slow')\n"
             f"    Path({str(ready)!r}).touch()\n"

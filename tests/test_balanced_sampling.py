@@ -11,8 +11,8 @@ import torch
 from speciesgan.classifier.train import epoch_order
 from speciesgan.classifier.train import resolve_settings as classifier_settings
 from speciesgan.data.balanced import SpeciesIndex, identity_settings
-from speciesgan.errors import SpeciesganError
 from speciesgan.gan.training_loop import DeviceCrops, Ranks, build_trainer, resolve_settings
+from speciesgan.util.errors import SpeciesganError
 
 # species 0 has 400 crops, species 3 has one; species 4 has none (id gap on purpose)
 SKEW = {0: 400, 1: 60, 2: 12, 3: 1, 5: 3}

@@ -40,9 +40,14 @@ from speciesgan.classifier.model import (
 from speciesgan.classifier.train import augment_batch, resume_path, train_classifier
 from speciesgan.cli import main
 from speciesgan.data.dataset import load_split
-from speciesgan.errors import SpeciesganError
 from speciesgan.preemption import TrainingInterrupted
-from speciesgan.weights import EFFICIENTNET_B0_FILE, cached_weights, checkpoints_dir, file_sha256
+from speciesgan.util.errors import SpeciesganError
+from speciesgan.util.weights import (
+    EFFICIENTNET_B0_FILE,
+    cached_weights,
+    checkpoints_dir,
+    file_sha256,
+)
 from tests.damage import overwrite_tensor_bytes
 
 SHAPES = ["disc", "square", "hbar", "vbar"]

@@ -17,7 +17,7 @@ import yaml
 
 from speciesgan.config import load_schema, validate_config
 from speciesgan.data.sources import FILES_BY_FORMAT, base_format
-from speciesgan.errors import SpeciesganError
+from speciesgan.util.errors import SpeciesganError
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from speciesgan.cli import main
 from speciesgan.config import load_schema, validate_config
-from speciesgan.errors import SpeciesganError
+from speciesgan.util.errors import SpeciesganError
 from tests.workflow import copy_workflow, snakemake
 
 REPO = Path(__file__).resolve().parents[1]

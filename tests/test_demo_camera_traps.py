@@ -27,7 +27,7 @@ from speciesgan.data.demo_camera_traps import (
 from speciesgan.data.extract import extract_archives
 from speciesgan.data.greyscale import is_greyscale
 from speciesgan.data.sources import reader
-from speciesgan.errors import SpeciesganError
+from speciesgan.util.errors import SpeciesganError
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = {"species_per_dataset": 5, "images_per_species": 16, "min_size": 128, "max_size": 160}

@@ -29,7 +29,7 @@ from speciesgan.data.extract import extract_archives
 from speciesgan.data.index import boxes_to_crop, inspect_photo
 from speciesgan.data.preprocess import DEFAULT_PAD_MODE, DEFAULT_RESAMPLE, crop_photo
 from speciesgan.data.sources import reader
-from speciesgan.errors import SpeciesganError
+from speciesgan.util.errors import SpeciesganError
 
 SMALL = {"species_per_dataset": 4, "images_per_species": 20, "min_size": 64, "max_size": 96}
 

@@ -35,7 +35,7 @@ from speciesgan.device import (
     choose_device,
     slurm_gpu_request,
 )
-from speciesgan.errors import SpeciesganError
+from speciesgan.util.errors import SpeciesganError
 from tests.test_gan import TINY, run_cli, write_manifest
 from tests.test_slurm import _clean_env, slurm_cluster  # noqa: F401 - slurm_cluster is a fixture
 

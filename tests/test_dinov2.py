@@ -21,15 +21,15 @@ import torchvision.transforms as tv
 from PIL import Image
 
 import speciesgan.metrics.dinov2_layout as layout
-from speciesgan.atomic import save_torch
-from speciesgan.errors import SpeciesganError
 from speciesgan.metrics.dinov2 import (
     DINOv2Features,
     _official_pos_embed,
     dinov2_features,
     load_dinov2,
 )
-from speciesgan.weights import checkpoints_dir, file_sha256, random_dinov2_state
+from speciesgan.util.atomic import save_torch
+from speciesgan.util.errors import SpeciesganError
+from speciesgan.util.weights import checkpoints_dir, file_sha256, random_dinov2_state
 from tests.http_server import ServerState, serve
 
 MODEL = "vits14"

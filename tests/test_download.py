@@ -10,7 +10,7 @@ import pytest
 
 from speciesgan.cli import main
 from speciesgan.data.download import download, part_path
-from speciesgan.errors import SpeciesganError
+from speciesgan.util.errors import SpeciesganError
 from tests.http_server import ServerState, etag_of, serve
 
 PAYLOAD = np.random.default_rng(7).integers(0, 256, 3_000_000, dtype=np.uint8).tobytes()

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from speciesgan.data.extract import extract_archives
-from speciesgan.errors import SpeciesganError
+from speciesgan.util.errors import SpeciesganError
 
 
 def _tar(path: Path, members: list[tarfile.TarInfo | tuple[str, bytes]], mode: str = "w") -> Path:

@@ -35,7 +35,7 @@ from PIL import Image
 from speciesgan.data.index import parse_source_arg, parse_sources_json
 from speciesgan.data.sources import Reject, SourceRecord, cub, image_folders, stanford_dogs, table
 from speciesgan.data.sources import leeds_butterflies as leeds
-from speciesgan.errors import SpeciesganError
+from speciesgan.util.errors import SpeciesganError
 
 T = TypeVar("T")
 

@@ -20,7 +20,6 @@ import torch
 from torch import nn
 
 from speciesgan.cli import main
-from speciesgan.errors import SpeciesganError
 from speciesgan.gan import checkpoint as ckpt
 from speciesgan.gan.augment import diff_augment, parse_policy
 from speciesgan.gan.loss import (
@@ -45,6 +44,7 @@ from speciesgan.gan.training_loop import (
     train_gan,
 )
 from speciesgan.preemption import TrainingInterrupted
+from speciesgan.util.errors import SpeciesganError
 from tests.damage import overwrite_tensor_bytes
 
 SPECIES = ["cat", "dog", "owl"]

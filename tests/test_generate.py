@@ -16,9 +16,9 @@ from PIL import Image
 from speciesgan.cli import main
 from speciesgan.data.index import check_species_names, index_records
 from speciesgan.data.sources import SourceRecord
-from speciesgan.errors import SpeciesganError
-from speciesgan.names import slugify
 from speciesgan.sample import GRID_PADDING, resolve_species, write_sample_grids
+from speciesgan.util.errors import SpeciesganError
+from speciesgan.util.names import slugify
 
 SPECIES = ["Border collie", "Painted Bunting", "Ringed Plover"]
 SIZE = 16

@@ -17,7 +17,7 @@ from speciesgan.data.index import (
     parse_sources_json,
 )
 from speciesgan.data.sources import Reject, SourceRecord
-from speciesgan.errors import SpeciesganError
+from speciesgan.util.errors import SpeciesganError
 
 
 def photo(path: Path, seed: int, size: tuple[int, int] = (40, 30)) -> str:

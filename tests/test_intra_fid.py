@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from speciesgan.errors import SpeciesganError
 from speciesgan.metrics.fid import fid_from_features
 from speciesgan.metrics.intra_fid import intra_class_fid
+from speciesgan.util.errors import SpeciesganError
 
 SPECIES = ["Alpha Dog", "Beta Bird", "Gamma Cat"]
 DIMS = 6

@@ -32,7 +32,7 @@ from speciesgan.data.manifest import merge_shards, read_manifest
 from speciesgan.data.preprocess import process_shard
 from speciesgan.data.sources import FILES_BY_FORMAT, OFFICIAL_URLS, reader
 from speciesgan.data.sources.camera_trap import Frame, settle_sequences, thin_sequences
-from speciesgan.errors import SpeciesganError
+from speciesgan.util.errors import SpeciesganError
 from tests.http_server import ServerState, serve
 from tests.workflow import copy_workflow, snakemake
 

@@ -20,7 +20,7 @@ from speciesgan.data.manifest import (
 )
 from speciesgan.data.preprocess import process_shard
 from speciesgan.data.sources import SourceRecord
-from speciesgan.errors import SpeciesganError
+from speciesgan.util.errors import SpeciesganError
 
 SIZE = 24
 SHARDS = 2

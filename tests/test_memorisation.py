@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import speciesgan.metrics.neighbours as neighbours
-from speciesgan.errors import SpeciesganError
 from speciesgan.metrics.memorisation import memorisation
+from speciesgan.util.errors import SpeciesganError
 
 DIMS = 32
 

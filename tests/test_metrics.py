@@ -16,7 +16,6 @@ import torch
 from PIL import Image
 
 import speciesgan.metrics.inception as inception_module
-from speciesgan.errors import SpeciesganError
 from speciesgan.metrics.fid import (
     fid_from_features,
     rank_deficiency_note,
@@ -26,7 +25,8 @@ from speciesgan.metrics.fid import (
 from speciesgan.metrics.inception import inception_outputs, load_inception
 from speciesgan.metrics.inception_score import inception_score
 from speciesgan.metrics.kid import kernel_inception_distance
-from speciesgan.weights import (
+from speciesgan.util.errors import SpeciesganError
+from speciesgan.util.weights import (
     FID_INCEPTION_FILE,
     checkpoints_dir,
     file_sha256,
@@ -559,8 +559,8 @@ def test_fid_with_fewer_images_than_dimensions_equals_the_covariance_form(
 
 
 def test_fid_refuses_one_image_or_features_of_other_sizes() -> None:
-    from speciesgan.errors import SpeciesganError
     from speciesgan.metrics.fid import fid_from_features
+    from speciesgan.util.errors import SpeciesganError
 
     rng = np.random.default_rng(0)
     with pytest.raises(SpeciesganError, match="at least 2 images"):

@@ -17,7 +17,6 @@ import torch
 from PIL import Image
 
 from speciesgan.cli import main
-from speciesgan.errors import SpeciesganError
 from speciesgan.pictures import (
     PNG_TEXT_KEY,
     RENDER_THREADS,
@@ -29,6 +28,7 @@ from speciesgan.pictures import (
     render_picture,
 )
 from speciesgan.studio.service import Studio
+from speciesgan.util.errors import SpeciesganError
 from tests.studio_fixtures import SIZE, SPECIES, make_run
 
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import speciesgan.metrics.neighbours as neighbours
-from speciesgan.errors import SpeciesganError
 from speciesgan.metrics.prdc import density_coverage, precision_recall
+from speciesgan.util.errors import SpeciesganError
 
 
 def _sets(seed: int, real_count: int = 300, fake_count: int = 240, dims: int = 64):

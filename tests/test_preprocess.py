@@ -22,7 +22,7 @@ from speciesgan.data.preprocess import (
     process_shard,
     rejects_path,
 )
-from speciesgan.errors import SpeciesganError
+from speciesgan.util.errors import SpeciesganError
 
 SIZE = 32
 NO_BOX = (-1, -1, -1, -1)

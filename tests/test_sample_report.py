@@ -13,8 +13,6 @@ import torch
 from torch import nn
 
 from speciesgan.ablation import write_ablation_table
-from speciesgan.atomic import write_json
-from speciesgan.errors import SpeciesganError
 from speciesgan.report import write_report
 from speciesgan.sample import (
     generate_images,
@@ -24,6 +22,8 @@ from speciesgan.sample import (
     save_png,
     write_sample_grids,
 )
+from speciesgan.util.atomic import write_json
+from speciesgan.util.errors import SpeciesganError
 
 SPECIES = ["Golden Retriever", "Blue Jay", "Snowy Owl"]
 IMAGE_SIZE = 8

@@ -19,7 +19,7 @@ from speciesgan.data.demo import write_demo_archives
 from speciesgan.data.extract import extract_archives
 from speciesgan.data.sources import FILES_BY_FORMAT, reader, stanford_dogs
 from speciesgan.data.sources import cub as cub_source
-from speciesgan.errors import SpeciesganError
+from speciesgan.util.errors import SpeciesganError
 
 SPECIES, IMAGES = 3, 12
 

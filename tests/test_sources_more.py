@@ -24,7 +24,7 @@ from speciesgan.data.sources import (
     reader,
     table,
 )
-from speciesgan.errors import SpeciesganError
+from speciesgan.util.errors import SpeciesganError
 
 
 def _image(path: Path, size: tuple[int, int] = (40, 30)) -> Path:

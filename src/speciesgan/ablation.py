@@ -14,8 +14,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from speciesgan.atomic import write_json
-from speciesgan.errors import SpeciesganError
+from speciesgan.util.atomic import write_json
+from speciesgan.util.errors import SpeciesganError
 
 log = logging.getLogger(__name__)
 

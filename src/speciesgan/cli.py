@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from speciesgan.errors import SpeciesganError
+from speciesgan.util.errors import SpeciesganError
 
 log = logging.getLogger("speciesgan")
 

@@ -27,7 +27,7 @@ from speciesgan.data.sources import (
     base_format,
     demo_url,
 )
-from speciesgan.errors import SpeciesganError
+from speciesgan.util.errors import SpeciesganError
 
 DIFFAUGMENT_OPS = ("color", "translation", "cutout")
 """DiffAugment op names (``speciesgan.gan.augment.OPS``; a test keeps them equal).

@@ -3,7 +3,7 @@
 Why this exists: "cuda if available else cpu" turns a torch build that does not
 match the node's driver (or has no kernels for its GPU) into days of silent CPU
 training.  Here a stage that was *asked* for a GPU gets one that works or stops
-at once with a :class:`~speciesgan.errors.SpeciesganError` naming the torch
+at once with a :class:`~speciesgan.util.errors.SpeciesganError` naming the torch
 build's CUDA version, the driver and the fix.
 
 A stage asked for a GPU when ``--device cuda`` (or ``SPECIESGAN_DEVICE=cuda``)
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 
 from speciesgan import cuda_env
-from speciesgan.errors import ConfigError, UnavailableError
+from speciesgan.util.errors import ConfigError, UnavailableError
 
 log = logging.getLogger(__name__)
 

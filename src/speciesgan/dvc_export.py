@@ -42,12 +42,12 @@ from typing import Any
 
 import yaml
 
-from speciesgan.atomic import write_text
 from speciesgan.config import load_config
 from speciesgan.dvc_params import stage_params
-from speciesgan.errors import SpeciesganError
 from speciesgan.metrics.headline import HEADLINE_NAME
 from speciesgan.snakemake_dag import LIST_SEPARATOR, Job, read_jobs
+from speciesgan.util.atomic import write_text
+from speciesgan.util.errors import SpeciesganError
 from speciesgan.workflow_source import read_workflow_source
 
 DVC_YAML = "dvc.yaml"

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from speciesgan.errors import SpeciesganError
+from speciesgan.util.errors import SpeciesganError
 
 Config = Mapping[str, Any]
 Wildcards = Mapping[str, str]

@@ -18,8 +18,8 @@ import os
 import re
 from pathlib import Path
 
-from speciesgan.errors import SpeciesganError
-from speciesgan.tools import run_tool
+from speciesgan.util.errors import SpeciesganError
+from speciesgan.util.tools import run_tool
 
 REMOTE_ENV = "SPECIESGAN_DVC_REMOTE"
 LOCAL_REMOTE_NAME = "speciesgan"

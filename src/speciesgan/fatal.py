@@ -11,7 +11,7 @@ Snakemake cannot see why a job failed (SLURM reports FAILED for any non-zero
 status), and the rule's ``retries`` is read once, when the Snakefile is parsed.
 What it does evaluate again for every attempt is the rule's resources.  So the
 training command writes ``fatal.json`` beside its checkpoints when it stops on a
-:class:`~speciesgan.errors.SpeciesganError` (a problem for a person to fix), and
+:class:`~speciesgan.util.errors.SpeciesganError` (a problem for a person to fix), and
 removes it when it starts; the rule's ``fatal_stop`` resource
 (:func:`refuse_retry_after_fatal`) reads it before each retry and raises, with the
 training's own message, which makes Snakemake end that job instead of submitting
@@ -27,8 +27,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from speciesgan.atomic import write_json
-from speciesgan.errors import SpeciesganError
+from speciesgan.util.atomic import write_json
+from speciesgan.util.errors import SpeciesganError
 
 MARKER_NAME = "fatal.json"
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 from PIL import Image
 
-from speciesgan.atomic import atomic_open
 from speciesgan.report import loss_curves_png
+from speciesgan.util.atomic import atomic_open
 
 
 def write_loss_curves(training_log: Path, out_png: Path) -> None:

@@ -35,11 +35,11 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 from torch import nn
 
-from speciesgan.atomic import atomic_open
-from speciesgan.errors import SpeciesganError
-from speciesgan.names import slugify
 from speciesgan.sample import latents, quantize
-from speciesgan.weights import file_sha256  # the generator's identity in every record
+from speciesgan.util.atomic import atomic_open
+from speciesgan.util.errors import SpeciesganError
+from speciesgan.util.names import slugify
+from speciesgan.util.weights import file_sha256  # the generator's identity in every record
 
 RECORD_FORMAT = "speciesgan-picture"
 RECORD_VERSION = 1

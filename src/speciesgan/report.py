@@ -25,7 +25,6 @@ from matplotlib.figure import Figure
 from PIL import Image
 from torch import nn
 
-from speciesgan.atomic import write_json, write_text
 from speciesgan.data.dataset import shard_path
 from speciesgan.long_tail import (
     BINS_NOTE,
@@ -36,6 +35,7 @@ from speciesgan.long_tail import (
     train_counts_png,
 )
 from speciesgan.sample import interpolation_strip, tile
+from speciesgan.util.atomic import write_json, write_text
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from speciesgan.errors import DataError, SpeciesganError
+from speciesgan.util.errors import DataError, SpeciesganError
 
 RESTART_HINT = (
     "rerun with --restart to start from scratch (the file is then moved aside, not deleted); "

@@ -22,10 +22,10 @@ import torch
 from PIL import Image
 from torch import nn
 
-from speciesgan.atomic import atomic_folder, atomic_path, write_json
 from speciesgan.device import select_device
-from speciesgan.errors import SpeciesganError
-from speciesgan.names import slug_clashes, slugify
+from speciesgan.util.atomic import atomic_folder, atomic_path, write_json
+from speciesgan.util.errors import SpeciesganError
+from speciesgan.util.names import slug_clashes, slugify
 
 GRID_PADDING = 2
 GRID_FILL = 255

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from speciesgan.errors import SpeciesganError
+from speciesgan.util.errors import SpeciesganError
 
 SITE_FILE = Path("slurm") / "site.yaml"
 """Where the profile looks, relative to the directory Snakemake runs in (the repository

@@ -25,8 +25,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from speciesgan.errors import SpeciesganError
-from speciesgan.tools import tool, tool_env
+from speciesgan.util.errors import SpeciesganError
+from speciesgan.util.tools import tool, tool_env
 
 LIST_SEPARATOR = ", "
 """How Snakemake joins the files of one job field in its job summaries."""

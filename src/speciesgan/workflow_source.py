@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from speciesgan.errors import SpeciesganError
+from speciesgan.util.errors import SpeciesganError
 
 _INCLUDE = re.compile(r"""^include:\s*["'](?P<path>[^"']+)["']\s*$""")
 _RULE = re.compile(r"^(?:rule|checkpoint)\s+(?P<rule>\w+)\s*:")

@@ -39,22 +39,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from speciesgan.atomic import save_torch, write_json
 from speciesgan.classifier.model import (
     SpeciesClassifier,
     build_classifier_network,
     save_classifier,
     uint8_to_model_range,
 )
-from speciesgan.content_hash import seal_problem, sealed
 from speciesgan.data.balanced import SpeciesIndex, check_sampling, identity_settings
 from speciesgan.data.dataset import CropSet, load_split
 from speciesgan.device import select_device
-from speciesgan.errors import SpeciesganError
 from speciesgan.metrics.frequency_bins import accuracy_by_bin
 from speciesgan.metrics.headline import classifier_headline, write_headline
 from speciesgan.preemption import StopRequest, TrainingInterrupted
-from speciesgan.progress import progress
 from speciesgan.resume_state import (
     canonical,
     exception_summary,
@@ -63,6 +59,10 @@ from speciesgan.resume_state import (
     rng_states,
     unusable,
 )
+from speciesgan.util.atomic import save_torch, write_json
+from speciesgan.util.content_hash import seal_problem, sealed
+from speciesgan.util.errors import SpeciesganError
+from speciesgan.util.progress import progress
 
 log = logging.getLogger(__name__)
 

@@ -34,9 +34,9 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
 
-from speciesgan.atomic import atomic_open
-from speciesgan.content_hash import seal_problem, sealed
-from speciesgan.errors import SpeciesganError
+from speciesgan.util.atomic import atomic_open
+from speciesgan.util.content_hash import seal_problem, sealed
+from speciesgan.util.errors import SpeciesganError
 
 MIN_SIZE = 16
 MAX_SIZE = 256

@@ -42,9 +42,9 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from speciesgan.atomic import write_json
-from speciesgan.errors import SpeciesganError
 from speciesgan.resume_state import move_aside
+from speciesgan.util.atomic import write_json
+from speciesgan.util.errors import SpeciesganError
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from speciesgan.data.dataset import MappedSplit
 from speciesgan.metrics.feature_spaces import FeatureSpace
 from speciesgan.metrics.fid import RealFeatures, fid_from_features
 from speciesgan.metrics.generated import generated_outputs
-from speciesgan.progress import progress
+from speciesgan.util.progress import progress
 
 OOD_SPLIT = "ood"
 OOD_SEED_OFFSET = 3

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from speciesgan.errors import SpeciesganError
 from speciesgan.pictures import (
     MAX_MIX,
     MAX_SEED,
@@ -42,6 +41,7 @@ from speciesgan.pictures import (
     record_text,
     sidecar_json,
 )
+from speciesgan.util.errors import SpeciesganError
 
 log = logging.getLogger(__name__)
 

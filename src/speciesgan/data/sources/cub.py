@@ -20,7 +20,7 @@ import re
 from pathlib import Path
 
 from speciesgan.data.sources import Box, Reject, SourceRecord
-from speciesgan.errors import SpeciesganError
+from speciesgan.util.errors import SpeciesganError
 
 log = logging.getLogger(__name__)
 

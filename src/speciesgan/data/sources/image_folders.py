@@ -28,7 +28,7 @@ import logging
 from pathlib import Path
 
 from speciesgan.data.sources import Reject, SourceRecord
-from speciesgan.errors import SpeciesganError
+from speciesgan.util.errors import SpeciesganError
 
 log = logging.getLogger(__name__)
 

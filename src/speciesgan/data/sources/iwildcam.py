@@ -55,7 +55,7 @@ from speciesgan.data.sources.camera_trap import (
     thin_sequences,
 )
 from speciesgan.data.sources.megadetector import image_key, read_detections
-from speciesgan.errors import SpeciesganError
+from speciesgan.util.errors import SpeciesganError
 
 log = logging.getLogger(__name__)
 

@@ -35,7 +35,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from speciesgan.data.sources import Box, Reject, SourceRecord
-from speciesgan.errors import SpeciesganError
+from speciesgan.util.errors import SpeciesganError
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from speciesgan.errors import SpeciesganError
+from speciesgan.util.errors import SpeciesganError
 
 READ_TIMEOUT_S = 300
 """Far beyond the second or so a real 20,000-entry list takes; a hang is a damaged file."""

@@ -34,7 +34,7 @@ from typing import Any
 
 from speciesgan.data.json_stream import read_streamed
 from speciesgan.data.sources import RelativeBox
-from speciesgan.errors import SpeciesganError
+from speciesgan.util.errors import SpeciesganError
 
 log = logging.getLogger(__name__)
 

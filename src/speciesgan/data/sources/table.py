@@ -30,7 +30,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from speciesgan.data.sources import Box, Reject, SourceRecord
-from speciesgan.errors import SpeciesganError
+from speciesgan.util.errors import SpeciesganError
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from speciesgan.errors import SpeciesganError
+from speciesgan.util.errors import SpeciesganError
 
 
 def require_same_species(

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from speciesgan.atomic import save_torch
+from speciesgan.util.atomic import save_torch
 
 FID_INCEPTION_FILE = "pt_inception-2015-12-05-6726825d.pth"
 """pytorch-fid 0.3.0's weights file name (FID_WEIGHTS_URL's basename)."""

@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from speciesgan.errors import SpeciesganError
+from speciesgan.util.errors import SpeciesganError
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from speciesgan.errors import SpeciesganError
+from speciesgan.util.errors import SpeciesganError
 
 
 def tool_env() -> dict[str, str]:
