@@ -40,7 +40,7 @@ from speciesgan.classifier.model import (
 from speciesgan.classifier.train import augment_batch, resume_path, train_classifier
 from speciesgan.cli import main
 from speciesgan.data.dataset import load_split
-from speciesgan.preemption import TrainingInterrupted
+from speciesgan.runtime.preemption import TrainingInterrupted
 from speciesgan.util.errors import SpeciesganError
 from speciesgan.util.weights import (
     EFFICIENTNET_B0_FILE,

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from speciesgan.slurm_site import PROJECT_SLURM_EXTRA, TIME_LIMIT_SIGNAL
+from speciesgan.runtime.slurm_site import PROJECT_SLURM_EXTRA, TIME_LIMIT_SIGNAL
 from tests.cluster_site import PROFILE_ARGS, write_test_site
 from tests.workflow import copy_workflow, downloads_folder, planned_jobs, snakemake
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from speciesgan.cpu_sharing import SPIN_COUNT, share_cpus
+from speciesgan.runtime.cpu_sharing import SPIN_COUNT, share_cpus
 
 
 def test_short_spin_is_set_when_the_user_set_none() -> None:

@@ -26,9 +26,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from speciesgan import cli, cuda_env
+from speciesgan import cli
 from speciesgan.cli import main
-from speciesgan.device import (
+from speciesgan.runtime import cuda_env
+from speciesgan.runtime.device import (
     DEVICE_CHOICES,
     DEVICE_ENV,
     SLURM_GPU_VARIABLES,
@@ -86,7 +87,7 @@ def test_slurm_gpu_allocation_stops_training_at_once_naming_build_and_driver(
     )
     assert_names_build_driver_and_fix(message)
     # it did not start training: the checkpoint folder holds only the note that tells
-    # the workflow not to retry (speciesgan.fatal)
+    # the workflow not to retry (speciesgan.runtime.fatal)
     assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["fatal.json"]
     assert not (tmp_path / "log.csv").exists()
 
@@ -96,7 +97,7 @@ def test_no_gpu_request_trains_on_the_cpu_and_logs_why(
 ) -> None:
     with caplog.at_level(logging.INFO, logger="speciesgan"):
         assert run_cli(manifest, tmp_path, steps=2) == 0
-    lines = [r.getMessage() for r in caplog.records if r.name == "speciesgan.device"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "speciesgan.runtime.device"]
     assert len(lines) == 1, lines
     line = lines[0]
     assert line.startswith("train-gan: device ")
@@ -340,7 +341,7 @@ def test_slurm_gpu_job_fails_within_a_minute_instead_of_training_on_the_cpu(
     shown, waited = _wait_for_job(job_id, timeout=2 * STAGE_FAILS_WITHIN_SECONDS)
     log_text = job_log.read_text()
     assert re.search(r"gres[/:]gpu[:=]1\b", shown), shown  # the job was given the (fake) GPU
-    # EX_UNAVAILABLE (69): a retry cannot fix it (speciesgan.fatal)
+    # EX_UNAVAILABLE (69): a retry cannot fix it (speciesgan.runtime.fatal)
     assert "JobState=FAILED" in shown and "ExitCode=69:0" in shown, shown
     assert waited < STAGE_FAILS_WITHIN_SECONDS, f"took {waited:.0f}s:\n{log_text}"
     assert "for train-gan, although a GPU was requested (SLURM_GPUS_ON_NODE=1)" in log_text

@@ -43,7 +43,7 @@ from speciesgan.gan.training_loop import (
     resolve_settings,
     train_gan,
 )
-from speciesgan.preemption import TrainingInterrupted
+from speciesgan.runtime.preemption import TrainingInterrupted
 from speciesgan.util.errors import SpeciesganError
 from tests.damage import overwrite_tensor_bytes
 

@@ -167,7 +167,7 @@ def test_two_attempts_that_died_without_progress_stop_the_next_until_retry_is_al
     assert refused_in < 5, f"a stalled run should stop at once, took {refused_in:.1f}s"
     assert (out / "checkpoints" / "last.pt").read_bytes() == checkpoint
     assert len(ledger_of(out).segments) == 5  # the refused attempt is not a segment
-    # ... and it tells the workflow not to spend its retries on it (speciesgan.fatal)
+    # ... and it tells the workflow not to spend its retries on it (speciesgan.runtime.fatal)
     assert "not training" in json.loads((out / "checkpoints" / "fatal.json").read_text())["message"]
 
     assert main(["segments", str(out / "checkpoints")]) == 0

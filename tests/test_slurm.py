@@ -32,7 +32,7 @@ from pathlib import Path
 
 import pytest
 
-from speciesgan.slurm_time import parse_slurm_timestamp, slurm_job_end_time
+from speciesgan.runtime.slurm_time import parse_slurm_timestamp, slurm_job_end_time
 from tests.cluster_site import PROFILE_ARGS, write_test_site
 
 REPO = Path(__file__).resolve().parents[1]
@@ -208,7 +208,7 @@ def test_job_end_time_matches_the_time_limit_inside_a_job(
 ) -> None:
     out = tmp_path / "end_time.txt"
     probe = (
-        "import time; from speciesgan.slurm_time import slurm_job_end_time; "
+        "import time; from speciesgan.runtime.slurm_time import slurm_job_end_time; "
         f"end = slurm_job_end_time(); open({str(out)!r}, 'w').write(f'{{end}} {{time.time()}}')"
     )
     submit = subprocess.run(
@@ -301,7 +301,7 @@ def test_pipeline_on_slurm_resumes_training_after_warning_signal(
     log_path = tmp_path / "snakemake.out"
     with open(log_path, "w") as log_file:
         # the cluster's GPU is fake (/dev/null): training stages given it would refuse to
-        # start (speciesgan.device); SPECIESGAN_DEVICE=cpu, exported into every job, says
+        # start (speciesgan.runtime.device); SPECIESGAN_DEVICE=cpu, exported into every job, says
         # the CPU is meant
         env = {**_clean_env(), "SPECIESGAN_DEVICE": "cpu"}
         run = subprocess.Popen(

@@ -263,7 +263,7 @@ def test_dvc_repro_submits_the_stage_through_the_profile(
 
 def test_only_a_time_limit_stop_after_progress_requeues_its_job() -> None:
     """The other stops are left to Snakemake's retries (no scontrol is run for them)."""
-    from speciesgan.preemption import TrainingInterrupted, requeue_own_job
+    from speciesgan.runtime.preemption import TrainingInterrupted, requeue_own_job
 
     in_job = {"SPECIESGAN_REQUEUE": "1", "SLURM_JOB_ID": "5"}
     at_limit = TrainingInterrupted("stopped at step 4", reason="received SIGUSR1")

@@ -61,11 +61,11 @@ def _add_common(p: argparse.ArgumentParser, *, seed: bool = True, threads: bool 
 
 
 DEVICE_CHOICES = ("auto", "cuda", "cpu")
-"""``speciesgan.device.DEVICE_CHOICES``, repeated so that building the parser imports no torch."""
+"""``speciesgan.runtime.device.DEVICE_CHOICES``, repeated so that building the parser imports no torch."""
 
 
 def _add_device(p: argparse.ArgumentParser) -> None:
-    """``--device`` for every stage that may use CUDA (see ``speciesgan.device``)."""
+    """``--device`` for every stage that may use CUDA (see ``speciesgan.runtime.device``)."""
     p.add_argument(
         "--device",
         choices=DEVICE_CHOICES,
@@ -549,7 +549,7 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901 - a flat dispatch table
             device=args.device,
         )
     elif cmd == "doctor":
-        from speciesgan.doctor import run_doctor
+        from speciesgan.runtime.doctor import run_doctor
 
         run_doctor(args.device, steps=args.steps, warmup=args.warmup, threads=args.threads)
     elif cmd == "ablation-table":
@@ -651,7 +651,7 @@ def _generate_from(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["train-gan"]:
-        from speciesgan.preemption import remember_time_limit_signal
+        from speciesgan.runtime.preemption import remember_time_limit_signal
 
         remember_time_limit_signal()
     args = build_parser().parse_args(argv)
@@ -661,11 +661,11 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     if args.command == "train-gan":
-        from speciesgan.launch import relaunch_under_torchrun
+        from speciesgan.runtime.launch import relaunch_under_torchrun
 
         relaunch_under_torchrun(args.gpus, argv)  # returns when this process is to train
-    from speciesgan import fatal
-    from speciesgan.preemption import (
+    from speciesgan.runtime import fatal
+    from speciesgan.runtime.preemption import (
         EXIT_PREEMPTED,
         StageTerminated,
         TrainingInterrupted,

@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from speciesgan.device import select_device
+from speciesgan.runtime.device import select_device
 from speciesgan.util.atomic import atomic_folder, atomic_path, write_json
 from speciesgan.util.errors import SpeciesganError
 from speciesgan.util.names import slug_clashes, slugify

@@ -46,7 +46,7 @@ import torch
 from torch import nn
 
 from speciesgan.data.dataset import shard_hashes
-from speciesgan.resume_state import (
+from speciesgan.runtime.resume_state import (
     RESTART_HINT,
     canonical,
     exception_summary,

@@ -21,7 +21,6 @@ import torch
 from torch import nn
 
 from speciesgan.data.dataset import CropSet, MappedSplit, load_split, open_split
-from speciesgan.device import select_device
 from speciesgan.metrics.cas import classification_accuracy_score
 from speciesgan.metrics.feature_spaces import FeatureSpace, lite0_space
 from speciesgan.metrics.fid import (
@@ -38,6 +37,7 @@ from speciesgan.metrics.id_ood import OOD_SPLIT, id_ood_metrics
 from speciesgan.metrics.inception import InceptionNet, inception_space, load_inception
 from speciesgan.metrics.inception_score import inception_score
 from speciesgan.metrics.kid import kernel_inception_distance
+from speciesgan.runtime.device import select_device
 from speciesgan.sample import save_png, tile
 from speciesgan.util.atomic import write_json
 from speciesgan.util.errors import SpeciesganError

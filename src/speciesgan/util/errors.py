@@ -3,7 +3,7 @@
 Each kind has its own exit status (the BSD ``sysexits.h`` numbers, which batch
 systems and shell scripts already know), so a job log or ``sacct`` tells at a
 glance that a stage stopped on something a retry cannot fix.  Training also
-records such a stop beside its checkpoints (``speciesgan.fatal``), which is
+records such a stop beside its checkpoints (``speciesgan.runtime.fatal``), which is
 how the workflow learns not to spend its retries on it.
 """
 

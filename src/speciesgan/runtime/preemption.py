@@ -101,14 +101,14 @@ def job_deadline() -> float | None:
     """Epoch seconds at which this job will be killed, if known.
 
     ``SPECIESGAN_DEADLINE`` (epoch seconds) wins; otherwise SLURM's job end time
-    when running inside a SLURM job (see ``speciesgan.slurm_time``).
+    when running inside a SLURM job (see ``speciesgan.runtime.slurm_time``).
     """
     value = os.environ.get("SPECIESGAN_DEADLINE")
     if value:
         return float(value)
     if os.environ.get("SLURM_JOB_ID"):
         try:
-            from speciesgan.slurm_time import slurm_job_end_time
+            from speciesgan.runtime.slurm_time import slurm_job_end_time
         except ImportError:  # pragma: no cover - module optional
             return None
         return slurm_job_end_time()

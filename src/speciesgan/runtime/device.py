@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import torch
 
-from speciesgan import cuda_env
+from speciesgan.runtime import cuda_env
 from speciesgan.util.errors import ConfigError, UnavailableError
 
 log = logging.getLogger(__name__)

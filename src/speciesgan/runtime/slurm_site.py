@@ -57,7 +57,7 @@ limit SLURM sends SIGUSR1 to the job step, and training checkpoints and stops.""
 
 TRAINING_SLURM_EXTRA = f"{TIME_LIMIT_SIGNAL} --open-mode=append"
 """The training rules' sbatch flags: the time-limit signal, and a SLURM log that a
-requeued job (the next segment, speciesgan.preemption) appends to instead of
+requeued job (the next segment, speciesgan.runtime.preemption) appends to instead of
 truncating, so every segment's log is kept."""
 
 PROJECT_SLURM_EXTRA = {

@@ -1,7 +1,7 @@
 """When will SLURM kill the current job?
 
 Training stops itself, with a checkpoint, shortly before the job's time limit
-(``speciesgan.preemption``), so a timed-out job resumes on retry instead of
+(``speciesgan.runtime.preemption``), so a timed-out job resumes on retry instead of
 losing everything since the last periodic checkpoint.  That needs the job's end
 time, which only the SLURM controller knows; this module asks it.  It must never
 break training: every failure (not in a job, no SLURM client, slow or unreachable

@@ -19,8 +19,8 @@ from typing import TextIO
 
 import torch
 
-from speciesgan import cuda_env
-from speciesgan.device import (
+from speciesgan.runtime import cuda_env
+from speciesgan.runtime.device import (
     DEVICE_ENV,
     SLURM_GPU_VARIABLES,
     choose_device,
