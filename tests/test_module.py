@@ -11,7 +11,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from speciesgan.snakemake_dag import parse_jobs
+from speciesgan.workflow.snakemake_dag import parse_jobs
 from tests.workflow import REPO, copy_workflow, downloads_folder, planned_jobs, snakemake
 
 OUTER_SNAKEFILE = """\

@@ -25,12 +25,12 @@ import pytest
 import yaml
 
 from speciesgan.config import load_config
-from speciesgan.dvc_export import PROFILE_ENV, Export, export_dvc, stage_snakemake_argv
-from speciesgan.dvc_remote import REMOTE_ENV, resolve_remote
-from speciesgan.dvc_sync import publish, restore
-from speciesgan.snakemake_dag import read_jobs
-from speciesgan.stage_graph import downstream_closure, select_stages, upstream_closure
 from speciesgan.util.errors import SpeciesganError
+from speciesgan.workflow.dvc_export import PROFILE_ENV, Export, export_dvc, stage_snakemake_argv
+from speciesgan.workflow.dvc_remote import REMOTE_ENV, resolve_remote
+from speciesgan.workflow.dvc_sync import publish, restore
+from speciesgan.workflow.snakemake_dag import read_jobs
+from speciesgan.workflow.stage_graph import downstream_closure, select_stages, upstream_closure
 from tests.cluster_site import TEST_PROFILE, write_test_site
 from tests.workflow import REPO, copy_workflow, downloads_folder, env, planned_jobs, snakemake
 

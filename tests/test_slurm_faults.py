@@ -240,7 +240,7 @@ def test_dvc_repro_submits_the_stage_through_the_profile(
 ) -> None:
     """``SPECIESGAN_PROFILE`` makes `dvc repro` run a stage as `snakemake --profile` does:
     the extraction (not a local rule) becomes a SLURM job in the CPU partition."""
-    from speciesgan.dvc_export import PROFILE_ENV, export_dvc
+    from speciesgan.workflow.dvc_export import PROFILE_ENV, export_dvc
 
     work = copy_workflow(tmp_path / "wf")
     write_test_site(work / "slurm")

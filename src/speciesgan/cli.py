@@ -570,7 +570,7 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901 - a flat dispatch table
         for path in args.metrics:
             print(f"wrote {headline_from_metrics_file(path)}")
     elif cmd == "dvc-stage":
-        from speciesgan.dvc_export import PROFILE_ENV, stage_snakemake_argv
+        from speciesgan.workflow.dvc_export import PROFILE_ENV, stage_snakemake_argv
 
         argv = stage_snakemake_argv(args.targets, args.rule, args.configfile)
         where = f" (${PROFILE_ENV})" if "--profile" in argv else f" (local; ${PROFILE_ENV} unset)"
@@ -578,7 +578,7 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901 - a flat dispatch table
         # this environment's Snakemake, whatever PATH says; its exit status is the stage's
         os.execv(sys.executable, [sys.executable, "-m", *argv])
     elif cmd == "dvc-export":
-        from speciesgan.dvc_export import export_dvc
+        from speciesgan.workflow.dvc_export import export_dvc
 
         export = export_dvc(args.workdir, args.configfile)
         print(
@@ -586,11 +586,11 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901 - a flat dispatch table
             f"and {export.params_file}"
         )
     elif cmd == "publish":
-        from speciesgan.dvc_sync import publish
+        from speciesgan.workflow.dvc_sync import publish
 
         publish(args.workdir, args.configfile, remote=args.remote)
     elif cmd == "restore":
-        from speciesgan.dvc_sync import restore
+        from speciesgan.workflow.dvc_sync import restore
 
         restore(args.workdir, args.configfile, remote=args.remote, targets=args.target)
     else:  # pragma: no cover - argparse rejects unknown commands

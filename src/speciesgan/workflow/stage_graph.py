@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import PurePosixPath
 
-from speciesgan.snakemake_dag import Job
 from speciesgan.util.errors import SpeciesganError
+from speciesgan.workflow.snakemake_dag import Job
 
 
 def _producers(stages: Mapping[str, Job]) -> dict[str, str]:

@@ -1,7 +1,7 @@
 """Which config keys each rule's job reads: the ``params`` of its DVC stage.
 
 Every stage tracks keys of one params file, the merged config of its run (see
-:mod:`speciesgan.dvc_export`), so ``dvc status`` and ``dvc params diff`` name
+:mod:`speciesgan.workflow.dvc_export`), so ``dvc status`` and ``dvc params diff`` name
 settings as users write them (``gan.steps``).  A stage must list exactly the keys
 its rule's Snakemake ``params`` are computed from: fewer, and DVC would call a
 stage current that Snakemake reruns; more, and ``speciesgan restore`` would rerun
@@ -148,7 +148,7 @@ def stage_params(rule: str, wildcards: Wildcards, config: Config) -> list[str]:
     """The config keys the job of ``rule`` with ``wildcards`` reads, present in ``config``."""
     if rule not in RULE_KEYS:
         raise SpeciesganError(
-            f"rule {rule} has no entry in speciesgan.dvc_params.RULE_KEYS: add the config "
+            f"rule {rule} has no entry in speciesgan.workflow.dvc_params.RULE_KEYS: add the config "
             "keys its params are computed from, so its DVC stage goes stale when they change"
         )
     keys = [k for key in RULE_KEYS[rule](config, wildcards) for k in _expand(config, key)]

@@ -5,7 +5,7 @@ with its own commands (``dvc metrics show``, ``dvc plots show``, ``dvc params
 diff``, ``dvc exp show``).  The Snakemake graph of ``all`` is mirrored one job per
 DVC stage:
 
-- ``params``: the config keys the job reads (:mod:`speciesgan.dvc_params`), in
+- ``params``: the config keys the job reads (:mod:`speciesgan.workflow.dvc_params`), in
   ``params/<run>.yaml``, the run's merged and validated config as nested YAML.  So
   DVC reports ``gan.steps: 1800 -> 2400``, and ``dvc exp run -S`` edits the file
   the stage commands actually read;
@@ -43,12 +43,12 @@ from typing import Any
 import yaml
 
 from speciesgan.config import load_config
-from speciesgan.dvc_params import stage_params
 from speciesgan.metrics.headline import HEADLINE_NAME
-from speciesgan.snakemake_dag import LIST_SEPARATOR, Job, read_jobs
 from speciesgan.util.atomic import write_text
 from speciesgan.util.errors import SpeciesganError
-from speciesgan.workflow_source import read_workflow_source
+from speciesgan.workflow.dvc_params import stage_params
+from speciesgan.workflow.snakemake_dag import LIST_SEPARATOR, Job, read_jobs
+from speciesgan.workflow.workflow_source import read_workflow_source
 
 DVC_YAML = "dvc.yaml"
 PARAMS_DIR = "params"

@@ -32,13 +32,13 @@ from pathlib import Path
 
 import yaml
 
-from speciesgan.dvc_export import DVC_YAML, Export, export_dvc, snakemake_command
-from speciesgan.dvc_remote import resolve_remote
 from speciesgan.metrics.headline import HEADLINE_NAME
-from speciesgan.stage_graph import downstream_closure, select_stages, upstream_closure
 from speciesgan.util.atomic import write_text
 from speciesgan.util.errors import SpeciesganError
 from speciesgan.util.tools import run_tool
+from speciesgan.workflow.dvc_export import DVC_YAML, Export, export_dvc, snakemake_command
+from speciesgan.workflow.dvc_remote import resolve_remote
+from speciesgan.workflow.stage_graph import downstream_closure, select_stages, upstream_closure
 
 
 @dataclass(frozen=True)
