@@ -8,10 +8,10 @@ import torch
 from torch import nn
 
 from speciesgan.data.dataset import CropSet
+from speciesgan.generate.sample import generate_images
 from speciesgan.metrics.feature_spaces import features_of, lite0_space
 from speciesgan.metrics.generated import generated_outputs, regenerate
 from speciesgan.metrics.inception import inception_outputs, load_inception
-from speciesgan.sample import generate_images
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from PIL import Image
 from speciesgan.cli import main
 from speciesgan.data.index import check_species_names, index_records
 from speciesgan.data.sources import SourceRecord
-from speciesgan.sample import GRID_PADDING, resolve_species, write_sample_grids
+from speciesgan.generate.sample import GRID_PADDING, resolve_species, write_sample_grids
 from speciesgan.util.errors import SpeciesganError
 from speciesgan.util.names import slugify
 
@@ -199,7 +199,7 @@ def test_sample_subcommand_still_works(generator_file: Path, tmp_path: Path) -> 
 
 def test_sample_grids_refuse_colliding_slugs(tmp_path: Path) -> None:
     generator = make_generator(tmp_path / "old.pt", ["Ab 1", "Ab.1", "Owl"])
-    from speciesgan.sample import _load
+    from speciesgan.generate.sample import _load
 
     model, meta = _load(generator)
     with pytest.raises(SpeciesganError, match=r"'Ab 1' and 'Ab\.1' -> species/ab-1\.png"):
@@ -283,7 +283,7 @@ def test_distinct_non_latin_names_index_and_sample_to_distinct_files(tmp_path: P
     assert len(set(slugs)) == len(NON_LATIN) and "species" not in slugs
     assert "\u200f" not in slugs[2]  # the direction mark is not part of a file name
     generator = make_generator(tmp_path / "g.pt", NON_LATIN)
-    from speciesgan.sample import _load
+    from speciesgan.generate.sample import _load
 
     model, meta = _load(generator)
     write_sample_grids(model, list(meta["species"]), tmp_path / "grids", seed=0, per_species=2)
@@ -316,7 +316,7 @@ def test_generate_streams_in_chunks_with_the_same_pictures(
     generator_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Pictures are made a chunk at a time; a run of n <= one chunk is unchanged by it."""
-    import speciesgan.sample as sample
+    import speciesgan.generate.sample as sample
 
     whole = tmp_path / "whole"
     assert generate(generator_file, "Painted Bunting", "-n", "12", "--out", str(whole)) == 0

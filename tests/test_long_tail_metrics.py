@@ -133,7 +133,7 @@ def test_id_and_ood_figures_show_a_generator_that_copies_the_training_locations(
 
 
 def _generate(generator: CropBank, labels: np.ndarray) -> torch.Tensor:
-    from speciesgan.sample import latents, quantize
+    from speciesgan.generate.sample import latents, quantize
 
     z = latents(len(labels), generator.z_dim, 0)
     with torch.no_grad():

@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from speciesgan.cli import main
-from speciesgan.pictures import (
+from speciesgan.generate.pictures import (
     PNG_TEXT_KEY,
     RENDER_THREADS,
     Picture,

@@ -13,8 +13,7 @@ import torch
 from torch import nn
 
 from speciesgan.ablation import write_ablation_table
-from speciesgan.report import write_report
-from speciesgan.sample import (
+from speciesgan.generate.sample import (
     generate_images,
     interpolation_strip,
     mix_images,
@@ -22,6 +21,7 @@ from speciesgan.sample import (
     save_png,
     write_sample_grids,
 )
+from speciesgan.report import write_report
 from speciesgan.util.atomic import write_json
 from speciesgan.util.errors import SpeciesganError
 

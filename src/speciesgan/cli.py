@@ -501,7 +501,7 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901 - a flat dispatch table
         if args.retry:
             print("the next attempt will train again")
     elif cmd == "sample":
-        from speciesgan import sample
+        from speciesgan.generate import sample
 
         if args.mix:
             if args.out is None:
@@ -601,7 +601,7 @@ def _generate(args: argparse.Namespace) -> None:
     if args.from_record is not None:
         _generate_from(args)
         return
-    from speciesgan.sample import generate_pictures
+    from speciesgan.generate.sample import generate_pictures
 
     paths = generate_pictures(
         args.generator,
@@ -624,7 +624,7 @@ def _generate(args: argparse.Namespace) -> None:
 
 def _generate_from(args: argparse.Namespace) -> None:
     """``generate --from``: the record decides species, mix, seed and weights; no other flags."""
-    from speciesgan.pictures import generate_from_record
+    from speciesgan.generate.pictures import generate_from_record
 
     if args.name is not None or args.mix is not None:
         raise SpeciesganError("--from takes no NAME or --mix: the record names the species")

@@ -26,6 +26,7 @@ from PIL import Image
 from torch import nn
 
 from speciesgan.data.dataset import shard_path
+from speciesgan.generate.sample import interpolation_strip, tile
 from speciesgan.long_tail import (
     BINS_NOTE,
     COUNTS_NOTE,
@@ -34,7 +35,6 @@ from speciesgan.long_tail import (
     long_tail_summary,
     train_counts_png,
 )
-from speciesgan.sample import interpolation_strip, tile
 from speciesgan.util.atomic import write_json, write_text
 
 log = logging.getLogger(__name__)

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from speciesgan.data.dataset import CropSet, MappedSplit, load_split, open_split
+from speciesgan.generate.sample import save_png, tile
 from speciesgan.metrics.cas import classification_accuracy_score
 from speciesgan.metrics.feature_spaces import FeatureSpace, lite0_space
 from speciesgan.metrics.fid import (
@@ -38,7 +39,6 @@ from speciesgan.metrics.inception import InceptionNet, inception_space, load_inc
 from speciesgan.metrics.inception_score import inception_score
 from speciesgan.metrics.kid import kernel_inception_distance
 from speciesgan.runtime.device import select_device
-from speciesgan.sample import save_png, tile
 from speciesgan.util.atomic import write_json
 from speciesgan.util.errors import SpeciesganError
 from speciesgan.util.progress import progress

@@ -35,7 +35,7 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 from torch import nn
 
-from speciesgan.sample import latents, quantize
+from speciesgan.generate.sample import latents, quantize
 from speciesgan.util.atomic import atomic_open
 from speciesgan.util.errors import SpeciesganError
 from speciesgan.util.names import slugify
