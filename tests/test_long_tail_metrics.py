@@ -187,7 +187,7 @@ def test_infrared_summary_counts_crops_per_split_and_dropped_photos_once() -> No
     """A frame with two animals is two rejected crops but one infrared photo dropped."""
     import pandas as pd
 
-    from speciesgan.long_tail import GREYSCALE_REJECT, greyscale_summary
+    from speciesgan.report.long_tail import GREYSCALE_REJECT, greyscale_summary
 
     manifest = pd.DataFrame(
         {"split": ["train", "train", "train", "test"], "greyscale": [True, False, False, True]}

@@ -12,7 +12,6 @@ import pytest
 import torch
 from torch import nn
 
-from speciesgan.ablation import write_ablation_table
 from speciesgan.generate.sample import (
     generate_images,
     interpolation_strip,
@@ -21,7 +20,8 @@ from speciesgan.generate.sample import (
     save_png,
     write_sample_grids,
 )
-from speciesgan.report import write_report
+from speciesgan.report.ablation import write_ablation_table
+from speciesgan.report.page import write_report
 from speciesgan.util.atomic import write_json
 from speciesgan.util.errors import SpeciesganError
 
@@ -354,7 +354,7 @@ def test_report_shows_the_long_tail_infrared_share_bins_and_id_ood(tmp_path: Pat
 
 
 def test_train_counts_chart_is_sorted_and_log_scaled_for_a_long_tail() -> None:
-    from speciesgan.long_tail import needs_log_scale, train_counts, train_counts_png
+    from speciesgan.report.long_tail import needs_log_scale, train_counts, train_counts_png
 
     frame = pd.DataFrame(
         {"species": ["a", "b", "c", "d"] * 2, "species_id": [0, 1, 2, 3] * 2,
@@ -398,7 +398,7 @@ def test_ablation_table_names_a_missing_evaluation_file(tmp_path: Path) -> None:
 
 
 def test_report_tolerates_a_partial_results_folder(tmp_path: Path) -> None:
-    from speciesgan.report import build_report
+    from speciesgan.report.page import build_report
 
     (tmp_path / "run").mkdir()
     build_report(tmp_path / "run", tmp_path / "r.html", tmp_path / "r.json")
@@ -434,7 +434,7 @@ def test_cli_sample_grids_and_mix_from_generator_file(tmp_path: Path) -> None:
 
 
 def test_build_report_draws_the_strip_from_generator_file(tmp_path: Path) -> None:
-    from speciesgan.report import build_report
+    from speciesgan.report.page import build_report
 
     results = _results_dir(tmp_path / "run")
     _real_generator_file(results / "gan" / "generator.pt")

@@ -553,15 +553,15 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901 - a flat dispatch table
 
         run_doctor(args.device, steps=args.steps, warmup=args.warmup, threads=args.threads)
     elif cmd == "ablation-table":
-        from speciesgan.ablation import write_ablation_table
+        from speciesgan.report.ablation import write_ablation_table
 
         write_ablation_table(args.spec, args.out)
     elif cmd == "report":
-        from speciesgan.report import build_report
+        from speciesgan.report.page import build_report
 
         build_report(args.results_dir, args.out_html, args.out_json)
         if args.out_loss_curves is not None:
-            from speciesgan.loss_curves import write_loss_curves
+            from speciesgan.report.loss_curves import write_loss_curves
 
             write_loss_curves(args.results_dir / "gan" / "training_log.csv", args.out_loss_curves)
     elif cmd == "headline":

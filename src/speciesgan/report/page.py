@@ -27,7 +27,7 @@ from torch import nn
 
 from speciesgan.data.dataset import shard_path
 from speciesgan.generate.sample import interpolation_strip, tile
-from speciesgan.long_tail import (
+from speciesgan.report.long_tail import (
     BINS_NOTE,
     COUNTS_NOTE,
     GREYSCALE_NOTE,

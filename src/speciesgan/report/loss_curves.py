@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 from PIL import Image
 
-from speciesgan.report import loss_curves_png
+from speciesgan.report.page import loss_curves_png
 from speciesgan.util.atomic import atomic_open
 
 
