@@ -45,7 +45,7 @@ def load_schema() -> dict[str, Any]:
 
 @functools.cache
 def _schema() -> dict[str, Any]:
-    text = resources.files("speciesgan").joinpath("config.schema.yaml").read_text()
+    text = resources.files("speciesgan.config").joinpath("config.schema.yaml").read_text()
     return yaml.safe_load(text)
 
 
