@@ -418,8 +418,9 @@ def _species_features(rng: np.random.Generator, labels: np.ndarray, dims: int = 
 
 
 def test_fid_generated_mix_follows_the_real_species_frequencies() -> None:
-    from speciesgan.metrics.evaluate import fid_features, matched_species_counts
+    from speciesgan.metrics.evaluate import fid_features
     from speciesgan.metrics.fid import fid_from_features
+    from speciesgan.metrics.species_mix import matched_species_counts
 
     rng = np.random.default_rng(0)
     real_labels = np.repeat([0, 1, 2], [800, 200, 200])  # 2/3 of the real crops are species 0

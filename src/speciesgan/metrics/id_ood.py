@@ -81,10 +81,10 @@ def held_out_fd(
     """FD of generated images, mixed like ``reference``'s species, against ``reference``.
 
     Reuses the balanced set's rows as the real split's mix does
-    (``evaluate.matched_rows``), generating only the shortfall from ``seed``.
+    (``species_mix.matched_rows``), generating only the shortfall from ``seed``.
     None when either side has fewer than 2 images.
     """
-    from speciesgan.metrics.evaluate import matched_rows
+    from speciesgan.metrics.species_mix import matched_rows
 
     kept, extra_labels = matched_rows(balanced_labels, reference.labels, len(reference.species))
     features = balanced[kept]
