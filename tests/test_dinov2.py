@@ -27,9 +27,10 @@ from speciesgan.metrics.dinov2 import (
     dinov2_features,
     load_dinov2,
 )
+from speciesgan.metrics.dinov2_standin import random_dinov2_state
 from speciesgan.util.atomic import save_torch
 from speciesgan.util.errors import SpeciesganError
-from speciesgan.util.weights import checkpoints_dir, file_sha256, random_dinov2_state
+from speciesgan.util.weights import checkpoints_dir, file_sha256
 from tests.http_server import ServerState, serve
 
 MODEL = "vits14"

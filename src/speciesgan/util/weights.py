@@ -92,40 +92,6 @@ def random_efficientnet_b0_state(seed: int = 0) -> dict[str, torch.Tensor]:
     return efficientnet_b0(weights=None).state_dict()
 
 
-def random_dinov2_state(model: str = "vits14", seed: int = 0) -> dict[str, torch.Tensor]:
-    """Random weights in the exact layout of the official DINOv2 file for ``model``.
-
-    timm's DINOv2 ViT is built at the official 518 px (a pos_embed of 37 x 37
-    positions), its parameters renamed to the official keys and the official
-    ``mask_token`` added, so the loader reads this file exactly as it reads
-    Meta's.  Layer scale starts at 1, as in the official torch hub
-    constructors: timm's default of 1e-5 would make every block a near no-op,
-    and all images would get almost the same features.
-    """
-    import timm
-
-    from speciesgan.metrics.dinov2_layout import (
-        MASK_TOKEN,
-        OFFICIAL_IMAGE_SIZE,
-        dinov2_arch,
-        timm_to_official_key,
-    )
-
-    arch = dinov2_arch(model)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        net = timm.create_model(
-            arch.timm_name,
-            pretrained=False,
-            img_size=OFFICIAL_IMAGE_SIZE,
-            num_classes=0,
-            init_values=1.0,
-        )
-    state = {timm_to_official_key(key, arch): value for key, value in net.state_dict().items()}
-    state[MASK_TOKEN] = torch.zeros(1, arch.feature_dim)
-    return state
-
-
 def write_placeholder_weights(seed: int = 0, overwrite: bool = False) -> list[Path]:
     """Put random-init stand-ins for both weight files into torch's cache.
 
