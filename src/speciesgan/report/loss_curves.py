@@ -9,11 +9,33 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 from PIL import Image
 
-from speciesgan.report.page import loss_curves_png
 from speciesgan.util.atomic import atomic_open
+
+
+def loss_curves_png(log_frame: pd.DataFrame) -> np.ndarray:
+    """Loss columns of the training log against the step, rendered with Agg to HWC uint8."""
+    x_column = "step" if "step" in log_frame.columns else None
+    numeric = [c for c in log_frame.select_dtypes("number").columns if c != x_column]
+    columns = [c for c in numeric if "loss" in c.lower()] or numeric
+    x = log_frame[x_column] if x_column else np.arange(len(log_frame))
+    figure = Figure(figsize=(8, 4), dpi=100)
+    canvas = FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    for column in columns:
+        axes.plot(x, log_frame[column], label=column, linewidth=1)
+    axes.set_xlabel(x_column or "log row")
+    axes.grid(alpha=0.3)
+    if columns:
+        axes.legend(loc="best", fontsize="small")
+    figure.tight_layout()
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
 
 def write_loss_curves(training_log: Path, out_png: Path) -> None:

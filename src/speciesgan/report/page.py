@@ -35,6 +35,7 @@ from speciesgan.report.long_tail import (
     long_tail_summary,
     train_counts_png,
 )
+from speciesgan.report.loss_curves import loss_curves_png
 from speciesgan.util.atomic import write_json, write_text
 
 log = logging.getLogger(__name__)
@@ -277,26 +278,6 @@ def _classifier_section(metrics: dict[str, Any]) -> str:
             parts.append(f"<h3>{html.escape(key)}</h3>")
             parts.append(_table(["", key], [[k, v] for k, v in value.items()]))
     return "".join(parts)
-
-
-def loss_curves_png(log_frame: pd.DataFrame) -> np.ndarray:
-    """Loss columns of the training log against the step, rendered with Agg to HWC uint8."""
-    x_column = "step" if "step" in log_frame.columns else None
-    numeric = [c for c in log_frame.select_dtypes("number").columns if c != x_column]
-    columns = [c for c in numeric if "loss" in c.lower()] or numeric
-    x = log_frame[x_column] if x_column else np.arange(len(log_frame))
-    figure = Figure(figsize=(8, 4), dpi=100)
-    canvas = FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
-    for column in columns:
-        axes.plot(x, log_frame[column], label=column, linewidth=1)
-    axes.set_xlabel(x_column or "log row")
-    axes.grid(alpha=0.3)
-    if columns:
-        axes.legend(loc="best", fontsize="small")
-    figure.tight_layout()
-    canvas.draw()
-    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
 
 def metrics_over_steps_png(points: list[dict[str, Any]]) -> np.ndarray:
