@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from speciesgan.data.json_stream import read_streamed
-from speciesgan.data.sources import RelativeBox
+from speciesgan.data.sources.records import RelativeBox
 from speciesgan.util.errors import SpeciesganError
 
 log = logging.getLogger(__name__)
