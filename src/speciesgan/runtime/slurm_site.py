@@ -38,7 +38,7 @@ GPU_RULES = (
     "sample",
 )
 """The rules that request a GPU (``resources: gpu``); they go to the GPU partition.
-tests/test_cluster_profile.py checks this list against the rules' resources."""
+tests/e2e/test_cluster_profile.py checks this list against the rules' resources."""
 
 SECTION_KEYS = {
     "cpu": {"partition": "slurm_partition", "qos": "qos", "constraint": "constraint"},
@@ -66,7 +66,7 @@ PROJECT_SLURM_EXTRA = {
     "train_gan_variant": TRAINING_SLURM_EXTRA,
 }
 """Each rule's ``slurm_extra`` as the rules declare it.  A ``slurm_extra`` from the
-site file is *added* to these (tests/test_cluster_profile.py checks them against
+site file is *added* to these (tests/e2e/test_cluster_profile.py checks them against
 the dry run): Snakemake's set-resources replaces a rule's value, so a site value
 given as it is would drop the time-limit signal, and the job would be killed at
 its limit without a checkpoint."""

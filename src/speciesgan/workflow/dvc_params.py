@@ -5,7 +5,7 @@ Every stage tracks keys of one params file, the merged config of its run (see
 settings as users write them (``gan.steps``).  A stage must list exactly the keys
 its rule's Snakemake ``params`` are computed from: fewer, and DVC would call a
 stage current that Snakemake reruns; more, and ``speciesgan restore`` would rerun
-jobs Snakemake considers current.  ``tests/test_reproduce.py`` checks the two
+jobs Snakemake considers current.  ``tests/e2e/test_reproduce.py`` checks the two
 agree for real config edits.  A rule missing here is an error, so a new rule
 cannot be exported without deciding its keys.
 
