@@ -22,7 +22,6 @@ from hypothesis import strategies as st
 from speciesgan.cli import main
 from speciesgan.config import load_schema, validate_config
 from speciesgan.util.errors import SpeciesganError
-from tests.helpers.workflow import copy_workflow, snakemake
 
 REPO = Path(__file__).resolve().parents[2]
 SMOKE = yaml.safe_load((REPO / "configs/smoke.yaml").read_text())
@@ -146,19 +145,6 @@ def test_yaml_alias_bomb_is_refused_at_once(
     assert main(["check-config", str(path), "--alone"]) == 1
     error = capsys.readouterr().err
     assert str(path) in error and "expands to more than" in error and len(error) < 1000
-
-
-@pytest.mark.slow
-def test_workflow_start_refuses_nan_and_the_alias_bomb_naming_the_key(tmp_path: Path) -> None:
-    work = copy_workflow(tmp_path / "wf")
-    (work / "nan.yaml").write_text("gan:\n  ema_decay: .nan\n")
-    (work / "bomb.yaml").write_text(ALIAS_BOMB)
-    nan = snakemake(work, "-n", "--configfile", "configs/smoke.yaml", "nan.yaml")
-    assert nan.returncode != 0
-    assert "config key gan.ema_decay: nan is not a finite number" in nan.stdout + nan.stderr
-    bomb = snakemake(work, "-n", "--configfile", "configs/smoke.yaml", "bomb.yaml", timeout=120)
-    assert bomb.returncode != 0
-    assert "expands to more than" in bomb.stdout + bomb.stderr
 
 
 def test_stage_settings_given_by_hand_refuse_nan_and_huge_seeds(
