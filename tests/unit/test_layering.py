@@ -32,7 +32,10 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("workflow", ("speciesgan.workflow",)),
     ("studio", ("speciesgan.studio",)),
     # commands: the CLI, and doctor, which times a real GAN step
-    ("commands", ("speciesgan", "speciesgan.cli", "speciesgan.__main__", "speciesgan.runtime.doctor")),
+    (
+        "commands",
+        ("speciesgan", "speciesgan.cli", "speciesgan.__main__", "speciesgan.runtime.doctor"),
+    ),
 ]
 
 TOP_ALLOWED = {"__init__", "__main__", "cli"}
