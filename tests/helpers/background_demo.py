@@ -13,8 +13,8 @@ from being starved on a 2-core machine:
 
 The demo stays in the test session's scheduling group (its own process group,
 not its own session): with Linux's autogroup (on by default) each session gets an
-equal share of the CPU, whatever the niceness inside it.  Measured in session 11
-(this machine, the suite running beside it): in a session of its own the demo got
+equal share of the CPU, whatever the niceness inside it.  Measured on 2026-12-03
+(commit 485b9e1, this machine, the suite running beside it): in a session of its own the demo got
 one core, so its classifier and GAN jobs each trained at 11 CPU s per 20 s.
 With two threads per job (stop 20) its steps took 0.9 s beside the tests,
 against 0.365 s alone.  ``SPECIESGAN_DEMO_IN_BACKGROUND=0`` runs it in the
