@@ -8,7 +8,7 @@
 # As a module of another workflow:
 #   module speciesgan:  snakefile: "<this repo>/Snakefile"  config: config
 #   use rule * from speciesgan
-# The configuration is validated against src/speciesgan/config.schema.yaml before
+# The configuration is validated against src/speciesgan/config/config.schema.yaml before
 # any job runs.  Every rule calls the `speciesgan` command; logic lives in the package.
 import signal
 

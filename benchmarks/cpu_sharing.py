@@ -2,7 +2,7 @@
 
 Times an EfficientNet-Lite0 forward and backward (batch 32, 64 px, the projected
 discriminator's workload) in fresh processes: one alone, then two side by side,
-for each setting.  ``speciesgan.cpu_sharing`` picked its default from this table.
+for each setting.  ``speciesgan.runtime.cpu_sharing`` picked its default from this table.
 
     python benchmarks/cpu_sharing.py [--threads 2] [--iterations 15]
 """
@@ -42,7 +42,7 @@ def seconds_per_iteration(
     env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
     env.update(setting)
     # the workload imports torch before speciesgan: libgomp reads its settings when torch
-    # loads it, so the package's default (speciesgan.cpu_sharing) does not blur the rows
+    # loads it, so the package's default (speciesgan.runtime.cpu_sharing) does not blur the rows
     command = [sys.executable, "-c", WORKLOAD, str(args.threads), str(args.iterations)]
     running = [
         subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)

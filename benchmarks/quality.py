@@ -31,7 +31,6 @@ import torch
 
 from speciesgan.classifier.model import load_classifier
 from speciesgan.config import load_config
-from speciesgan.errors import SpeciesganError
 from speciesgan.gan.standing_stats import with_standing_statistics
 from speciesgan.gan.training_loop import (
     DeviceCrops,
@@ -40,11 +39,12 @@ from speciesgan.gan.training_loop import (
     build_trainer,
     resolve_settings,
 )
+from speciesgan.generate.sample import generate_images, save_png, tile
 from speciesgan.metrics.evaluate import classifier_accuracy
 from speciesgan.metrics.fid import RealFeatures, fid_from_features, real_features
 from speciesgan.metrics.inception import InceptionNet, inception_outputs, load_inception
-from speciesgan.sample import generate_images, save_png, tile
-from speciesgan.species_lists import require_same_species
+from speciesgan.util.errors import SpeciesganError
+from speciesgan.util.species_lists import require_same_species
 
 COLUMNS = (
     "steps",

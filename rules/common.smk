@@ -15,10 +15,10 @@ from speciesgan.data.sources import (
     demo_url,
     stored_name,
 )
-from speciesgan.errors import SpeciesganError
-from speciesgan.fatal import refuse_retry_after_fatal
-from speciesgan.preemption import allow_requeue_in_job
-from speciesgan.slurm_site import TRAINING_SLURM_EXTRA
+from speciesgan.util.errors import SpeciesganError
+from speciesgan.runtime.fatal import refuse_retry_after_fatal
+from speciesgan.runtime.preemption import allow_requeue_in_job
+from speciesgan.runtime.slurm_site import TRAINING_SLURM_EXTRA
 
 try:
     config.update(validate_config(config))

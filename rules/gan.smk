@@ -4,7 +4,7 @@
 #
 # A run longer than one job's time limit is trained in segments, each a new job:
 # on SLURM a segment stopped by the time limit after training some steps requeues
-# its own job (same job id, fresh limit: speciesgan.preemption); any other ending
+# its own job (same job id, fresh limit: speciesgan.runtime.preemption); any other ending
 # (scancel, preemption's SIGTERM, a crash, a kill) fails the job, and this
 # Snakemake submits the next attempt.  The retry budget (30 x the profile's 24 h)
 # is counted here, never inside the job (retries_outside_job, rules/common.smk).
@@ -12,7 +12,7 @@
 # progress training refuses to start, in seconds (speciesgan.gan.segments), and
 # an error no retry can fix (no usable GPU, a bad setting, a damaged checkpoint)
 # is recorded beside the checkpoints, so the `fatal_stop` resource ends the job
-# instead of submitting it again (speciesgan.fatal).  A new `snakemake` call
+# instead of submitting it again (speciesgan.runtime.fatal).  A new `snakemake` call
 # starts a new budget.
 TRAIN_SEGMENTS = 30
 
@@ -50,14 +50,14 @@ rule train_gan:
         mem_mb=memory_per_attempt(12000),
         runtime=1440,  # minutes; resumed from the checkpoint if this runs out
         # raises before a retry whose last attempt stopped on an error a retry
-        # cannot fix, ending the run with that error (speciesgan.fatal)
+        # cannot fix, ending the run with that error (speciesgan.runtime.fatal)
         fatal_stop=refuse_retry_after_fatal(f"{RESULTS}/gan/checkpoints"),
         # --signal=USR1@300 (no "B:" prefix): five minutes before the time limit
         # SLURM sends SIGUSR1 to every process of the job step that runs the rule,
         # so the training process itself receives it, writes a checkpoint and exits
         # with status 75; the next segment resumes in a new job.  ("B:USR1"
         # would signal only the batch shell.)  SLURM may send it up to a minute
-        # early.  Training also reads the job's end time itself (speciesgan.slurm_time).
+        # early.  Training also reads the job's end time itself (speciesgan.runtime.slurm_time).
         slurm_extra=TRAINING_SLURM_EXTRA,
     params:
         settings=as_json(main_gan_settings()),

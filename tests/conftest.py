@@ -18,7 +18,7 @@ import pytest
 import speciesgan  # noqa: F401  first: its short OpenMP spin must precede torch's threads
 
 if TYPE_CHECKING:
-    from tests.background_demo import DemoRun
+    from tests.helpers.background_demo import DemoRun
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -32,7 +32,7 @@ def torch_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # the variable alone (no torch.hub.set_dir, which would override it for the
     # session): tests can then point TORCH_HOME elsewhere with monkeypatch.setenv
     os.environ["TORCH_HOME"] = str(home)
-    from speciesgan.weights import write_placeholder_weights
+    from speciesgan.util.weights import write_placeholder_weights
 
     write_placeholder_weights(seed=0)
     yield home
@@ -44,7 +44,7 @@ def torch_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The demo test last: it awaits the demo run started with the session (background_demo)."""
-    from tests.background_demo import DEMO_TEST
+    from tests.helpers.background_demo import DEMO_TEST
 
     demo = [item for item in items if item.nodeid.endswith(DEMO_TEST)]
     if demo:
@@ -55,8 +55,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def background_demo(
     request: pytest.FixtureRequest, torch_home: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[DemoRun | None]:
-    """The demo pipeline, started now when its test is selected (tests/background_demo.py)."""
-    from tests.background_demo import DEMO_TEST, DemoRun, in_background, yield_to_the_demo
+    """The demo pipeline, started now when its test is selected (tests/helpers/background_demo.py)."""
+    from tests.helpers.background_demo import DEMO_TEST, DemoRun, in_background, yield_to_the_demo
 
     selected = any(item.nodeid.endswith(DEMO_TEST) for item in request.session.items)
     if not (selected and in_background()):
@@ -99,7 +99,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A run's results folder for the studio tests: a small generator and its metrics.json."""
-    from tests.studio_fixtures import make_run
+    from tests.helpers.studio_fixtures import make_run
 
     return make_run(tmp_path_factory.mktemp("run"))
 

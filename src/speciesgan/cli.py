@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from speciesgan.errors import SpeciesganError
+from speciesgan.util.errors import SpeciesganError
 
 log = logging.getLogger("speciesgan")
 
@@ -61,11 +61,11 @@ def _add_common(p: argparse.ArgumentParser, *, seed: bool = True, threads: bool 
 
 
 DEVICE_CHOICES = ("auto", "cuda", "cpu")
-"""``speciesgan.device.DEVICE_CHOICES``, repeated so that building the parser imports no torch."""
+"""``speciesgan.runtime.device.DEVICE_CHOICES``, repeated so that building the parser imports no torch."""
 
 
 def _add_device(p: argparse.ArgumentParser) -> None:
-    """``--device`` for every stage that may use CUDA (see ``speciesgan.device``)."""
+    """``--device`` for every stage that may use CUDA (see ``speciesgan.runtime.device``)."""
     p.add_argument(
         "--device",
         choices=DEVICE_CHOICES,
@@ -524,7 +524,7 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901 - a flat dispatch table
         if args.retry:
             print("the next attempt will train again")
     elif cmd == "sample":
-        from speciesgan import sample
+        from speciesgan.generate import sample
 
         if args.mix:
             if args.out is None:
@@ -574,19 +574,19 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901 - a flat dispatch table
             judge_min_accuracy=args.judge_min_accuracy,
         )
     elif cmd == "doctor":
-        from speciesgan.doctor import run_doctor
+        from speciesgan.runtime.doctor import run_doctor
 
         run_doctor(args.device, steps=args.steps, warmup=args.warmup, threads=args.threads)
     elif cmd == "ablation-table":
-        from speciesgan.ablation import write_ablation_table
+        from speciesgan.report.ablation import write_ablation_table
 
         write_ablation_table(args.spec, args.out)
     elif cmd == "report":
-        from speciesgan.report import build_report
+        from speciesgan.report.page import build_report
 
         build_report(args.results_dir, args.out_html, args.out_json)
         if args.out_loss_curves is not None:
-            from speciesgan.loss_curves import write_loss_curves
+            from speciesgan.report.loss_curves import write_loss_curves
 
             write_loss_curves(args.results_dir / "gan" / "training_log.csv", args.out_loss_curves)
     elif cmd == "headline":
@@ -595,7 +595,7 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901 - a flat dispatch table
         for path in args.metrics:
             print(f"wrote {headline_from_metrics_file(path)}")
     elif cmd == "dvc-stage":
-        from speciesgan.dvc_export import PROFILE_ENV, stage_snakemake_argv
+        from speciesgan.workflow.dvc_export import PROFILE_ENV, stage_snakemake_argv
 
         argv = stage_snakemake_argv(args.targets, args.rule, args.configfile)
         where = f" (${PROFILE_ENV})" if "--profile" in argv else f" (local; ${PROFILE_ENV} unset)"
@@ -603,7 +603,7 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901 - a flat dispatch table
         # this environment's Snakemake, whatever PATH says; its exit status is the stage's
         os.execv(sys.executable, [sys.executable, "-m", *argv])
     elif cmd == "dvc-export":
-        from speciesgan.dvc_export import export_dvc
+        from speciesgan.workflow.dvc_export import export_dvc
 
         export = export_dvc(args.workdir, args.configfile)
         print(
@@ -611,11 +611,11 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901 - a flat dispatch table
             f"and {export.params_file}"
         )
     elif cmd == "publish":
-        from speciesgan.dvc_sync import publish
+        from speciesgan.workflow.dvc_sync import publish
 
         publish(args.workdir, args.configfile, remote=args.remote)
     elif cmd == "restore":
-        from speciesgan.dvc_sync import restore
+        from speciesgan.workflow.dvc_sync import restore
 
         restore(args.workdir, args.configfile, remote=args.remote, targets=args.target)
     else:  # pragma: no cover - argparse rejects unknown commands
@@ -626,7 +626,7 @@ def _generate(args: argparse.Namespace) -> None:
     if args.from_record is not None:
         _generate_from(args)
         return
-    from speciesgan.sample import generate_pictures
+    from speciesgan.generate.sample import generate_pictures
 
     paths = generate_pictures(
         args.generator,
@@ -649,7 +649,7 @@ def _generate(args: argparse.Namespace) -> None:
 
 def _generate_from(args: argparse.Namespace) -> None:
     """``generate --from``: the record decides species, mix, seed and weights; no other flags."""
-    from speciesgan.pictures import generate_from_record
+    from speciesgan.generate.pictures import generate_from_record
 
     if args.name is not None or args.mix is not None:
         raise SpeciesganError("--from takes no NAME or --mix: the record names the species")
@@ -676,7 +676,7 @@ def _generate_from(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["train-gan"]:
-        from speciesgan.preemption import remember_time_limit_signal
+        from speciesgan.runtime.preemption import remember_time_limit_signal
 
         remember_time_limit_signal()
     args = build_parser().parse_args(argv)
@@ -686,11 +686,11 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     if args.command == "train-gan":
-        from speciesgan.launch import relaunch_under_torchrun
+        from speciesgan.runtime.launch import relaunch_under_torchrun
 
         relaunch_under_torchrun(args.gpus, argv)  # returns when this process is to train
-    from speciesgan import fatal
-    from speciesgan.preemption import (
+    from speciesgan.runtime import fatal
+    from speciesgan.runtime.preemption import (
         EXIT_PREEMPTED,
         StageTerminated,
         TrainingInterrupted,

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from speciesgan.errors import SpeciesganError
+from speciesgan.util.errors import SpeciesganError
 
 LITE0_WEIGHTS_FILE = "efficientnet-lite0-57934424.pth"
 LITE0_WEIGHTS_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
@@ -149,7 +149,7 @@ def packaged_lite0_weights() -> Path:
 
 def load_lite0_imagenet_state(path: Path | None = None) -> dict[str, torch.Tensor]:
     """The packaged ImageNet state dict, hash-checked, read as data only."""
-    from speciesgan.weights import file_sha256
+    from speciesgan.util.weights import file_sha256
 
     path = packaged_lite0_weights() if path is None else Path(path)
     if not path.is_file():

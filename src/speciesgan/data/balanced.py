@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from speciesgan.errors import SpeciesganError
+from speciesgan.util.errors import SpeciesganError
 
 SAMPLING_MODES = ("natural", "balanced")
 DEFAULT_SAMPLING = "natural"

@@ -23,7 +23,7 @@ import torch
 
 from speciesgan.data.download import sha256_of
 from speciesgan.data.preprocess import IMAGE_SIZE_KEY, SHARDS_SHA256_KEY
-from speciesgan.errors import SpeciesganError
+from speciesgan.util.errors import SpeciesganError
 
 
 @dataclass

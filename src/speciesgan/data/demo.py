@@ -36,9 +36,9 @@ import numpy as np
 import scipy.io
 from PIL import Image, ImageChops, ImageDraw
 
-from speciesgan.atomic import atomic_open
-from speciesgan.errors import SpeciesganError
-from speciesgan.progress import progress
+from speciesgan.util.atomic import atomic_open
+from speciesgan.util.errors import SpeciesganError
+from speciesgan.util.progress import progress
 
 log = logging.getLogger(__name__)
 

@@ -38,9 +38,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from speciesgan.atomic import write_text
 from speciesgan.data import camera_scenes, demo
 from speciesgan.data.sources import FILES_BY_FORMAT
+from speciesgan.util.atomic import write_text
 
 log = logging.getLogger(__name__)
 

@@ -39,9 +39,9 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import unquote, urlsplit
 
-from speciesgan.atomic import disk_full_message, write_json
-from speciesgan.errors import SpeciesganError
-from speciesgan.progress import progress
+from speciesgan.util.atomic import disk_full_message, write_json
+from speciesgan.util.errors import SpeciesganError
+from speciesgan.util.progress import progress
 
 log = logging.getLogger(__name__)
 

@@ -32,9 +32,9 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from speciesgan.atomic import atomic_folder
-from speciesgan.errors import SpeciesganError
-from speciesgan.progress import progress
+from speciesgan.util.atomic import atomic_folder
+from speciesgan.util.errors import SpeciesganError
+from speciesgan.util.progress import progress
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
-from speciesgan.atomic import atomic_path
 from speciesgan.data.crop import Box, clip_box
 from speciesgan.data.preprocess import ROTATED_ORIENTATIONS, orientation_of
 from speciesgan.data.sources import (
@@ -41,9 +40,10 @@ from speciesgan.data.sources import (
     base_format,
     reader,
 )
-from speciesgan.errors import SpeciesganError
-from speciesgan.names import slug_clashes
-from speciesgan.progress import progress
+from speciesgan.util.atomic import atomic_path
+from speciesgan.util.errors import SpeciesganError
+from speciesgan.util.names import slug_clashes
+from speciesgan.util.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -377,7 +377,7 @@ def check_species_names(records: Iterable[SourceRecord]) -> None:
 
     Species are keyed by (category, name), but their names are what the user types
     (``speciesgan generate NAME``) and what sample files are named after (the slug
-    of ``speciesgan.names.slugify``), so names equal after ``slugify`` anywhere in
+    of ``speciesgan.util.names.slugify``), so names equal after ``slugify`` anywhere in
     the run -- "Border_collie" and "border-collie", or one name in two categories --
     would be told apart by neither.  The error names both species and their datasets.
     """

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from speciesgan.errors import SpeciesganError
+from speciesgan.util.errors import SpeciesganError
 
 CHUNK_CHARS = 1 << 20
 MAX_ELEMENT_CHARS = 64 << 20

@@ -20,7 +20,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from speciesgan.atomic import atomic_path
 from speciesgan.data.download import sha256_of
 from speciesgan.data.preprocess import (
     GREYSCALE_REJECT,
@@ -32,7 +31,8 @@ from speciesgan.data.preprocess import (
     images_path,
     rejects_path,
 )
-from speciesgan.errors import SpeciesganError
+from speciesgan.util.atomic import atomic_path
+from speciesgan.util.errors import SpeciesganError
 
 log = logging.getLogger(__name__)
 

@@ -42,7 +42,6 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from PIL import Image, ImageFile, ImageOps
 
-from speciesgan.atomic import atomic_path
 from speciesgan.data.crop import (
     PAD_MODES,
     RESAMPLE_FILTERS,
@@ -55,8 +54,9 @@ from speciesgan.data.crop import (
 from speciesgan.data.download import sha256_of
 from speciesgan.data.greyscale import is_greyscale
 from speciesgan.data.jpeg_end import jpeg_end_problem
-from speciesgan.errors import SpeciesganError
-from speciesgan.progress import progress
+from speciesgan.util.atomic import atomic_path
+from speciesgan.util.errors import SpeciesganError
+from speciesgan.util.progress import progress
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from speciesgan.errors import SpeciesganError
 from speciesgan.gan.batch_slice import BatchSlice
+from speciesgan.util.errors import SpeciesganError
 
 TRANSLATION_RATIO = 0.125
 """Largest shift, as a fraction of the image size (the paper's value)."""

@@ -45,11 +45,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from speciesgan.atomic import atomic_open
-from speciesgan.content_hash import seal_problem, sealed
 from speciesgan.data.dataset import shard_hashes
-from speciesgan.errors import ConfigError, SpeciesganError
-from speciesgan.resume_state import (
+from speciesgan.runtime.resume_state import (
     RESTART_HINT,
     canonical,
     exception_summary,
@@ -58,7 +55,10 @@ from speciesgan.resume_state import (
     rng_states,
     unusable,
 )
-from speciesgan.weights import file_sha256
+from speciesgan.util.atomic import atomic_open
+from speciesgan.util.content_hash import seal_problem, sealed
+from speciesgan.util.errors import ConfigError, SpeciesganError
+from speciesgan.util.weights import file_sha256
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from speciesgan.errors import SpeciesganError
 from speciesgan.gan.batch_slice import BatchSlice
+from speciesgan.util.errors import SpeciesganError
 
 LOSS_KINDS = ("hinge", "bce", "wgan-gp")
 GP_WEIGHT = 10.0

@@ -39,7 +39,7 @@ from speciesgan.classifier.efficientnet_lite import (
     EfficientNetLite0,
     load_lite0_imagenet_state,
 )
-from speciesgan.gan.networks import SpeciesEmbedding, orthogonal_init
+from speciesgan.gan.layers import SpeciesEmbedding, orthogonal_init
 
 FEATURE_STAGES = (1, 2, 4)
 """Lite0 stages read by the heads: 24, 40 and 112 channels at strides 4, 8, 16."""

@@ -42,9 +42,9 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from speciesgan.atomic import write_json
-from speciesgan.errors import SpeciesganError
-from speciesgan.resume_state import move_aside
+from speciesgan.runtime.resume_state import move_aside
+from speciesgan.util.atomic import write_json
+from speciesgan.util.errors import SpeciesganError
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def _restarts_of(job: str) -> str | None:
     """How often SLURM requeued ``job`` (``Restarts=N``).  Asked because slurm-wlm 22.05
     sets SLURM_RESTART_COUNT in the batch script only, not in the srun step that runs
     training (measured), and a requeued segment must not look like its predecessor."""
-    from speciesgan.slurm_time import _run_quietly
+    from speciesgan.runtime.slurm_time import _run_quietly
 
     shown = _run_quietly(["scontrol", "show", "job", job], timeout=10)
     match = re.search(r"\bRestarts=(\d+)", shown or "")

@@ -42,11 +42,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from speciesgan.atomic import atomic_open, write_json
 from speciesgan.data.balanced import SpeciesIndex, check_sampling, identity_settings
 from speciesgan.data.dataset import MappedSplit, open_split
-from speciesgan.device import select_device
-from speciesgan.errors import ConfigError, SpeciesganError
 from speciesgan.gan import checkpoint as ckpt
 from speciesgan.gan import segments, selection
 from speciesgan.gan.augment import diff_augment, parse_policy
@@ -62,10 +59,13 @@ from speciesgan.gan.loss import (
 from speciesgan.gan.networks import build_networks, save_generator, save_snapshots
 from speciesgan.gan.ranks import Ranks, gpu_index, init_ranks, layout_from_env, threads_for_rank
 from speciesgan.gan.standing_stats import with_standing_statistics
-from speciesgan.preemption import StopRequest, TrainingInterrupted
-from speciesgan.progress import progress
-from speciesgan.resume_state import exception_summary
-from speciesgan.species_lists import require_same_species
+from speciesgan.runtime.device import select_device
+from speciesgan.runtime.preemption import StopRequest, TrainingInterrupted
+from speciesgan.runtime.resume_state import exception_summary
+from speciesgan.util.atomic import atomic_open, write_json
+from speciesgan.util.errors import ConfigError, SpeciesganError
+from speciesgan.util.progress import progress
+from speciesgan.util.species_lists import require_same_species
 
 log = logging.getLogger(__name__)
 

@@ -36,9 +36,9 @@ from speciesgan.classifier.train import (
     steps_per_epoch,
 )
 from speciesgan.data.dataset import CropSet
-from speciesgan.errors import SpeciesganError
-from speciesgan.progress import progress
-from speciesgan.sample import latents, quantize
+from speciesgan.generate.sample import latents, quantize
+from speciesgan.util.errors import SpeciesganError
+from speciesgan.util.progress import progress
 
 log = logging.getLogger(__name__)
 

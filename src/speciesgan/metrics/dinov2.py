@@ -44,8 +44,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from speciesgan.atomic import atomic_open
-from speciesgan.errors import SpeciesganError
 from speciesgan.metrics.dinov2_layout import (
     MASK_TOKEN,
     Dinov2Arch,
@@ -55,8 +53,10 @@ from speciesgan.metrics.dinov2_layout import (
 )
 from speciesgan.metrics.feature_spaces import FeatureSpace, without_tf32
 from speciesgan.metrics.pil_resize import pil_bicubic_resize
-from speciesgan.progress import progress
-from speciesgan.weights import cached_weights, checkpoints_dir, file_sha256
+from speciesgan.util.atomic import atomic_open
+from speciesgan.util.errors import SpeciesganError
+from speciesgan.util.progress import progress
+from speciesgan.util.weights import cached_weights, checkpoints_dir, file_sha256
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from speciesgan.errors import SpeciesganError
+from speciesgan.util.errors import SpeciesganError
 
 URL_TEMPLATE = "https://dl.fbaipublicfiles.com/dinov2/dinov2_{model}/dinov2_{model}_pretrain.pth"
 """Where torch hub's ``dinov2_<model>`` entry point downloads the weights from."""

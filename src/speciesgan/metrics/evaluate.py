@@ -20,10 +20,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from speciesgan.atomic import write_json
 from speciesgan.data.dataset import CropSet, MappedSplit, load_split, open_split
-from speciesgan.device import select_device
-from speciesgan.errors import SpeciesganError
+from speciesgan.generate.sample import save_png, tile
 from speciesgan.metrics.cas import classification_accuracy_score
 from speciesgan.metrics.feature_spaces import FeatureSpace, lite0_space
 from speciesgan.metrics.fid import (
@@ -40,9 +38,12 @@ from speciesgan.metrics.id_ood import OOD_SPLIT, id_ood_metrics
 from speciesgan.metrics.inception import InceptionNet, inception_space, load_inception
 from speciesgan.metrics.inception_score import inception_score
 from speciesgan.metrics.kid import kernel_inception_distance
-from speciesgan.progress import progress
-from speciesgan.sample import save_png, tile
-from speciesgan.species_lists import require_same_species
+from speciesgan.metrics.species_mix import matched_rows
+from speciesgan.runtime.device import select_device
+from speciesgan.util.atomic import write_json
+from speciesgan.util.errors import SpeciesganError
+from speciesgan.util.progress import progress
+from speciesgan.util.species_lists import require_same_species
 
 log = logging.getLogger(__name__)
 
@@ -108,26 +109,6 @@ def classifier_accuracy(
     return torch.cat(correct).numpy()
 
 
-def matched_species_counts(real_labels: np.ndarray, num_species: int, total: int) -> np.ndarray:
-    """How many of ``total`` generated images each species gets so the mix matches the real one.
-
-    FID and KID compare two distributions; a generated set balanced per species
-    against real crops at natural frequencies differs even for a perfect
-    generator.  stylegan2-ada draws the generated labels from the dataset's label
-    distribution; the counts here are its expectation rounded by largest
-    remainder (ties to the lower species id), so they are deterministic and sum to
-    ``total``.
-    """
-    real_labels = np.asarray(real_labels, dtype=np.int64)
-    if len(real_labels) == 0:
-        raise SpeciesganError("matching the species mix needs at least one real image")
-    expected = np.bincount(real_labels, minlength=num_species) * total / len(real_labels)
-    counts = np.floor(expected).astype(np.int64)
-    order = np.argsort(-(expected - counts), kind="stable")
-    counts[order[: total - int(counts.sum())]] += 1
-    return counts
-
-
 def fid_features(
     features: np.ndarray,
     labels: np.ndarray,
@@ -151,22 +132,6 @@ def fid_features(
         return features[kept], labels[kept]
     extra = np.asarray(extra_features(extra_labels), dtype=np.float64)
     return np.concatenate([features[kept], extra]), np.concatenate([labels[kept], extra_labels])
-
-
-def matched_rows(
-    labels: np.ndarray, real_labels: np.ndarray, num_species: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """(rows of the balanced set to keep, species of the images still to generate).
-
-    The selection behind :func:`fid_features`, shared by every feature space.
-    """
-    labels = np.asarray(labels, dtype=np.int64)
-    counts = matched_species_counts(real_labels, num_species, len(labels))
-    kept = np.concatenate(
-        [np.flatnonzero(labels == k)[: counts[k]] for k in range(num_species)]
-    ).astype(np.int64)
-    shortfall = counts - np.bincount(labels[kept], minlength=num_species)
-    return kept, np.repeat(np.arange(num_species), shortfall).astype(np.int64)
 
 
 def per_species_kid(
@@ -703,7 +668,7 @@ def evaluate(
     features are cached (shared between evaluations of the same data);
     ``classifier_settings`` (the config's classifier section) enables CAS;
     ``out_pairs`` receives the memorisation check's closest pairs as a PNG; ``device``
-    is ``--device`` (auto, cuda, cpu; see ``speciesgan.device``); ``judge`` is the
+    is ``--device`` (auto, cuda, cpu; see ``speciesgan.runtime.device``); ``judge`` is the
     independent judge's ``model.pt`` (its ``metrics.json`` beside it gives its own
     test top-1, which must reach ``judge_min_accuracy`` for its verdict to count).
     """

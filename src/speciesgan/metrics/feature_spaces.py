@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from speciesgan.progress import progress
+from speciesgan.util.progress import progress
 
 LITE0_INPUT_SIZE = 224
 """Lite0's ImageNet training resolution: its features are best at the size it learned."""

@@ -19,12 +19,12 @@ import numpy as np
 import pyarrow.parquet as pq
 import torch
 
-from speciesgan.atomic import atomic_path
 from speciesgan.data.dataset import load_split
-from speciesgan.errors import SpeciesganError
 from speciesgan.metrics.feature_spaces import FeatureSpace, features_of
 from speciesgan.metrics.inception import InceptionNet, inception_space
-from speciesgan.weights import file_sha256
+from speciesgan.util.atomic import atomic_path
+from speciesgan.util.errors import SpeciesganError
+from speciesgan.util.weights import file_sha256
 
 log = logging.getLogger(__name__)
 

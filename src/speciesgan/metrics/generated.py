@@ -22,10 +22,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from speciesgan.generate.sample import latents, quantize
 from speciesgan.metrics.feature_spaces import FeatureSpace, without_tf32
 from speciesgan.metrics.inception import FEATURE_DIM, NUM_LOGITS, InceptionNet
-from speciesgan.progress import progress
-from speciesgan.sample import latents, quantize
+from speciesgan.util.progress import progress
 
 
 @dataclass

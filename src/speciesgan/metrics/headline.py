@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from speciesgan.atomic import write_json
+from speciesgan.util.atomic import write_json
 
 HEADLINE_NAME = "headline.json"
 
@@ -95,7 +95,7 @@ def headline_from_metrics_file(metrics_path: str | Path) -> Path:
     classifier's has ``top1``, an evaluation's ``fid``."""
     import json
 
-    from speciesgan.errors import DataError
+    from speciesgan.util.errors import DataError
 
     path = Path(metrics_path)
     try:

@@ -23,7 +23,7 @@ from speciesgan.data.dataset import MappedSplit
 from speciesgan.metrics.feature_spaces import FeatureSpace
 from speciesgan.metrics.fid import RealFeatures, fid_from_features
 from speciesgan.metrics.generated import generated_outputs
-from speciesgan.progress import progress
+from speciesgan.util.progress import progress
 
 OOD_SPLIT = "ood"
 OOD_SEED_OFFSET = 3
@@ -81,10 +81,10 @@ def held_out_fd(
     """FD of generated images, mixed like ``reference``'s species, against ``reference``.
 
     Reuses the balanced set's rows as the real split's mix does
-    (``evaluate.matched_rows``), generating only the shortfall from ``seed``.
+    (``species_mix.matched_rows``), generating only the shortfall from ``seed``.
     None when either side has fewer than 2 images.
     """
-    from speciesgan.metrics.evaluate import matched_rows
+    from speciesgan.metrics.species_mix import matched_rows
 
     kept, extra_labels = matched_rows(balanced_labels, reference.labels, len(reference.species))
     features = balanced[kept]

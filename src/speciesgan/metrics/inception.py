@@ -35,11 +35,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from speciesgan.atomic import atomic_open
-from speciesgan.errors import SpeciesganError
 from speciesgan.metrics.feature_spaces import FeatureSpace, without_tf32
-from speciesgan.progress import progress
-from speciesgan.weights import (
+from speciesgan.util.atomic import atomic_open
+from speciesgan.util.errors import SpeciesganError
+from speciesgan.util.progress import progress
+from speciesgan.util.weights import (
     FID_INCEPTION_FILE,
     cached_weights,
     checkpoints_dir,

@@ -16,7 +16,7 @@ import logging
 import numpy as np
 from scipy.special import log_softmax, logsumexp
 
-from speciesgan.errors import SpeciesganError
+from speciesgan.util.errors import SpeciesganError
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from speciesgan.errors import SpeciesganError
 from speciesgan.metrics.fid import fid_from_features
+from speciesgan.util.errors import SpeciesganError
 
 MIN_IMAGES = 2
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from speciesgan.errors import SpeciesganError
+from speciesgan.util.errors import SpeciesganError
 
 
 def polynomial_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -25,12 +25,12 @@ import math
 import numpy as np
 import torch
 
-from speciesgan.errors import SpeciesganError
 from speciesgan.metrics.neighbours import (
     common_frame,
     kth_neighbour_distances,
     nearest_neighbours,
 )
+from speciesgan.util.errors import SpeciesganError
 
 
 def memorisation(

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from speciesgan.errors import SpeciesganError
+from speciesgan.util.errors import SpeciesganError
 
 CHUNK_ROWS = 2048
 """Rows per block: a 2048 x 2048 float64 block is 32 MiB."""

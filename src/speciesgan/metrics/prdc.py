@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from speciesgan.errors import SpeciesganError
 from speciesgan.metrics.neighbours import (
     ball_hits,
     common_frame,
@@ -38,6 +37,7 @@ from speciesgan.metrics.neighbours import (
     mutual_ball_hits,
     require_more_than,
 )
+from speciesgan.util.errors import SpeciesganError
 
 
 def _check_k(k: int, metric: str) -> None:

@@ -16,9 +16,9 @@ from torch import nn
 
 from speciesgan.gan.selection import SELECTION_K
 from speciesgan.gan.standing_stats import with_standing_statistics
+from speciesgan.generate.sample import generate_images
 from speciesgan.metrics.feature_spaces import FeatureSpace, features_of
 from speciesgan.metrics.prdc import density_coverage, precision_recall
-from speciesgan.sample import generate_images
 
 FEATURE_BATCH = 50
 

@@ -13,8 +13,8 @@ import threading
 import time
 from pathlib import Path
 
-from speciesgan.errors import SpeciesganError
 from speciesgan.studio.service import Studio, resolve_source
+from speciesgan.util.errors import SpeciesganError
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The studio's model side, free of HTTP: species search, request checking, pictures, ZIPs.
 
 :class:`Studio` loads the generator once (``weights_only`` loading, see
-``gan.networks._read``) and draws every picture through :class:`speciesgan.pictures.Renderer`,
+``gan.networks._read``) and draws every picture through :class:`speciesgan.generate.pictures.Renderer`,
 the same path ``speciesgan generate --from`` takes.  Requests are plain dicts (parsed
 JSON); every field is checked here, so the web layer only maps :class:`StudioError`
 to a status code.  Nothing here takes a file path from a request: species come by name
@@ -26,8 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from speciesgan.errors import SpeciesganError
-from speciesgan.pictures import (
+from speciesgan.generate.pictures import (
     MAX_MIX,
     MAX_SEED,
     MAX_STEP,
@@ -42,6 +41,7 @@ from speciesgan.pictures import (
     record_text,
     sidecar_json,
 )
+from speciesgan.util.errors import SpeciesganError
 
 log = logging.getLogger(__name__)
 
@@ -312,7 +312,7 @@ class Studio:
             raise StudioError(
                 400, f"species {value!r} looks like a file path: give a species name or number"
             )
-        from speciesgan.sample import resolve_species
+        from speciesgan.generate.sample import resolve_species
 
         try:
             return resolve_species(value, self.species)

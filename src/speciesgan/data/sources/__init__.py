@@ -8,39 +8,9 @@ becomes one crop per box or one crop of the largest box.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
-Box = tuple[int, int, int, int]
-"""(x0, y0, x1, y1) in pixels of the stored image, x1/y1 exclusive."""
-RelativeBox = tuple[float, float, float, float]
-"""(x_min, y_min, width, height) as fractions of the photo's displayed width and height."""
-
-
-@dataclass(frozen=True)
-class SourceRecord:
-    """One usable photo as the source describes it (nothing decoded yet)."""
-
-    dataset: str
-    image_path: str  # absolute path of the image file on disk
-    species: str  # human-readable name, e.g. "Border collie", "Black-footed Albatross"
-    category: str  # dog / bird / butterfly / ...
-    boxes: tuple[Box, ...] = field(default_factory=tuple)  # empty: no box known
-    split: str | None = None  # "train" / "test" (or "ood") when the dataset has an official split
-    # Boxes known only relative to the photo (detector output): the index step,
-    # which reads each photo's size anyway, turns them into pixel boxes.
-    relative_boxes: tuple[RelativeBox, ...] = field(default_factory=tuple)
-
-
-@dataclass(frozen=True)
-class Reject:
-    """A photo (or annotation) that cannot be used, and why; counted in the report."""
-
-    dataset: str
-    image_path: str
-    species: str
-    reason: str
-    stage: str  # "source", "index" or "crop"
-
+# the record types live in records.py (the source modules import them from there)
+from speciesgan.data.sources.records import Box, Reject, RelativeBox, SourceRecord  # noqa: F401
 
 FILES_BY_FORMAT: dict[str, tuple[str, ...]] = {
     "stanford_dogs": ("images.tar", "annotation.tar", "lists.tar"),

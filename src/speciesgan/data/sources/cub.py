@@ -19,8 +19,8 @@ import os
 import re
 from pathlib import Path
 
-from speciesgan.data.sources import Box, Reject, SourceRecord
-from speciesgan.errors import SpeciesganError
+from speciesgan.data.sources.records import Box, Reject, SourceRecord
+from speciesgan.util.errors import SpeciesganError
 
 log = logging.getLogger(__name__)
 

@@ -27,8 +27,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from speciesgan.data.sources import Reject, SourceRecord
-from speciesgan.errors import SpeciesganError
+from speciesgan.data.sources.records import Reject, SourceRecord
+from speciesgan.util.errors import SpeciesganError
 
 log = logging.getLogger(__name__)
 

@@ -47,7 +47,6 @@ from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from speciesgan.data.sources import Reject, RelativeBox, SourceRecord
 from speciesgan.data.sources.camera_trap import (
     FRAME_MODES,
     Frame,
@@ -55,7 +54,8 @@ from speciesgan.data.sources.camera_trap import (
     thin_sequences,
 )
 from speciesgan.data.sources.megadetector import image_key, read_detections
-from speciesgan.errors import SpeciesganError
+from speciesgan.data.sources.records import Reject, RelativeBox, SourceRecord
+from speciesgan.util.errors import SpeciesganError
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 scipy's MAT-file reader is compiled code that trusts the type tags inside the
 file: one damaged byte in a nested element's tag makes scipy 1.17 read out of
-bounds and segfault (found by tests/test_fuzz_parsers.py).  In the index job
+bounds and segfault (found by tests/unit/test_fuzz_parsers.py).  In the index job
 that would kill the process without a word about which file was at fault.  Read
 in a child process, a crash or a hang becomes a SpeciesganError naming the file.
 The lists are read once per index run, so the child's start (about 0.3 s) is
@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from speciesgan.errors import SpeciesganError
+from speciesgan.util.errors import SpeciesganError
 
 READ_TIMEOUT_S = 300
 """Far beyond the second or so a real 20,000-entry list takes; a hang is a damaged file."""

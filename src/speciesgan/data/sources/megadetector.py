@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from speciesgan.data.json_stream import read_streamed
-from speciesgan.data.sources import RelativeBox
-from speciesgan.errors import SpeciesganError
+from speciesgan.data.sources.records import RelativeBox
+from speciesgan.util.errors import SpeciesganError
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ import math
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from speciesgan.data.sources import Box, Reject, SourceRecord
 from speciesgan.data.sources.mat_list import read_file_list
-from speciesgan.errors import SpeciesganError
+from speciesgan.data.sources.records import Box, Reject, SourceRecord
+from speciesgan.util.errors import SpeciesganError
 
 log = logging.getLogger(__name__)
 

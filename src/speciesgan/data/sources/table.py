@@ -29,8 +29,8 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-from speciesgan.data.sources import Box, Reject, SourceRecord
-from speciesgan.errors import SpeciesganError
+from speciesgan.data.sources.records import Box, Reject, SourceRecord
+from speciesgan.util.errors import SpeciesganError
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""Pictures from a trained generator: sample grids (``speciesgan sample``) and ``speciesgan generate``."""
