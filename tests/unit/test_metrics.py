@@ -357,12 +357,14 @@ def test_evaluate_writes_deterministic_metrics(tmp_path: Path) -> None:
     assert all(acc in (0.0, 1 / 3, 2 / 3, 1.0) for acc in result["accuracy_per_species"].values())
     assert result["chance"] == 0.5
     assert result["inception_weights"]["weights"] != "pytorch-fid"
-    # each figure's floor: real train crops in the generator's place, at the same count
+    # floors need real test crops in the generator's place: this manifest has none
     floors = result["floors"]
     assert floors["space"] == "lite0" and "perfect generator" in floors["note"]
-    assert floors["num_images"] == {"stand_ins": lite0["num_images"]["generated"], "real": 6}
-    assert floors["fd_lite0"] >= 0 and 0 <= floors["recall"] <= 1
-    assert "generated_accuracy" not in floors  # no test crops to take it on
+    assert floors["skipped"] == "the manifest has no test crops"
+    assert "generated_accuracy" not in floors
+    # placeholder Inception weights: marked, and kept out of the headline
+    assert result["inception_figures"]["placeholder"] is True
+    assert "fid" in result["inception_figures"]["figures"]
 
 
 @pytest.mark.parametrize(("num", "dims"), [(300, 64), (40, 64), (120, 256)])
@@ -619,3 +621,76 @@ def test_floor_stand_ins_have_the_generated_species_counts_without_repeats() -> 
     assert len(set(rows.tolist())) == len(rows)  # no crop twice
     np.testing.assert_array_equal(rows, rows_like(train_labels, np.array([20, 10, 5]), seed=3))
     assert not np.array_equal(rows, rows_like(train_labels, np.array([20, 10, 5]), seed=4))
+
+
+class _Classifier(torch.nn.Module):
+    """Predicts the species written in the first pixel's red value (a stand-in judge)."""
+
+    def __init__(self, wrong_for: int | None = None) -> None:
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.zeros(1))
+        self.wrong_for = wrong_for
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        species = ((images[:, 0, 0, 0] + 1) * 127.5).round().long()
+        if self.wrong_for is not None:
+            species = torch.where(species == self.wrong_for, (species + 1) % 3, species)
+        return torch.nn.functional.one_hot(species, 3).float()
+
+
+def test_figures_and_floors_use_equal_class_balanced_counts() -> None:
+    """Precision/recall and FD compare sets of equal size: species k keeps the smallest of its
+    reference, generated and test counts in all three, and the floor uses real test crops."""
+    from speciesgan.data.dataset import CropSet
+    from speciesgan.metrics.evaluate import RealSide, beside_floors
+    from speciesgan.metrics.fid import RealFeatures
+    from speciesgan.metrics.generated import GeneratedOutputs
+
+    rng = np.random.default_rng(0)
+    species = ["a", "b", "c"]
+
+    def feats(counts: list[int], shift: float) -> tuple[np.ndarray, np.ndarray]:
+        labels = np.repeat(np.arange(3), counts)
+        return rng.normal(size=(len(labels), 8)) + shift + labels[:, None], labels
+
+    ref, ref_labels = feats([12, 12, 12], 0.0)
+    test, test_labels = feats([30, 7, 25], 0.0)
+    gen, gen_labels = feats([20, 20, 20], 3.0)  # far from the real crops
+    images = torch.zeros(len(test_labels), 3, 4, 4, dtype=torch.uint8)
+    images[:, 0, 0, 0] = torch.as_tensor(test_labels, dtype=torch.uint8)
+    real = RealSide(
+        spaces={"lite0": RealFeatures(ref, ref_labels, species, Path("x"))},
+        train_lite0=RealFeatures(ref, ref_labels, species, Path("x")),
+        train_counts=np.array([12, 12, 12]),
+        test=CropSet(images, torch.as_tensor(test_labels), species, ["x"] * 3),
+        train_images=torch.zeros(0),
+        test_lite0=RealFeatures(test, test_labels, species, Path("x")),
+    )
+    balanced = GeneratedOutputs(gen_labels, np.zeros((60, 0)), np.zeros((60, 0)), None)
+    balanced.spaces["lite0"] = gen.astype(np.float32)
+    options = {"precision_recall_k": 3, "density_coverage_k": 5}
+    figures, floors = beside_floors(
+        real, balanced, gen_labels, _Classifier(), _Classifier(wrong_for=1), options, seed=0
+    )
+    assert figures["num_images"]["per_species"] == [12, 7, 12]
+    assert figures["num_images"]["generated"] == figures["num_images"]["real"] == 31
+    assert floors["num_images"]["per_species"] == [12, 7, 12]
+    assert floors["num_images"]["stand_ins"] == floors["num_images"]["real"] == 31
+    assert floors["recall"] > 0.5 > figures["recall"]  # real test crops sit where real ones do
+    assert floors["fd_lite0"] < figures["fd_lite0"]
+    # accuracy floors: the classifiers on real test crops, as many per species as generated
+    assert floors["generated_accuracy"]["mean"] == 1.0
+    assert floors["judge_accuracy"]["worst"] == 0.0  # the judge stand-in misses species b
+    assert floors["judge_accuracy"]["mean"] == pytest.approx(2 / 3)
+
+
+def test_judge_verdict_counts_only_for_a_judge_good_on_real_crops() -> None:
+    from speciesgan.metrics.evaluate import judge_verdict
+
+    labels = np.repeat([0, 1], 4)
+    correct = np.array([1, 1, 1, 0, 1, 0, 0, 0], dtype=bool)
+    good = judge_verdict(correct, labels, ["a", "b"], {}, {"test_top1": 0.9, "min_accuracy": 0.85})
+    assert good["mean"] == 0.5 and good["worst"] == 0.25 and good["counts"] is True
+    assert good["ratio_to_real"] == pytest.approx(0.5 / 0.9)
+    weak = judge_verdict(correct, labels, ["a", "b"], {}, {"test_top1": 0.6, "min_accuracy": 0.85})
+    assert weak["counts"] is False

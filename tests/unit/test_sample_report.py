@@ -173,12 +173,16 @@ def _results_dir(root: Path) -> Path:
             "kid": {"mean": 0.0456, "std": 0.001, "subset_size": 9, "num_subsets": 100},
             "kid_per_species": {s: {"mean": 0.01, "std": 0.002} for s in SPECIES},
             "accuracy_per_species": {"Golden Retriever": 0.9, "Blue Jay": 0.4, "Snowy Owl": 0.1},
-            "accuracy_mean": 0.4666, "chance": 1 / 3,
+            "accuracy_mean": 0.4666, "chance": 1 / 3, "accuracy_worst": 0.1,
+            "accuracy_worst_species": "Snowy Owl",
+            "inception_figures": {"placeholder": True, "figures": ["fid"], "note": "placeholder"},
             "inception_weights": {"weights": "random-init (offline placeholder)", "weights_sha256": "ab" * 32},
             "headline_space": "lite0", "fd_lite0": 17.125, "fd_dinov2": None,
             "fd_dinov2_skipped": "metrics.dinov2 is null",
             "intra_class_fid": {"mean": 456.5, "per_species": {s: 456.5 for s in SPECIES}},
-            "fidelity_diversity": {"space": "lite0", "precision": 0.8125, "recall": 0.3125,
+            "fidelity_diversity": {"space": "lite0", "fd_lite0": 17.125,
+                                   "intra_class_fd_lite0": {"mean": 21.5},
+                                   "precision": 0.8125, "recall": 0.3125,
                                    "density": 0.9375, "coverage": 0.4375,
                                    "k": {"precision_recall": 3, "density_coverage": 5}},
             "feature_spaces": {"lite0": {"fd": 17.125, "precision": 0.8125, "recall": 0.3125,
@@ -186,7 +190,9 @@ def _results_dir(root: Path) -> Path:
                                          "intra_class_fd": {"mean": 21.5}}},
             "comparability": {"inception": "Not comparable with anything: placeholder",
                               "lite0": "Comparable only with FD-Lite0 figures of this project"},
-            "cas": {"top1": 0.5625, "per_species": {"Blue Jay": 0.6875}},
+            "cas": {"top1": 0.5625, "per_species": {"Blue Jay": 0.6875}, "floor": 0.96875},
+            "judge": {"mean": 0.53125, "worst": 0.15625, "counts": True,
+                      "per_species": {"Blue Jay": 0.59375}},
             "memorisation": {"space": "lite0", "percentile": 1.0, "fraction": 0.0625,
                              "threshold": 3.5, "pairs": [{"generated": 0, "train": 1,
                              "distance": 2.75, "species": "Blue Jay",
@@ -198,6 +204,12 @@ def _results_dir(root: Path) -> Path:
         },
     )  # fmt: skip
     save_png(np.full((8, 18, 3), 200, dtype=np.uint8), root / "eval" / "closest_pairs.png")
+    write_json(root / "gan" / "selection.json", {
+        "rule": "the G-EMA snapshot with the highest mean over species", "chosen_step": 10,
+        "final_step": 20, "scores": {"10": {"score": 0.71875, "precision": 0.5, "coverage": 0.25,
+                                            "worst_species": "Snowy Owl"},
+                                     "20": {"score": 0.40625}},
+    })  # fmt: skip
     # a run trained in two job segments: the table reports the whole run
     write_json(root / "gan" / "training_time.json", {
         "steps": 20, "wall_seconds": 41.5, "cpu_seconds": 80.25, "segments": 2,
@@ -251,6 +263,11 @@ def test_report_contains_metrics_and_is_deterministic(tmp_path: Path) -> None:
         "trained only on generated images",  # CAS explained in one line
         "(diversity)",  # recall explained
         "nearest training crop (right)",  # the closest pairs picture
+        "0.9688",  # CAS beside its floor
+        "0.5312",  # the independent judge's mean
+        "0.5938",  # the judge on one species
+        "0.7188",  # the exported snapshot's selection score
+        "Exported: step 10",  # the selection rule's choice
     ):
         assert text in page
     assert 'src="http' not in page and str(tmp_path) not in page
@@ -260,7 +277,7 @@ def test_report_contains_metrics_and_is_deterministic(tmp_path: Path) -> None:
     summary = json.loads(json_a.read_text())
     assert sorted(summary) == [
         "ablation", "classifier", "dataset", "generation", "inception_weights", "long_tail",
-        "over_steps",
+        "over_steps", "selection",
     ]  # fmt: skip
     rows = {row["variant"]: row for row in summary["ablation"]["rows"]}
     assert rows["baseline_dcgan"]["ema"] == "no" and rows["baseline_dcgan"]["diffaugment"] == "off"
@@ -455,8 +472,20 @@ def test_report_puts_each_figure_beside_its_floor(tmp_path: Path) -> None:
     write_json(metrics_path, metrics)
     write_report(results, tmp_path / "r.html", tmp_path / "r.json", None, [])
     page = (tmp_path / "r.html").read_text()
-    row = page[page.index("floor (real train crops as the generator)") :]
-    row = row[: row.index("</tr>")]
-    for figure in ("5.3750", "0.6875", "0.8125", "1.0625", "0.9375", "9.6250"):
-        assert figure in row
-    assert "the same on real test crops (its floor)" in page and "0.9688" in page
+    # the headline table: figure | generated | floor, one row per figure
+    for label, generated, floor in (
+        ("FD-Lite0", "17.1250", "5.3750"),
+        ("precision (Lite0)", "0.8125", "0.6875"),
+        ("recall (Lite0)", "0.3125", "0.8125"),
+        ("density (Lite0)", "0.9375", "1.0625"),
+        ("coverage (Lite0)", "0.4375", "0.9375"),
+        ("generated top-1, eval classifier: mean", "0.4666", "0.9688"),
+        ("generated top-1, eval classifier: worst species", "Snowy Owl", "0.9062"),
+        ("independent judge: mean", "0.5312", ""),
+        ("CAS top-1", "0.5625", "0.9688"),
+    ):
+        row = page[page.index(label) :]
+        row = row[: row.index("</tr>")]
+        assert generated in row and floor in row, (label, row)
+    inception = page[page.index("Inception figures (placeholder weights)") :]
+    assert "123.4568" in inception  # FID: shown, but apart from the headline and marked

@@ -504,7 +504,11 @@ def beside_floors(
             "precision_recall": int(options["precision_recall_k"]),
             "density_coverage": int(options["density_coverage_k"]),
         },
-        "num_images": {"generated": len(gen_rows), "real": len(ref_rows)},
+        "num_images": {
+            "generated": len(gen_rows),
+            "real": len(ref_rows),
+            "per_species": counts.tolist(),
+        },
     }
     floors: dict[str, Any] = {"space": "lite0", "note": FLOOR_NOTE}
     if test is None or len(test.labels) == 0:
@@ -512,7 +516,11 @@ def beside_floors(
         return figures, floors
     test_rows = rows_like(test.labels, counts, seed)
     floors.update(lite0_figures(shared, test.features[test_rows], test.labels[test_rows], options))
-    floors["num_images"] = {"stand_ins": len(test_rows), "real": len(ref_rows)}
+    floors["num_images"] = {
+        "stand_ins": len(test_rows),
+        "real": len(ref_rows),
+        "per_species": np.bincount(test.labels[test_rows], minlength=num_species).tolist(),
+    }
     assert real.test is not None  # test_lite0 is computed from it
     per_species = np.bincount(labels, minlength=num_species)
     test_labels = real.test.labels.numpy()
