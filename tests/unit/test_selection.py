@@ -34,8 +34,8 @@ def test_selection_steps_cover_the_window_and_the_last_step() -> None:
     assert selection.selection_steps(1000, 0, 0.5) == []
 
 
-def test_choose_takes_the_best_score_and_the_later_step_on_a_tie() -> None:
-    assert selection.choose({10: {"score": 0.2}, 20: {"score": 0.7}, 30: {"score": 0.5}}) == 20
+def test_choose_takes_the_lowest_distance_and_the_later_step_on_a_tie() -> None:
+    assert selection.choose({10: {"score": 0.7}, 20: {"score": 0.2}, 30: {"score": 0.5}}) == 20
     assert selection.choose({10: {"score": 0.7}, 20: {"score": 0.7}}) == 20
     assert selection.choose({10: {"score": None}}) is None
 
@@ -69,7 +69,7 @@ class ScriptedScorer:
 
 def test_the_best_scored_snapshot_is_exported_and_recorded(tmp_path: Path) -> None:
     manifest = write_manifest(tmp_path, per_species=9)
-    scorer = ScriptedScorer([0.1, 0.9, 0.3])
+    scorer = ScriptedScorer([0.9, 0.1, 0.3])
     settings = {**TINY, "steps": 6, "select_every": 2, "select_from": 0.0,
                 "validation_per_species": 2}  # fmt: skip
     out = tmp_path / "run"
@@ -120,8 +120,8 @@ class Replay(nn.Module):
 
 
 def test_judge_prefers_a_varied_generator_to_a_collapsed_one(tmp_path: Path) -> None:
-    """Replaying real crops scores higher than one crop per species, which scores higher than
-    drawing another species' crops."""
+    """Replaying real crops is closer to the validation crops than one crop per species, which
+    is closer than drawing another species' crops."""
     manifest = write_manifest(tmp_path, per_species=16, seed=1)
     crops = DeviceCrops.from_manifest(manifest, torch.device("cpu"))
     everything = crops.crops(torch.arange(len(crops)))
@@ -134,4 +134,4 @@ def test_judge_prefers_a_varied_generator_to_a_collapsed_one(tmp_path: Path) -> 
     varied = judge.score(Replay(pools))["score"]
     collapsed = judge.score(Replay([pool[:1] for pool in pools]))["score"]
     wrong = judge.score(Replay([pools[1], pools[2], pools[0]]))["score"]
-    assert varied > collapsed > wrong, (varied, collapsed, wrong)
+    assert varied < collapsed < wrong, (varied, collapsed, wrong)

@@ -8,14 +8,14 @@ the checkpoint with the best FID; here each snapshot of the selection window is
 scored against *validation* crops (train-split crops held out of GAN training,
 never the test split the report grades) and the best one is exported.
 
-The score rewards fidelity and variety together, species by species: for each
-species, precision (the share of generated images inside the validation crops'
-k-NN manifold: are they like real ones?) and coverage (the share of validation
-crops with a generated image inside their k-NN ball: is the species' variety
-drawn?, Naeem et al. 2020), in EfficientNet-Lite0 feature space, combined by
-their harmonic mean; the snapshot's score is the mean over species.  A species
-collapsed to one image keeps its precision but loses its coverage; a varied
-generator that draws the wrong species loses both.
+The score rewards fidelity and variety together, species by species: the
+Fréchet distance between the generated images of a species and its validation
+crops in EfficientNet-Lite0 features (intra-class FD, lower is better), averaged
+over species.  A Fréchet distance grows when the means differ (wrong or
+unconvincing images) and when the spreads differ (a species collapsed to one
+image has almost no spread), and unlike precision or coverage it still ranks
+snapshots whose images are all far from the real ones, early in a run or on a
+hard dataset.  Precision and coverage (Naeem et al. 2020) are recorded beside it.
 """
 
 from __future__ import annotations
@@ -28,12 +28,12 @@ import torch
 from torch import nn
 
 SELECTION_K = 3
-"""Nearest neighbours for precision and coverage: a species has ~16 validation crops."""
+"""Nearest neighbours for the recorded precision and coverage: ~16 validation crops a species."""
 RULE = (
-    "the G-EMA snapshot with the highest mean over species of the harmonic mean of "
-    "precision and coverage (EfficientNet-Lite0 features, k={k}) of {n} generated images "
-    "per species against the validation crops (train-split crops held out of GAN "
-    "training; never the test split); snapshots from step {start} on, every {every} steps"
+    "the G-EMA snapshot with the lowest mean over species of the Fréchet distance in "
+    "EfficientNet-Lite0 features between {n} generated images of the species and its "
+    "validation crops (train-split crops held out of GAN training; never the test split); "
+    "snapshots from step {start} on, every {every} steps, and the last"
 )
 
 
@@ -79,17 +79,17 @@ class SnapshotScorer(Protocol):
         """Take the validation crops (uint8 [M, 3, S, S]) once, before training."""
 
     def score(self, generator: nn.Module) -> dict[str, Any]:
-        """``{"score": float | None, ...}`` of one G-EMA snapshot (higher is better)."""
+        """``{"score": float | None, ...}`` of one G-EMA snapshot (lower is better)."""
 
 
 def choose(scores: Mapping[int, Mapping[str, Any]]) -> int | None:
-    """The step with the best score (the later one on a tie); None when nothing was scored."""
+    """The step with the lowest score (the later one on a tie); None when nothing was scored."""
     scored = [
-        (entry["score"], step) for step, entry in scores.items() if entry.get("score") is not None
+        (entry["score"], -step) for step, entry in scores.items() if entry.get("score") is not None
     ]
     if not scored:
         return None
-    return max(scored)[1]
+    return -min(scored)[1]
 
 
 def describe_rule(settings: Mapping[str, Any]) -> str:
@@ -97,7 +97,6 @@ def describe_rule(settings: Mapping[str, Any]) -> str:
     total = int(settings["steps"])
     start = int(np.ceil(total * float(settings["select_from"])))
     return RULE.format(
-        k=SELECTION_K,
         n=int(settings["select_images_per_species"]),
         start=start,
         every=int(settings["select_every"]),

@@ -18,6 +18,7 @@ from speciesgan.gan.selection import SELECTION_K
 from speciesgan.gan.standing_stats import with_standing_statistics
 from speciesgan.generate.sample import generate_images
 from speciesgan.metrics.feature_spaces import FeatureSpace, features_of
+from speciesgan.metrics.fid import fid_from_features
 from speciesgan.metrics.prdc import density_coverage, precision_recall
 
 FEATURE_BATCH = 50
@@ -53,22 +54,19 @@ class SnapshotJudge:
             fake = features[labels == species_id]
             if len(real) <= SELECTION_K or len(fake) <= SELECTION_K:
                 continue
-            precision = precision_recall(real, fake, k=SELECTION_K)["precision"]
-            coverage = density_coverage(real, fake, k=SELECTION_K)["coverage"]
-            total = precision + coverage
             per_species[name] = {
-                "precision": float(precision),
-                "coverage": float(coverage),
-                "f": float(2 * precision * coverage / total) if total > 0 else 0.0,
+                "fd": fid_from_features(fake, real),
+                "precision": float(precision_recall(real, fake, k=SELECTION_K)["precision"]),
+                "coverage": float(density_coverage(real, fake, k=SELECTION_K)["coverage"]),
             }
         if not per_species:
             return {"score": None, "per_species": {}}
-        values = [entry["f"] for entry in per_species.values()]
+        entries = per_species.values()
         return {
-            "score": float(np.mean(values)),
-            "precision": float(np.mean([e["precision"] for e in per_species.values()])),
-            "coverage": float(np.mean([e["coverage"] for e in per_species.values()])),
-            "worst_species": min(per_species, key=lambda name: per_species[name]["f"]),
+            "score": float(np.mean([entry["fd"] for entry in entries])),
+            "precision": float(np.mean([entry["precision"] for entry in entries])),
+            "coverage": float(np.mean([entry["coverage"] for entry in entries])),
+            "worst_species": max(per_species, key=lambda name: per_species[name]["fd"]),
             "per_species": per_species,
         }
 
