@@ -648,7 +648,8 @@ def train_gan(
                 if judge is not None:
                     chosen = _select(trainer, snapshots, scores, judge, out_selection)
                 elif out_selection is not None:
-                    write_json(out_selection, FINAL_STEP_SELECTION | {"chosen_step": cfg["steps"]})
+                    final = {"chosen_step": cfg["steps"], "final_step": cfg["steps"]}
+                    write_json(out_selection, FINAL_STEP_SELECTION | final)
                 _write_generators(trainer, snapshots, seed, out_generator, out_snapshots, chosen)
         if ranks.is_main and out_timing is not None:
             segments.write_training_time(out_timing, clock, int(cfg["steps"]))
