@@ -71,7 +71,7 @@ def test_every_job_of_all_becomes_one_stage(exported: tuple[Path, dict, Export])
             "index",
             *["crop_shard"] * 2,
             "manifest",
-            *["train_classifier"] * 2,
+            *["train_classifier"] * 3,  # guide, eval and the independent judge
             "train_gan",
             "sample",
             "evaluate",
@@ -112,6 +112,7 @@ def test_gan_stage_mirrors_the_snakemake_job(exported: tuple[Path, dict, Export]
         f"{RES}/gan/training_log.csv",
         f"{RES}/gan/snapshots.pt",
         f"{RES}/gan/training_time.json",
+        f"{RES}/gan/selection.json",
         f"{RES}/logs/train_gan.log",
         f"{RES}/benchmarks/train_gan.tsv",
         {f"{RES}/gan/checkpoints": {"persist": True}},
@@ -241,6 +242,7 @@ def test_stage_graph_follows_the_files(exported: tuple[Path, dict, Export]) -> N
     assert select_stages(jobs, "smoke", ["train_classifier"]) == [
         "smoke-train_classifier-eval",
         "smoke-train_classifier-guide",
+        "smoke-train_classifier-judge",
     ]
     needed = upstream_closure(jobs, ["smoke-train_classifier-eval"])
     assert {_rule(n) for n in needed} == {

@@ -326,6 +326,7 @@ REPORTED = {
     "results/smoke/eval/closest_pairs.png": "Memorisation",
     "results/smoke/classifier/guide/metrics.json": "guide",
     "results/smoke/classifier/eval/metrics.json": "eval",
+    "results/smoke/classifier/judge/metrics.json": "judge",
     "results/smoke/gan/loss_curves.png": "GAN losses",
     "results/smoke/gan/training_log.csv": "training log",
     "results/smoke/report.html": "self-contained",
