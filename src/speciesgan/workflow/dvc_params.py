@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from speciesgan.classifier.judge import TRAINING_KEYS as JUDGE_TRAINING_KEYS
 from speciesgan.util.errors import SpeciesganError
 
 Config = Mapping[str, Any]
@@ -64,6 +65,8 @@ def _manifest(config: Config, wildcards: Wildcards) -> list[str]:
 
 
 def _train_classifier(config: Config, wildcards: Wildcards) -> list[str]:
+    if wildcards.get("role") == "judge":  # its own recipe (speciesgan.classifier.judge)
+        return [f"judge.{key}" for key in JUDGE_TRAINING_KEYS] + ["seed"]
     return ["classifier.*", "seed"]
 
 
@@ -77,7 +80,8 @@ def _sample(config: Config, wildcards: Wildcards) -> list[str]:
 
 
 def _evaluate(config: Config, wildcards: Wildcards) -> list[str]:
-    return ["metrics.*", "classifier.*", "seed"]  # CAS uses the classifier recipe
+    # CAS uses the classifier recipe; the judge's verdict counts from judge.min_accuracy
+    return ["metrics.*", "classifier.*", "judge.min_accuracy", "seed"]
 
 
 def _report(config: Config, wildcards: Wildcards) -> list[str]:
