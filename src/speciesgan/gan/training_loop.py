@@ -711,13 +711,15 @@ def _select(
         if step not in scores and step in snapshots:
             scores[step] = judge.score(_snapshot_generator(trainer, snapshots[step]))
     chosen = selection.choose(scores)
+    if chosen is None:  # no species had enough validation crops to score: the last step
+        log.warning("snapshot selection: no snapshot could be scored; exporting the last step")
     log.info("snapshot selection: step %s chosen of %s", chosen, sorted(scores))
     if out_selection is not None:
         write_json(
             out_selection,
             {
                 "rule": selection.describe_rule(cfg),
-                "chosen_step": chosen,
+                "chosen_step": int(cfg["steps"]) if chosen is None else chosen,
                 "final_step": int(cfg["steps"]),
                 "scores": {str(step): scores[step] for step in sorted(scores)},
                 "validation_per_species": int(cfg["validation_per_species"]),
