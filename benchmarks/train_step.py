@@ -44,7 +44,7 @@ def main() -> None:
     cuda = torch.cuda.is_available()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=128 if cuda else 64)
-    parser.add_argument("--model", choices=["resnet", "dcgan"], default="resnet")
+    parser.add_argument("--model", choices=["resnet", "dcgan", "projected"], default="resnet")
     parser.add_argument("--batch-size", type=int, default=64 if cuda else 32)
     parser.add_argument("--g-channels", type=int, default=64 if cuda else 16)
     parser.add_argument("--d-channels", type=int, default=64 if cuda else 16)

@@ -47,6 +47,9 @@ class StepTiming:
         return batch_size / self.wall_seconds
 
 
+PROJECTED_TERMS = {"species_loss_weight": 1.0, "mode_seeking_weight": 0.03}
+
+
 def make_trainer(
     shape: StepShape, precision: str, channels_last: bool | None, device: torch.device
 ) -> Trainer:
@@ -65,6 +68,8 @@ def make_trainer(
             "d_channels": shape.d_channels,
             "precision": precision,
             "classifier_loss_weight": 0.0,
+            # the demo's projected recipe: the species head and mode seeking cost their passes
+            **(PROJECTED_TERMS if shape.model == "projected" else {}),
         }
     )
     return build_trainer(
