@@ -37,6 +37,7 @@ rule train_gan_variant:
         ),
         slurm_extra=TRAINING_SLURM_EXTRA,
     params:
+        **code("train-gan"),
         settings=lambda w: as_json(variant_gan(w.run)),
         classifier=lambda w, input: (
             ["--classifier", input.classifier] if input.classifier else []
@@ -71,6 +72,7 @@ rule evaluate_variant:
         mem_mb=memory_per_attempt(16000),
         runtime=720,
     params:
+        **code("evaluate"),
         settings=as_json(config["metrics"]),
         weights=lambda w: ablation_variants()[w.variant].get("weights", "ema"),
         cache=f"{RESULTS}/eval/fid_cache",
@@ -96,6 +98,7 @@ rule ablation_table:
     benchmark:
         f"{RESULTS}/benchmarks/ablation_table.tsv"
     params:
+        **code("ablation-table"),
         # training seconds (all segments) come from the runs' training_time.json:
         # read, not depended on, so a rerun of the table never reruns a training job
         spec=lambda w: as_json(

@@ -33,6 +33,7 @@ rule train_classifier:
         # checkpoint at the warning before the time limit (see rules/gan.smk)
         slurm_extra=TRAINING_SLURM_EXTRA,
     params:
+        **code("train-classifier"),
         settings=lambda w: as_json(classifier_settings(w.role)),
         seed=lambda w: config["seed"] + CLASSIFIER_SEED_OFFSETS[w.role],
     shell:

@@ -19,6 +19,7 @@ from speciesgan.util.errors import SpeciesganError
 from speciesgan.runtime.fatal import refuse_retry_after_fatal
 from speciesgan.runtime.preemption import allow_requeue_in_job
 from speciesgan.runtime.slurm_site import TRAINING_SLURM_EXTRA
+from speciesgan.workflow.code_version import stage_digest
 
 try:
     config.update(validate_config(config))
@@ -80,6 +81,17 @@ def memory_per_attempt(base_mb):
         return int(base_mb * min(1 + (attempt - 1) / 2, 2))
 
     return mem_mb
+
+
+def code(command):
+    """``code=<digest>`` for a rule's params: the code ``speciesgan COMMAND`` runs.
+
+    A digest of the source of every speciesgan module the subcommand imports
+    (speciesgan.workflow.code_version), so editing that code reruns the rule, as a
+    changed setting does.  Nothing with rerun_on_code_change: false.
+    """
+    digest = stage_digest(command) if config["rerun_on_code_change"] else None
+    return {"code": digest} if digest else {}
 
 
 def pick(section, *keys):

@@ -28,6 +28,7 @@ rule demo_stanford_dogs:
     benchmark:
         "data/demo/{key}/benchmarks/{dataset}.tsv"
     params:
+        **code("demo-data"),
         settings=as_json(config.get("demo", {})),
         seed=config["seed"],
     shell:
@@ -43,6 +44,7 @@ rule demo_cub:
     benchmark:
         "data/demo/{key}/benchmarks/{dataset}.tsv"
     params:
+        **code("demo-data"),
         settings=as_json(config.get("demo", {})),
         seed=config["seed"],
     shell:
@@ -62,6 +64,7 @@ rule demo_iwildcam:
     benchmark:
         "data/demo/{key}/benchmarks/{dataset}.tsv"
     params:
+        **code("demo-data"),
         settings=as_json(config.get("demo", {})),
         seed=config["seed"],
     shell:
@@ -79,6 +82,7 @@ rule download:
     benchmark:
         f"{DOWNLOADS}/{{dataset}}/benchmarks/download-{{archive}}.tsv"
     params:
+        **code("download"),
         url=lambda w: dataset_files(dataset_of(w.dataset))[w.archive]["url"],
         # the option and its value as two words, or no word when nothing is pinned
         sha256=lambda w: (
@@ -100,6 +104,7 @@ rule download_detections:
     benchmark:
         f"{DOWNLOADS}/{{dataset}}/benchmarks/download-detections.tsv"
     params:
+        **code("download"),
         url=lambda w: config["datasets"][dataset_of(w.dataset)]["detections"],
         sha256=lambda w: (
             [
@@ -125,6 +130,8 @@ rule extract:
     resources:
         mem_mb=memory_per_attempt(2000),
         runtime=120,
+    params:
+        **code("extract"),
     shell:
         "speciesgan extract {input:q} --out-dir {output:q} > {log:q} 2>&1"
 
@@ -141,6 +148,7 @@ rule index:
     benchmark:
         f"{RESULTS}/benchmarks/index.tsv"
     params:
+        **code("index"),
         sources=as_json([source_entry(name) for name in USED]),
         settings=as_json(
             pick(
@@ -161,7 +169,9 @@ rule index:
 
 rule crop_shard:
     input:
-        f"{RESULTS}/data/records.parquet",
+        records=f"{RESULTS}/data/records.parquet",
+        # the photos the records name are read from the sources' folders
+        sources=[source_root(name) for name in USED],
     output:
         images=f"{RESULTS}/data/shards/shard-{{shard}}.npy",
         rows=f"{RESULTS}/data/shards/shard-{{shard}}.parquet",
@@ -175,6 +185,7 @@ rule crop_shard:
         mem_mb=memory_per_attempt(4000),
         runtime=120,
     params:
+        **code("crop-shard"),
         shard=lambda w: int(w.shard),
         settings=as_json(
             pick(
@@ -187,7 +198,7 @@ rule crop_shard:
             )
         ),
     shell:
-        "speciesgan crop-shard --records {input:q} --shard {params.shard:q}"
+        "speciesgan crop-shard --records {input.records:q} --shard {params.shard:q}"
         " --out-images {output.images:q} --out-rows {output.rows:q} --threads {threads:q}"
         " --settings {params.settings:q} > {log:q} 2>&1"
 
@@ -199,6 +210,8 @@ rule manifest:
             f"{RESULTS}/data/shards/rejects-{{shard}}.parquet", shard=SHARDS
         ),
         index_rejects=f"{RESULTS}/data/index_rejects.parquet",
+        # read to check each shard's images are the ones its rows were written with
+        images=shard_arrays(),
     output:
         manifest=f"{RESULTS}/data/manifest.parquet",
         rejects=f"{RESULTS}/data/rejects.parquet",
@@ -207,6 +220,7 @@ rule manifest:
     benchmark:
         f"{RESULTS}/benchmarks/manifest.tsv"
     params:
+        **code("manifest"),
         settings=as_json(pick("preprocess", "min_images_per_species", "small_species")),
     shell:
         "speciesgan manifest --rows {input.rows:q} --index-rejects {input.index_rejects:q}"

@@ -42,6 +42,7 @@ rule evaluate:
         mem_mb=memory_per_attempt(16000),
         runtime=720,
     params:
+        **code("evaluate"),
         settings=as_json(config["metrics"]),
         # CAS trains a classifier on generated images with the eval classifier's recipe
         classifier_settings=as_json(config["classifier"]),
@@ -91,6 +92,7 @@ rule report:
     benchmark:
         f"{RESULTS}/benchmarks/report.tsv"
     params:
+        **code("report"),
         results=lambda w, output: os.path.dirname(output.html),
     shell:
         "speciesgan report --results-dir {params.results:q} --out-html {output.html:q}"

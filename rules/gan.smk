@@ -60,6 +60,7 @@ rule train_gan:
         # early.  Training also reads the job's end time itself (speciesgan.runtime.slurm_time).
         slurm_extra=TRAINING_SLURM_EXTRA,
     params:
+        **code("train-gan"),
         settings=as_json(main_gan_settings()),
         # a list of words: each is quoted on its own (`:q`)
         classifier=lambda w, input: (
@@ -97,6 +98,7 @@ rule sample:
         mem_mb=memory_per_attempt(8000),
         runtime=60,
     params:
+        **code("sample"),
         settings=as_json(config["sample"]),
         seed=config["seed"],
     shell:

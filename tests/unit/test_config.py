@@ -107,10 +107,11 @@ def test_gpus_that_divide_the_batch_pass() -> None:
 
 
 def test_default_batch_size_is_the_training_default() -> None:
-    from speciesgan.config import GAN_BATCH_SIZE_DEFAULT
     from speciesgan.gan.training_loop import DEFAULTS
 
-    assert DEFAULTS["batch_size"] == GAN_BATCH_SIZE_DEFAULT
+    config = _smoke()
+    del config["gan"]["batch_size"]
+    assert validate_config(config)["gan"]["batch_size"] == DEFAULTS["batch_size"]
 
 
 def test_every_gan_key_the_schema_allows_is_one_training_accepts() -> None:
@@ -123,7 +124,7 @@ def test_every_gan_key_the_schema_allows_is_one_training_accepts() -> None:
 
 @pytest.mark.parametrize("section", ["classifier", "gan"])
 def test_sampling_modes_validate_and_unset_adds_no_key(section: str) -> None:
-    """Unset stays unset (no schema default): existing runs' params, and so their jobs, stay put."""
+    """Unset stays unset (a stage default): existing runs' params, and so their jobs, stay put."""
     assert "sampling" not in validate_config(_smoke())[section]
     config = _smoke()
     config[section]["sampling"] = "balanced"

@@ -45,6 +45,7 @@ from speciesgan.classifier.model import (
     save_classifier,
     uint8_to_model_range,
 )
+from speciesgan.config import section_defaults
 from speciesgan.data.balanced import SpeciesIndex, check_sampling, identity_settings
 from speciesgan.data.dataset import CropSet, load_split
 from speciesgan.metrics.frequency_bins import accuracy_by_bin
@@ -66,17 +67,8 @@ from speciesgan.util.progress import progress
 
 log = logging.getLogger(__name__)
 
-DEFAULTS: dict[str, Any] = {
-    "epochs": 12,
-    "batch_size": 64,
-    "lr": 2e-3,
-    "weight_decay": 0.05,
-    "label_smoothing": 0.1,
-    "pretrained": "imagenet",
-    "arch": "efficientnet_b0",
-    "input_size": None,
-    "sampling": "natural",
-}
+DEFAULTS: dict[str, Any] = section_defaults("classifier")
+"""Every ``classifier`` setting's default, from the schema."""
 EVAL_BATCH_SIZE = 256
 RESUME_FORMAT = 1
 GRAY_WEIGHTS = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)

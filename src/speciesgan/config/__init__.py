@@ -9,7 +9,6 @@ from speciesgan.config.loading import (
     DETECTION_FORMATS,
     DETECTION_KEYS,
     DIFFAUGMENT_OPS,
-    GAN_BATCH_SIZE_DEFAULT,
     MAX_CONFIG_NODES,
     config_size_problem,
     demo_key,
@@ -20,6 +19,7 @@ from speciesgan.config.loading import (
     number_problems,
     read_config_file,
     run_key,
+    section_defaults,
     validate_config,
 )
 
@@ -28,7 +28,6 @@ __all__ = [
     "DETECTION_FORMATS",
     "DETECTION_KEYS",
     "DIFFAUGMENT_OPS",
-    "GAN_BATCH_SIZE_DEFAULT",
     "MAX_CONFIG_NODES",
     "config_size_problem",
     "demo_key",
@@ -39,5 +38,6 @@ __all__ = [
     "number_problems",
     "read_config_file",
     "run_key",
+    "section_defaults",
     "validate_config",
 ]

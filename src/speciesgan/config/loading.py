@@ -34,13 +34,29 @@ DIFFAUGMENT_OPS = ("color", "translation", "cutout")
 Repeated here because importing the GAN package would load torch in every
 Snakemake start."""
 
-GAN_BATCH_SIZE_DEFAULT = 64
-"""Training's ``batch_size`` when the config gives none (``gan.training_loop.DEFAULTS``)."""
+STAGE_DEFAULT = "x-stage-default"
+"""Schema keyword of a default that the stage applies but validation does not write
+into the config (settings added after runs existed: their params stay as they were)."""
 
 
 def load_schema() -> dict[str, Any]:
     """The config schema (a fresh copy: callers may change theirs)."""
     return copy.deepcopy(_schema())
+
+
+def section_defaults(section: str) -> dict[str, Any]:
+    """The schema's default of every setting of config section ``section`` that has one.
+
+    The one source of defaults: each stage fills the settings its caller left out
+    from here (its ``resolve_settings``), never from values of its own.  Includes
+    the ``x-stage-default`` ones, which validation leaves out of the config.
+    """
+    properties = _schema()["properties"][section]["properties"]
+    return {
+        name: copy.deepcopy(spec["default"])
+        for name, spec in properties.items()
+        if "default" in spec
+    }
 
 
 @functools.cache
@@ -165,7 +181,7 @@ def _fill_defaults(schema: dict[str, Any], data: Any) -> None:
     if not isinstance(data, dict) or schema.get("type") not in ("object", None):
         return
     for name, sub in schema.get("properties", {}).items():
-        if name not in data and "default" in sub:
+        if name not in data and "default" in sub and not sub.get(STAGE_DEFAULT):
             data[name] = copy.deepcopy(sub["default"])
         if name in data:
             _fill_defaults(sub, data[name])
@@ -208,7 +224,7 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     problems += _detections_problems(result)
     problems += _gan_problems("gan", result["gan"])
     gpus = result["gan"]["gpus"]
-    batch = result["gan"].get("batch_size", GAN_BATCH_SIZE_DEFAULT)
+    batch = result["gan"]["batch_size"]
     if batch % gpus:
         problems.append(
             f"  - config key gan.gpus: {gpus} GPUs do not divide gan.batch_size {batch} "

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from speciesgan.config import section_defaults
 from speciesgan.gan.layers import SpeciesEmbedding, orthogonal_init
 from speciesgan.util.atomic import atomic_open
 from speciesgan.util.content_hash import seal_problem, sealed
@@ -43,6 +44,8 @@ MAX_SIZE = 256
 BASE_SIZE = 4
 MAX_WIDTH_MULTIPLIER = 8
 """Channel widths grow towards the 4x4 end but stop at 8x ``g_channels``/``d_channels``."""
+GAN_DEFAULTS = section_defaults("gan")
+"""The schema's gan defaults: what a generator file written before a setting existed used."""
 
 
 def num_blocks(image_size: int) -> int:
@@ -359,14 +362,14 @@ def generator_kwargs(
     return {
         "num_classes": int(num_classes),
         "image_size": int(image_size),
-        "z_dim": int(settings.get("z_dim", 64)),
-        "embed_dim": int(settings.get("embed_dim", 64)),
-        "channels": int(settings.get("g_channels", 64)),
+        "z_dim": int(settings.get("z_dim", GAN_DEFAULTS["z_dim"])),
+        "embed_dim": int(settings.get("embed_dim", GAN_DEFAULTS["embed_dim"])),
+        "channels": int(settings.get("g_channels", GAN_DEFAULTS["g_channels"])),
     }
 
 
 def model_name(settings: Mapping[str, Any]) -> str:
-    name = settings.get("model", "resnet")
+    name = settings.get("model", GAN_DEFAULTS["model"])
     if name not in GENERATORS:
         raise SpeciesganError(f"gan.model must be one of {sorted(GENERATORS)}, got {name!r}")
     return name
@@ -394,13 +397,13 @@ def build_networks(
 
 def spectral_init(settings: Mapping[str, Any]) -> str:
     """``gan.spectral_init`` (default ``"torch"``; ``orthogonal_init`` checks the value)."""
-    return str(settings.get("spectral_init", "torch"))
+    return str(settings.get("spectral_init", GAN_DEFAULTS["spectral_init"]))
 
 
 def _discriminator(
     name: str, settings: Mapping[str, Any], num_classes: int, image_size: int
 ) -> nn.Module:
-    channels = int(settings.get("d_channels", 64))
+    channels = int(settings.get("d_channels", GAN_DEFAULTS["d_channels"]))
     if name == "projected":
         from speciesgan.gan.projected import ProjectedDiscriminator
 
@@ -411,7 +414,7 @@ def _discriminator(
             channels,
             None if input_size is None else int(input_size),
             spectral_init=spectral_init(settings),
-            species_twin=bool(settings.get("species_twin", False)),
+            species_twin=bool(settings.get("species_twin", GAN_DEFAULTS["species_twin"])),
         )
     init = {} if name == "dcgan" else {"spectral_init": spectral_init(settings)}  # dcgan: no SN
     return DISCRIMINATORS[name](

@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from speciesgan.config import section_defaults
 from speciesgan.data.balanced import SpeciesIndex, check_sampling, identity_settings
 from speciesgan.data.dataset import MappedSplit, open_split
 from speciesgan.gan import checkpoint as ckpt
@@ -69,40 +70,8 @@ from speciesgan.util.species_lists import require_same_species
 
 log = logging.getLogger(__name__)
 
-DEFAULTS: dict[str, Any] = {
-    "model": "resnet",
-    "loss": "hinge",
-    "steps": 2000,
-    "batch_size": 64,
-    "z_dim": 64,
-    "embed_dim": 64,
-    "g_channels": 64,
-    "d_channels": 64,
-    "d_input_size": None,
-    "lr_g": 2e-4,
-    "lr_d": 2e-4,
-    "beta1": 0.0,
-    "beta2": 0.999,
-    "d_steps": 1,
-    "ema_decay": 0.999,
-    "diffaugment": "translation,cutout,color",
-    "classifier_loss_weight": 0.1,
-    "species_loss_weight": 0.0,
-    "mode_seeking_weight": 0.0,
-    "species_twin": False,
-    "spectral_init": "torch",
-    "precision": "fp32",
-    "checkpoint_every": 200,
-    "snapshot_every": 0,
-    "select_every": 0,
-    "select_from": 0.5,
-    "select_images_per_species": 20,
-    "validation_per_species": 16,
-    "log_every": 10,
-    "stop_margin_seconds": 120,
-    "sampling": "natural",
-}
-"""Defaults for every ``gan`` setting (the schema's defaults may be missing)."""
+DEFAULTS: dict[str, Any] = {k: v for k, v in section_defaults("gan").items() if k != "gpus"}
+"""Every ``gan`` setting's default, from the schema (``gpus`` is how the launcher runs it)."""
 
 FINAL_STEP_SELECTION = {
     "rule": "none (gan.select_every: 0): the G-EMA of the final step",

@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from speciesgan.config import section_defaults
 from speciesgan.data.dataset import CropSet, MappedSplit, load_split, open_split
 from speciesgan.generate.sample import save_png, tile
 from speciesgan.metrics.cas import classification_accuracy_score
@@ -47,21 +48,8 @@ from speciesgan.util.species_lists import require_same_species
 
 log = logging.getLogger(__name__)
 
-DEFAULTS: dict[str, Any] = {
-    "images_per_species": 50,
-    "real_split": "train",
-    "is_splits": 10,
-    "batch_size": 50,
-    "inception_weights": "pretrained",
-    "real_images_per_species": None,
-    "curve_images_per_species": 8,
-    "cas": True,
-    "precision_recall_k": 3,
-    "density_coverage_k": 5,
-    "memorisation_percentile": 1.0,
-    "dinov2": "vitl14",
-    "dinov2_download": True,
-}
+DEFAULTS: dict[str, Any] = section_defaults("metrics")
+"""Every ``metrics`` setting's default, from the schema."""
 MEMO_PAIRS = 8
 INCEPTION_FIGURES = (
     "fid",

@@ -46,6 +46,7 @@ from speciesgan.config import load_config
 from speciesgan.metrics.headline import HEADLINE_NAME
 from speciesgan.util.atomic import write_text
 from speciesgan.util.errors import SpeciesganError
+from speciesgan.workflow.code_version import shell_command, stage_files
 from speciesgan.workflow.dvc_params import stage_params
 from speciesgan.workflow.snakemake_dag import LIST_SEPARATOR, Job, read_jobs
 from speciesgan.workflow.workflow_source import read_workflow_source
@@ -160,6 +161,16 @@ def stage_snakemake_argv(
         if profile.strip():
             extra += ["--profile", profile.strip()]
     return snakemake_command(targets, [configfile], extra)
+
+
+def package_deps(job: Job, config: Mapping[str, Any], workdir: Path) -> list[str]:
+    """The speciesgan source files whose digest is among the rule's params (see
+    :mod:`speciesgan.workflow.code_version`): a code edit stales the stage in both.
+    None when the package is installed outside ``workdir`` (DVC tracks files in it)."""
+    command = shell_command(job.shell)
+    if command is None or not config.get("rerun_on_code_change", True):
+        return []
+    return stage_files(command, workdir)
 
 
 def _is_run_job(job: Job, results_dir: str) -> bool:
@@ -433,7 +444,11 @@ def export_dvc(
     if jobs is None:
         jobs = read_jobs(workdir, configfiles)
     source = read_workflow_source(workdir)
-    code_deps = {job.rule: source.code_deps(job.rule) for job in jobs if job.outputs}
+    code_deps = {
+        job.rule: [*source.code_deps(job.rule), *package_deps(job, config, workdir)]
+        for job in jobs
+        if job.outputs
+    }
 
     existing = _read_dvc_yaml(workdir)
     declared = _declared_metrics_and_plots(existing)
