@@ -323,8 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--judge-min-accuracy",
         type=float,
-        default=0.85,
-        help="the judge's own real test top-1 below which its verdict does not count",
+        default=None,
+        help="the judge's own real test top-1 below which its verdict does not count "
+        "(default: the config schema's judge.min_accuracy)",
     )
     _add_common(p)
     _add_device(p)

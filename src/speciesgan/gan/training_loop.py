@@ -470,7 +470,7 @@ def build_trainer(
     for offset, gen in enumerate(rngs.values(), start=1):
         gen.manual_seed((seed * 1000 + offset) % 2**64)  # any 64-bit seed
     balanced = None
-    if check_sampling(cfg.get("sampling", "natural"), "gan.sampling") == "balanced":
+    if check_sampling(cfg["sampling"], "gan.sampling") == "balanced":
         balanced = SpeciesIndex.from_labels(data.labels.cpu())
     return Trainer(
         cfg=cfg,

@@ -422,7 +422,7 @@ def judge_verdict(
     per_species = {name: float(correct[labels == k].mean()) for k, name in enumerate(species)}
     summary = accuracy_summary(correct, labels, len(species))
     test_top1 = info.get("test_top1")
-    minimum = float(info.get("min_accuracy", 0.85))
+    minimum = float(info["min_accuracy"])
     return {
         **summary,
         "per_species": per_species,
@@ -655,7 +655,7 @@ def evaluate(
     out_pairs: Path | None = None,
     device: str | None = None,
     judge: Path | None = None,
-    judge_min_accuracy: float = 0.85,
+    judge_min_accuracy: float | None = None,
 ) -> None:
     """Load the generator and the classifier, score them, write ``out`` (JSON).
 
@@ -685,6 +685,8 @@ def evaluate(
     if judge is not None:
         judge_net = load_classifier(Path(judge), torch_device)
         require_same_species(species, generator, judge_net.species, judge)
+        if judge_min_accuracy is None:  # the schema's judge.min_accuracy
+            judge_min_accuracy = float(section_defaults("judge")["min_accuracy"])
         judge_info = judge_facts(Path(judge), judge_min_accuracy)
     net = load_inception(options["inception_weights"], torch_device)
     spaces, dinov2_reason = extra_spaces(options, torch_device)
