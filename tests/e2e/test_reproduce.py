@@ -398,6 +398,7 @@ def test_publish_clone_restore_reruns_nothing(published: Path, tmp_path: Path) -
     assert _files(clone / "results") == [
         "smoke/classifier/eval/headline.json",
         "smoke/classifier/guide/headline.json",
+        "smoke/classifier/judge/headline.json",
         "smoke/eval/headline.json",
     ]
     start = time.perf_counter()
@@ -453,8 +454,8 @@ def test_dvc_commands_read_the_published_run(published: Path, tmp_path: Path) ->
     shown = _dvc(clone, "metrics", "show")
     assert "failed to load" not in shown.stdout + shown.stderr, shown.stderr
     lines = shown.stdout.splitlines()
-    assert len(lines) == 4 and max(map(len, lines)) <= 160, shown.stdout
-    assert "fid" in lines[0].split() and f"{RES}/eval/headline.json" in shown.stdout
+    assert len(lines) == 5 and max(map(len, lines)) <= 160, shown.stdout
+    assert "fd_lite0" in lines[0].split() and f"{RES}/eval/headline.json" in shown.stdout
     start = time.perf_counter()
     _speciesgan(clone, "restore", "--configfile", *SMOKE, "--target", "evaluate")
     print(f"restore --target wall time: {time.perf_counter() - start:.1f} s")
@@ -467,14 +468,18 @@ def test_dvc_commands_read_the_published_run(published: Path, tmp_path: Path) ->
     by_file = next(iter(metrics.values()))["data"]
     evaluation = json.loads((clone / RES / "eval/metrics.json").read_text())
     headline = by_file[f"{RES}/eval/headline.json"]["data"]
-    assert headline["fid"] == pytest.approx(evaluation["fid"], rel=1e-4)
-    assert headline["kid"] == pytest.approx(evaluation["kid"]["mean"], rel=1e-4)
+    fidelity = evaluation["fidelity_diversity"]
+    assert headline["fd_lite0"] == pytest.approx(fidelity["fd_lite0"], rel=1e-4)
+    assert headline["coverage"] == pytest.approx(fidelity["coverage"], rel=1e-4)
+    # placeholder Inception weights offline: FID, KID and IS stay out of the headline
+    assert evaluation["inception_figures"]["placeholder"] and "fid" not in headline
     assert by_file[f"{RES}/classifier/eval/headline.json"]["data"]["top1"] >= 0
     table = _md_rows(_dvc(clone, "metrics", "show", "--md").stdout)
-    assert {"Path", "fid", "is", "kid", "precision", "top1", "top5"} <= set(table[0])
+    assert {"Path", "fd_lite0", "precision", "recall", "top1", "top5"} <= set(table[0])
     assert [row[0] for row in table[1:]] == [
         f"{RES}/classifier/eval/headline.json",
         f"{RES}/classifier/guide/headline.json",
+        f"{RES}/classifier/judge/headline.json",
         f"{RES}/eval/headline.json",
     ]
 
@@ -495,10 +500,10 @@ def test_dvc_commands_read_the_published_run(published: Path, tmp_path: Path) ->
 
     rows = list(csv.DictReader(io.StringIO(_dvc(clone, "exp", "show", "--csv").stdout)))
     steps = next(c for c in rows[0] if c.endswith("gan.steps"))
-    fid = next(c for c in rows[0] if c == "fid" or c.endswith(":fid"))
+    fd = next(c for c in rows[0] if c == "fd_lite0" or c.endswith(":fd_lite0"))
     assert (rows[0]["rev"], rows[0][steps]) == ("workspace", "8")
     assert rows[1]["rev"] != "workspace" and rows[1][steps] == "6"  # the published commit
-    assert float(rows[1][fid]) == pytest.approx(evaluation["fid"], rel=1e-4)
+    assert float(rows[1][fd]) == pytest.approx(fidelity["fd_lite0"], rel=1e-4)
 
     # a second run (8 steps instead of 6): `dvc metrics diff` says what changed
     rerun = snakemake(clone, f"{RES}/eval/metrics.json", "--cores", "2", "--configfile", *SMOKE)
@@ -506,5 +511,5 @@ def test_dvc_commands_read_the_published_run(published: Path, tmp_path: Path) ->
     diff = _md_rows(_dvc(clone, "metrics", "diff", "--md").stdout)
     assert diff[0] == ["Path", "Metric", "HEAD", "workspace", "Change"]
     changed = {(row[0], row[1]) for row in diff[1:]}
-    assert (f"{RES}/eval/headline.json", "fid") in changed, diff
+    assert (f"{RES}/eval/headline.json", "fd_lite0") in changed, diff
     assert all(path.endswith("/eval/headline.json") for path, _ in changed), diff
