@@ -11,6 +11,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from speciesgan.workflow.code_version import module_files
+
 SRC = Path(__file__).resolve().parents[2] / "src"
 PACKAGE = SRC / "speciesgan"
 
@@ -44,13 +46,7 @@ MAX_TOP_MODULES = 5
 
 def modules() -> dict[str, Path]:
     """Dotted module name -> file, for every module and package of speciesgan."""
-    found = {}
-    for path in sorted(PACKAGE.rglob("*.py")):
-        parts = list(path.relative_to(SRC).with_suffix("").parts)
-        if parts[-1] == "__init__":
-            parts.pop()
-        found[".".join(parts)] = path
-    return found
+    return dict(module_files())
 
 
 def _known(name: str, known: dict[str, Path]) -> str | None:

@@ -34,7 +34,7 @@ DATA_FILES = {"speciesgan.config": ("config.schema.yaml",)}
 
 
 @functools.cache
-def _modules() -> dict[str, Path]:
+def module_files() -> dict[str, Path]:
     """Dotted name -> file, for every module and package of speciesgan."""
     found = {}
     for path in sorted(PACKAGE.rglob("*.py")):
@@ -45,9 +45,9 @@ def _modules() -> dict[str, Path]:
     return found
 
 
-def _module_of(name: str) -> str | None:
+def module_of(name: str) -> str | None:
     """``name`` or its longest prefix that is a module (an imported function's module)."""
-    known = _modules()
+    known = module_files()
     while name and name not in known:
         name = name.rpartition(".")[0]
     return name or None
@@ -70,7 +70,7 @@ def _imports(nodes: list[ast.stmt] | ast.AST, package: str) -> set[str]:
                 names = [f"{source}.{alias.name}" for alias in node.names] + [source]
             else:
                 continue
-            found |= {m for name in names if (m := _module_of(name)) is not None}
+            found |= {m for name in names if (m := module_of(name)) is not None}
     return found
 
 
@@ -82,7 +82,7 @@ def _parents(module: str) -> set[str]:
 
 @functools.cache
 def _direct(module: str) -> frozenset[str]:
-    path = _modules()[module]
+    path = module_files()[module]
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     return frozenset(_imports(ast.parse(path.read_text(), str(path)), package))
 
@@ -117,7 +117,7 @@ def _command_names(test: ast.expr) -> set[str]:
 @functools.cache
 def _entries() -> dict[str, frozenset[str]]:
     """Subcommand -> the modules its branch of ``cli.run`` imports (and its helpers')."""
-    path = _modules()["speciesgan.cli"]
+    path = module_files()["speciesgan.cli"]
     tree = ast.parse(path.read_text(), str(path))
     functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
     entries: dict[str, set[str]] = {}
@@ -146,9 +146,9 @@ def stage_files(command: str, root: Path | None = None) -> list[str]:
     if command not in entries:
         raise KeyError(f"no subcommand {command!r} in speciesgan.cli.run")
     modules = closure(set(entries[command]))
-    files = {_modules()[m] for m in modules}
+    files = {module_files()[m] for m in modules}
     for module in modules & set(DATA_FILES):
-        files |= {_modules()[module].parent / name for name in DATA_FILES[module]}
+        files |= {module_files()[module].parent / name for name in DATA_FILES[module]}
     return sorted(path.relative_to(root).as_posix() for path in files)
 
 
