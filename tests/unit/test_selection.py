@@ -135,3 +135,37 @@ def test_judge_prefers_a_varied_generator_to_a_collapsed_one(tmp_path: Path) -> 
     collapsed = judge.score(Replay([pool[:1] for pool in pools]))["score"]
     wrong = judge.score(Replay([pools[1], pools[2], pools[0]]))["score"]
     assert varied < collapsed < wrong, (varied, collapsed, wrong)
+
+
+class WeightScorer:
+    """Scores a snapshot by its weights alone, so a resumed run must give the same scores."""
+
+    def prepare(self, crops: torch.Tensor, labels: np.ndarray, species: list[str]) -> None:
+        pass
+
+    def score(self, generator: nn.Module) -> dict[str, Any]:
+        first = next(iter(generator.state_dict().values()))
+        return {"score": float(first.float().abs().sum())}
+
+
+def test_a_resumed_run_selects_and_exports_what_a_straight_run_does(tmp_path: Path) -> None:
+    """Snapshots survive in the checkpoint; those a resumed run never scored are scored at the end."""
+    manifest = write_manifest(tmp_path, per_species=9)
+    settings = {**TINY, "select_every": 2, "select_from": 0.0, "validation_per_species": 2,
+                "checkpoint_every": 1}  # fmt: skip
+
+    def train(out: Path, steps: int) -> None:
+        train_gan(
+            manifest, None, out / "generator.pt", out / "log.csv", out / "checkpoints",
+            settings={**settings, "steps": steps}, seed=3, threads=1,
+            out_snapshots=out / "snapshots.pt", scorer=WeightScorer(),
+            out_selection=out / "selection.json",
+        )  # fmt: skip
+
+    train(tmp_path / "straight", 6)
+    train(tmp_path / "resumed", 3)  # a shorter first segment ...
+    train(tmp_path / "resumed", 6)  # ... continued from its step-3 checkpoint
+    for name in ("selection.json", "generator.pt", "snapshots.pt"):
+        assert (tmp_path / "straight" / name).read_bytes() == (
+            tmp_path / "resumed" / name
+        ).read_bytes(), name

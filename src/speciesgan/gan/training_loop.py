@@ -172,7 +172,13 @@ class DeviceCrops:
         cls, manifest: Path, device: torch.device, held_out: np.ndarray | None = None
     ) -> DeviceCrops:
         """The train split, less the rows ``held_out`` (validation crops for selection)."""
-        mapped = open_split(manifest, "train")
+        return cls.from_split(open_split(manifest, "train"), device, held_out)
+
+    @classmethod
+    def from_split(
+        cls, mapped: MappedSplit, device: torch.device, held_out: np.ndarray | None = None
+    ) -> DeviceCrops:
+        """An opened train split, less the rows ``held_out``."""
         labels, rows = mapped.labels, None
         if held_out is not None and len(held_out):
             keep = np.ones(len(labels), dtype=bool)
@@ -558,17 +564,15 @@ def train_gan(
             log.info("no classifier given: the classifier loss term is off")
         held_out = None
         selecting = int(cfg["select_every"]) > 0
+        train_split = open_split(manifest, "train")  # opened (and its shards checked) once
         if selecting:
             if scorer is None:
                 raise SpeciesganError("gan.select_every > 0 needs a snapshot scorer")
-            labels = open_split(manifest, "train").labels.numpy()
+            labels = train_split.labels.numpy()
             held_out = selection.validation_rows(labels, int(cfg["validation_per_species"]), seed)
-        data = DeviceCrops.from_manifest(manifest, torch_device, held_out)
+        data = DeviceCrops.from_split(train_split, torch_device, held_out)
         if selecting and ranks.is_main:
-            validation = open_split(manifest, "train")
-            scorer.prepare(
-                validation.gather(held_out), validation.labels.numpy()[held_out], data.species
-            )
+            scorer.prepare(train_split.gather(held_out), labels[held_out], data.species)
         if frozen is not None:  # same count, other order: guidance would steer to wrong species
             require_same_species(data.species, manifest, frozen.species, classifier)
         trainer = build_trainer(data, frozen, cfg, seed, ranks, torch_device)
@@ -734,14 +738,24 @@ def _write_generators(
     save_snapshots(out_snapshots, standing, cfg, species, size)
 
 
-def status_of(rows: list[list[float]], bar: Any, cfg: Mapping[str, Any]) -> dict[str, str]:
-    """The latest logged losses and the images per second, for the bar or status line."""
+def status_of(
+    rows: list[list[float]],
+    bar: Any,
+    cfg: Mapping[str, Any],
+    scores: Mapping[int, Mapping[str, Any]] | None = None,
+) -> dict[str, str]:
+    """The latest logged losses, the images per second and the latest selection score
+    (``select=<score>@<step>``), for the bar or status line."""
     status = (
         {k: f"{v:.3g}" for k, v in zip(LOG_COLUMNS[1:], rows[-1][1:], strict=False)} if rows else {}
     )
     rate = bar.format_dict.get("rate")
     if rate:
         status["img/s"] = f"{rate * cfg['batch_size']:.0f}"
+    if scores:
+        latest = max(scores)
+        if scores[latest].get("score") is not None:
+            status["select"] = f"{scores[latest]['score']:.3f}@{latest}"
     return status
 
 
@@ -813,20 +827,13 @@ def _run_steps(
                     values = values / ranks.world_size
                 rows.append([float(step), *values.tolist()])
                 # the losses ride on the status line (log files) or the bar (terminals)
-                status = status_of(rows, bar, cfg)
-                if scores:
-                    best = max(scores)
-                    if scores[best].get("score") is not None:
-                        status["select"] = f"{scores[best]['score']:.3f}@{best}"
-                bar.set_postfix(status, refresh=False)
+                bar.set_postfix(status_of(rows, bar, cfg, scores), refresh=False)
             if ranks.is_main and step in kept:
                 snapshots[step] = ckpt.cpu_state_dict(trainer.generator_ema)
                 if judge is not None and scores is not None and step in scored:
+                    # scored on a copy: the networks being trained keep their mode
                     scores[step] = judge.score(_snapshot_generator(trainer, snapshots[step]))
-                    trainer.raw_g.train()  # scoring left nothing in eval mode, but be sure
-                    if scores[step].get("score") is not None:
-                        latest = f"{scores[step]['score']:.3f}@{step}"
-                        bar.set_postfix({**status_of(rows, bar, cfg), "select": latest})
+                    bar.set_postfix(status_of(rows, bar, cfg, scores))
             if step % cfg["checkpoint_every"] == 0:
                 save(step)
                 saved_at = step

@@ -9,6 +9,7 @@ seed fix the output bytes: no timings, no paths, no rounding.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -609,8 +610,6 @@ def _real_side(
 
 def judge_facts(model: Path, min_accuracy: float) -> dict[str, Any]:
     """The judge's own test top-1 and network, from the ``metrics.json`` beside its model."""
-    import json
-
     metrics_file = model.parent / "metrics.json"
     try:
         metrics = json.loads(metrics_file.read_text())
