@@ -58,6 +58,7 @@ rule evaluate_variant:
         manifest=f"{RESULTS}/data/manifest.parquet",
         shards=shard_arrays(),
         classifier=f"{RESULTS}/classifier/eval/model.pt",
+        real_features=f"{RESULTS}/eval/real_features",
     output:
         metrics=f"{RESULTS}/ablation/{{variant}}/metrics.json",
         headline=f"{RESULTS}/ablation/{{variant}}/headline.json",
@@ -75,12 +76,11 @@ rule evaluate_variant:
         **code("evaluate"),
         settings=as_json(config["metrics"]),
         weights=lambda w: ablation_variants()[w.variant].get("weights", "ema"),
-        cache=f"{RESULTS}/eval/fid_cache",
         seed=config["seed"],
     shell:
         "speciesgan evaluate --generator {input.generator:q} --manifest {input.manifest:q}"
         " --classifier {input.classifier:q} --out {output.metrics:q} --weights {params.weights:q}"
-        " --cache-dir {params.cache:q} --seed {params.seed:q} --threads {threads:q}"
+        " --real-features {input.real_features:q} --seed {params.seed:q} --threads {threads:q}"
         " --settings {params.settings:q} > {log:q} 2>&1"
 
 

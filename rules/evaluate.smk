@@ -6,6 +6,31 @@ localrules:
     report,
 
 
+rule real_features:
+    input:
+        manifest=f"{RESULTS}/data/manifest.parquet",
+        shards=shard_arrays(),
+    output:
+        # the real side of every figure depends on the data only: computed beside GAN training
+        directory(f"{RESULTS}/eval/real_features"),
+    log:
+        f"{RESULTS}/logs/real_features.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/real_features.tsv"
+    threads: threads_for("real_features")
+    resources:
+        gpu=1,
+        nodes=1,
+        mem_mb=memory_per_attempt(16000),
+        runtime=240,
+    params:
+        **code("real-features"),
+        settings=as_json(config["metrics"]),
+    shell:
+        "speciesgan real-features --manifest {input.manifest:q} --out-dir {output:q}"
+        " --threads {threads:q} --settings {params.settings:q} > {log:q} 2>&1"
+
+
 rule evaluate:
     input:
         generator=f"{RESULTS}/gan/generator.pt",
@@ -16,6 +41,7 @@ rule evaluate:
         # the independent judge and its own test accuracy (speciesgan.classifier.judge)
         judge=f"{RESULTS}/classifier/judge/model.pt",
         judge_metrics=f"{RESULTS}/classifier/judge/metrics.json",
+        real_features=f"{RESULTS}/eval/real_features",
     output:
         metrics=report(
             f"{RESULTS}/eval/metrics.json",
@@ -53,6 +79,7 @@ rule evaluate:
         " --classifier {input.classifier:q} --snapshots {input.snapshots:q}"
         " --judge {input.judge:q} --judge-min-accuracy {params.judge_min_accuracy:q}"
         " --out {output.metrics:q} --out-pairs {output.pairs:q} --seed {params.seed:q}"
+        " --real-features {input.real_features:q}"
         " --threads {threads:q} --settings {params.settings:q}"
         " --classifier-settings {params.classifier_settings:q} > {log:q} 2>&1"
 

@@ -281,6 +281,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers", type=int, default=None, help="drawing threads (default: 2, or 1 on 1 core)"
     )
 
+    p = sub.add_parser(
+        "real-features",
+        help="the real crops' features in every metric space, read by evaluate",
+    )
+    p.add_argument("--manifest", type=Path, required=True)
+    p.add_argument("--out-dir", type=Path, required=True)
+    _add_common(p, seed=False)
+    _add_device(p)
+
     p = sub.add_parser("evaluate", help="FID, Inception Score and per-species accuracy")
     p.add_argument("--generator", type=Path, required=True)
     p.add_argument("--manifest", type=Path, required=True)
@@ -300,6 +309,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         help="real-image feature cache (default: fid_cache beside --out)",
+    )
+    p.add_argument(
+        "--real-features",
+        type=Path,
+        default=None,
+        help="the folder `speciesgan real-features` wrote with the same --settings (read "
+        "only; instead of --cache-dir)",
     )
     p.add_argument(
         "--classifier-settings",
@@ -554,6 +570,10 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901 - a flat dispatch table
         from speciesgan.studio.server import serve
 
         serve(args.generator, args.metrics, args.host, args.port, args.workers)
+    elif cmd == "real-features":
+        from speciesgan.metrics.real_side import write_real_features
+
+        write_real_features(args.manifest, args.out_dir, args.settings, args.threads, args.device)
     elif cmd == "evaluate":
         from speciesgan.metrics.evaluate import evaluate
 
@@ -568,6 +588,7 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901 - a flat dispatch table
             weights=args.weights,
             snapshots=args.snapshots,
             cache_dir=args.cache_dir,
+            real_features_dir=args.real_features,
             classifier_settings=args.classifier_settings,
             out_pairs=args.out_pairs,
             device=args.device,

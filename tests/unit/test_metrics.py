@@ -367,6 +367,39 @@ def test_evaluate_writes_deterministic_metrics(tmp_path: Path) -> None:
     assert "fid" in result["inception_figures"]["figures"]
 
 
+@pytest.mark.slow
+def test_evaluate_from_the_real_features_stage_gives_the_same_bytes(tmp_path: Path) -> None:
+    """The workflow computes the real side in its own stage (beside GAN training) and
+    evaluate only reads it: the figures must be those evaluate computes on its own, and a
+    folder made with other settings is an error naming the missing file, not a recomputation."""
+    from speciesgan.metrics.evaluate import evaluate
+    from speciesgan.metrics.real_side import write_real_features
+
+    size = 16
+    manifest = _write_manifest(
+        tmp_path / "data", _blobs(5, 6, size, smooth=True), [0, 0, 0, 1, 1, 1]
+    )
+    generator, classifier = _trained_files(tmp_path, ["Alpha Dog", "Beta Bird"], size)
+    settings = {"images_per_species": 3, "is_splits": 2, "batch_size": 6}
+    kwargs = {"seed": 1, "threads": 1}
+    alone, staged = tmp_path / "alone" / "metrics.json", tmp_path / "staged" / "metrics.json"
+    evaluate(generator, manifest, classifier, alone, settings, **kwargs)
+    folder = tmp_path / "real_features"
+    write_real_features(manifest, folder, settings, threads=1)
+    assert not folder.with_name("real_features.partial").exists()
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    evaluate(generator, manifest, classifier, staged, settings, real_features_dir=folder, **kwargs)
+    assert staged.read_bytes() == alone.read_bytes()
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # read, never written
+    assert not (staged.parent / "fid_cache").exists()
+
+    other = {**settings, "real_images_per_species": 2}  # a capped real split: other files
+    with pytest.raises(
+        SpeciesganError, match=r"real-.*\.npz: no inception features.*real-features"
+    ):
+        evaluate(generator, manifest, classifier, staged, other, real_features_dir=folder, **kwargs)
+
+
 @pytest.mark.parametrize(("num", "dims"), [(300, 64), (40, 64), (120, 256)])
 def test_frechet_distance_matches_pytorch_fid_reference(num: int, dims: int) -> None:
     """Our eigenvalue form equals pytorch-fid's sqrtm form, full-rank and rank-deficient."""
@@ -642,9 +675,10 @@ def test_figures_and_floors_use_equal_class_balanced_counts() -> None:
     """Precision/recall and FD compare sets of equal size: species k keeps the smallest of its
     reference, generated and test counts in all three, and the floor uses real test crops."""
     from speciesgan.data.dataset import CropSet
-    from speciesgan.metrics.evaluate import RealSide, beside_floors
+    from speciesgan.metrics.evaluate import beside_floors
     from speciesgan.metrics.fid import RealFeatures
     from speciesgan.metrics.generated import GeneratedOutputs
+    from speciesgan.metrics.real_side import RealSide
 
     rng = np.random.default_rng(0)
     species = ["a", "b", "c"]

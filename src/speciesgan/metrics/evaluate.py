@@ -12,25 +12,21 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 
 from speciesgan.config import section_defaults
-from speciesgan.data.dataset import CropSet, MappedSplit, load_split, open_split
 from speciesgan.generate.sample import save_png, tile
 from speciesgan.metrics.cas import classification_accuracy_score
-from speciesgan.metrics.feature_spaces import FeatureSpace, lite0_space
+from speciesgan.metrics.feature_spaces import FeatureSpace
 from speciesgan.metrics.fid import (
     RealFeatures,
     fid_from_features,
     rank_deficiency_note,
-    real_features,
 )
 from speciesgan.metrics.floors import FLOOR_NOTE, equal_counts, first_rows, rows_like
 from speciesgan.metrics.frequency_bins import accuracy_by_bin
@@ -40,6 +36,7 @@ from speciesgan.metrics.id_ood import OOD_SPLIT, id_ood_metrics
 from speciesgan.metrics.inception import InceptionNet, inception_space, load_inception
 from speciesgan.metrics.inception_score import inception_score
 from speciesgan.metrics.kid import kernel_inception_distance
+from speciesgan.metrics.real_side import RealSide, extra_spaces, real_side
 from speciesgan.metrics.species_mix import matched_rows
 from speciesgan.runtime.device import select_device
 from speciesgan.util.atomic import write_json
@@ -241,24 +238,6 @@ def metrics_over_steps(
             }
         )
     return {"images_per_species": per_species, "points": points}
-
-
-@dataclass
-class RealSide:
-    """Everything evaluate reads from the real crops, in every feature space."""
-
-    spaces: dict[str, RealFeatures]  # the (capped) real split, per space incl. "inception"
-    train_lite0: RealFeatures  # the whole train split in Lite0 space: memorisation
-    train_counts: np.ndarray  # real train crops per species: CAS's training set
-    test: CropSet | None  # real test crops: CAS's test set (None: no test split)
-    train_images: torch.Tensor  # uint8 train crops, for the closest-pairs picture
-    ood: MappedSplit | None = None  # crops of camera locations never trained on, if any
-    ood_lite0: RealFeatures | None = None  # their Lite0 features (capped like the real split)
-    test_lite0: RealFeatures | None = None  # the test crops' (capped like the real split)
-
-    @property
-    def inception(self) -> RealFeatures:
-        return self.spaces["inception"]
 
 
 def evaluate_generator(
@@ -573,41 +552,6 @@ def memorisation_figure(
     return {"space": "lite0", "percentile": percentile, **result, "note": MEMORISATION_NOTE}
 
 
-def _real_side(
-    manifest: Path,
-    net: InceptionNet,
-    spaces: list[FeatureSpace],
-    cache_dir: Path,
-    options: dict[str, Any],
-) -> RealSide:
-    limit = options["real_images_per_species"]
-    per_species = None if limit is None else int(limit)
-    batch_size = int(options["batch_size"])
-    split = options["real_split"]
-    real_spaces = {
-        space.name: real_features(manifest, split, space, cache_dir, batch_size, per_species)
-        for space in [inception_space(net), *spaces]
-    }
-    lite0 = next(space for space in spaces if space.name == "lite0")
-    train_lite0 = real_features(manifest, "train", lite0, cache_dir, batch_size, None)
-    train = load_split(manifest, "train")
-    counts = np.bincount(train.labels.numpy(), minlength=train.num_classes)
-    splits = pd.read_parquet(manifest, columns=["split"])["split"]
-    test = load_split(manifest, "test") if (splits == "test").any() else None
-    test_lite0 = (  # the floors' stand-ins, and the ID side of ID/OOD
-        real_features(manifest, "test", lite0, cache_dir, batch_size, per_species)
-        if test is not None
-        else None
-    )
-    if not (splits == OOD_SPLIT).any():  # no ood crops: no extra pass over any data
-        return RealSide(real_spaces, train_lite0, counts, test, train.images, test_lite0=test_lite0)
-    ood_lite0 = real_features(manifest, OOD_SPLIT, lite0, cache_dir, batch_size, per_species)
-    ood = open_split(manifest, OOD_SPLIT)
-    return RealSide(
-        real_spaces, train_lite0, counts, test, train.images, ood, ood_lite0, test_lite0
-    )
-
-
 def judge_facts(model: Path, min_accuracy: float) -> dict[str, Any]:
     """The judge's own test top-1 and network, from the ``metrics.json`` beside its model."""
     metrics_file = model.parent / "metrics.json"
@@ -624,21 +568,6 @@ def judge_facts(model: Path, min_accuracy: float) -> dict[str, Any]:
     }
 
 
-def extra_spaces(options: dict[str, Any], device: torch.device) -> tuple[list[FeatureSpace], str]:
-    """Lite0 always; DINOv2 when configured and its weights can be had (else the reason)."""
-    spaces = [lite0_space(device)]
-    if options.get("dinov2") is None:
-        return spaces, "metrics.dinov2 is null"
-    try:
-        from speciesgan.metrics.dinov2 import dinov2_space
-    except ImportError:
-        return spaces, "FD-DINOv2 is not built into this version"
-    space, reason = dinov2_space(str(options["dinov2"]), device, bool(options["dinov2_download"]))
-    if space is not None:
-        spaces.append(space)
-    return spaces, reason
-
-
 def evaluate(
     generator: Path,
     manifest: Path,
@@ -650,6 +579,7 @@ def evaluate(
     weights: str = "ema",
     snapshots: Path | None = None,
     cache_dir: Path | None = None,
+    real_features_dir: Path | None = None,
     classifier_settings: dict | None = None,
     out_pairs: Path | None = None,
     device: str | None = None,
@@ -661,6 +591,7 @@ def evaluate(
     ``weights`` picks the EMA generator (what sampling uses) or the raw one;
     ``snapshots`` adds FID/IS by training step; ``cache_dir`` is where real
     features are cached (shared between evaluations of the same data);
+    ``real_features_dir`` is ``speciesgan real-features``' output, read only;
     ``classifier_settings`` (the config's classifier section) enables CAS;
     ``out_pairs`` receives the memorisation check's closest pairs as a PNG; ``device``
     is ``--device`` (auto, cuda, cpu; see ``speciesgan.runtime.device``); ``judge`` is the
@@ -691,7 +622,10 @@ def evaluate(
     spaces, dinov2_reason = extra_spaces(options, torch_device)
     if dinov2_reason:
         log.info("FD-DINOv2 skipped: %s", dinov2_reason)
-    real = _real_side(Path(manifest), net, spaces, cache, options)  # once, for both
+    if real_features_dir is not None:
+        real = real_side(Path(manifest), net, spaces, Path(real_features_dir), options, True)
+    else:
+        real = real_side(Path(manifest), net, spaces, cache, options)
     require_same_species(species, generator, real.inception.species, manifest)
     result, pairs_png = evaluate_generator(
         model, species, classifier_net, real, net, spaces, settings, seed, classifier_settings,

@@ -195,8 +195,14 @@ def real_features(
     cache_dir: Path,
     batch_size: int = 50,
     per_species: int | None = None,
+    read_only: bool = False,
 ) -> RealFeatures:
     """Features of the real ``split`` in ``net``'s space, loaded from ``cache_dir`` when present.
+
+    ``read_only``: ``cache_dir`` was filled by ``speciesgan real-features`` (the
+    workflow's ``real_features`` rule, an input of ``evaluate``): a missing entry
+    means other settings or data than that run's, an error rather than a silent
+    recomputation into another rule's output.
 
     ``net`` is the Inception network (FID's space) or any :class:`FeatureSpace`.
     ``per_species`` caps the real images per species (a seeded random sample, see
@@ -216,7 +222,16 @@ def real_features(
                 species = [str(name) for name in cached["species"]]
                 return RealFeatures(cached["features"], cached["labels"], species, cache_file)
         except (OSError, KeyError, ValueError) as exc:
+            if read_only:
+                raise SpeciesganError(f"{cache_file}: unreadable real features ({exc})") from exc
             log.warning("%s: unreadable feature cache (%s); recomputing", cache_file, exc)
+    if read_only:
+        raise SpeciesganError(
+            f"{cache_file}: no {space.name} features of the real {split} split in {cache_dir} "
+            f"for this manifest, crop count and device ({space.device.type}); it was made for "
+            "other settings or data: rerun `speciesgan real-features` with the same --settings "
+            "and --manifest (the workflow's real_features rule)"
+        )
     crops = load_split(manifest, split)
     chosen = sample_per_species(crops.labels, per_species, REAL_SAMPLE_SEED)
     log.info("computing %s features of %d real %s images", space.name, len(chosen), split)

@@ -79,6 +79,10 @@ def _sample(config: Config, wildcards: Wildcards) -> list[str]:
     return ["sample.*", "seed"]
 
 
+def _real_features(config: Config, wildcards: Wildcards) -> list[str]:
+    return ["metrics.*"]
+
+
 def _evaluate(config: Config, wildcards: Wildcards) -> list[str]:
     # CAS uses the classifier recipe; the judge's verdict counts from judge.min_accuracy
     return ["metrics.*", "classifier.*", "judge.min_accuracy", "seed"]
@@ -120,6 +124,7 @@ RULE_KEYS: dict[str, Callable[[Config, Wildcards], list[str]]] = {
     "train_classifier": _train_classifier,
     "train_gan": _train_gan,
     "sample": _sample,
+    "real_features": _real_features,
     "evaluate": _evaluate,
     "report": _report,
     "train_gan_variant": _train_gan_variant,
