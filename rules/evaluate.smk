@@ -70,8 +70,6 @@ rule evaluate:
     params:
         **code("evaluate"),
         settings=as_json(config["metrics"]),
-        # CAS trains a classifier on generated images with the eval classifier's recipe
-        classifier_settings=as_json(config["classifier"]),
         seed=config["seed"],
         judge_min_accuracy=config["judge"]["min_accuracy"],
     shell:
@@ -80,8 +78,39 @@ rule evaluate:
         " --judge {input.judge:q} --judge-min-accuracy {params.judge_min_accuracy:q}"
         " --out {output.metrics:q} --out-pairs {output.pairs:q} --seed {params.seed:q}"
         " --real-features {input.real_features:q}"
-        " --threads {threads:q} --settings {params.settings:q}"
-        " --classifier-settings {params.classifier_settings:q} > {log:q} 2>&1"
+        " --threads {threads:q} --settings {params.settings:q} > {log:q} 2>&1"
+
+
+rule cas:
+    input:
+        generator=f"{RESULTS}/gan/generator.pt",
+        manifest=f"{RESULTS}/data/manifest.parquet",
+        shards=shard_arrays(),
+        classifier=f"{RESULTS}/classifier/eval/model.pt",
+    output:
+        metrics=f"{RESULTS}/eval/cas/metrics.json",
+        # CAS top-1 and its floor: a DVC metric (speciesgan.metrics.headline)
+        headline=f"{RESULTS}/eval/cas/headline.json",
+    log:
+        f"{RESULTS}/logs/cas.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/cas.tsv"
+    threads: threads_for("cas")
+    resources:
+        # a classifier training on generated images (the eval classifier's recipe)
+        gpu=1,
+        nodes=1,
+        mem_mb=memory_per_attempt(16000),
+        runtime=720,
+    params:
+        **code("cas"),
+        classifier_settings=as_json(config["classifier"]),
+        seed=config["seed"],
+    shell:
+        "speciesgan cas --generator {input.generator:q} --manifest {input.manifest:q}"
+        " --classifier {input.classifier:q} --out {output.metrics:q} --seed {params.seed:q}"
+        " --threads {threads:q} --classifier-settings {params.classifier_settings:q}"
+        " > {log:q} 2>&1"
 
 
 rule report:
@@ -99,6 +128,7 @@ rule report:
         samples=f"{RESULTS}/samples",
         metrics=f"{RESULTS}/eval/metrics.json",
         pairs=f"{RESULTS}/eval/closest_pairs.png",
+        cas=[f"{RESULTS}/eval/cas/metrics.json"] if config["metrics"]["cas"] else [],
         ablation=lambda w: (
             [f"{RESULTS}/ablation/table.json"] if ablation_variants() else []
         ),

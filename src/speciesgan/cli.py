@@ -50,8 +50,11 @@ def _seed(text: str) -> int:
     return value
 
 
-def _add_common(p: argparse.ArgumentParser, *, seed: bool = True, threads: bool = True) -> None:
-    p.add_argument("--settings", type=_settings, default={}, help="stage settings as JSON")
+def _add_common(
+    p: argparse.ArgumentParser, *, seed: bool = True, threads: bool = True, settings: bool = True
+) -> None:
+    if settings:
+        p.add_argument("--settings", type=_settings, default={}, help="stage settings as JSON")
     if seed:
         p.add_argument("--seed", type=_seed, default=0)
     if threads:
@@ -318,12 +321,6 @@ def build_parser() -> argparse.ArgumentParser:
         "only; instead of --cache-dir)",
     )
     p.add_argument(
-        "--classifier-settings",
-        type=json.loads,
-        default=None,
-        help="the config's classifier section as JSON: enables CAS with that recipe",
-    )
-    p.add_argument(
         "--out-pairs",
         type=Path,
         default=None,
@@ -344,6 +341,27 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: the config schema's judge.min_accuracy)",
     )
     _add_common(p)
+    _add_device(p)
+
+    p = sub.add_parser(
+        "cas", help="CAS: a classifier trained on generated images, tested on real test crops"
+    )
+    p.add_argument("--generator", type=Path, required=True)
+    p.add_argument("--manifest", type=Path, required=True)
+    p.add_argument(
+        "--classifier",
+        type=Path,
+        required=True,
+        help="the eval classifier: its top-1 on the same test crops is CAS's floor",
+    )
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument(
+        "--classifier-settings",
+        type=json.loads,
+        required=True,
+        help="the config's classifier section as JSON: the recipe CAS trains with",
+    )
+    _add_common(p, settings=False)
     _add_device(p)
 
     p = sub.add_parser("report", help="write report.html and metrics.json")
@@ -589,11 +607,23 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901 - a flat dispatch table
             snapshots=args.snapshots,
             cache_dir=args.cache_dir,
             real_features_dir=args.real_features,
-            classifier_settings=args.classifier_settings,
             out_pairs=args.out_pairs,
             device=args.device,
             judge=args.judge,
             judge_min_accuracy=args.judge_min_accuracy,
+        )
+    elif cmd == "cas":
+        from speciesgan.metrics.cas import write_cas
+
+        write_cas(
+            args.generator,
+            args.manifest,
+            args.classifier,
+            args.out,
+            args.classifier_settings,
+            seed=args.seed,
+            threads=args.threads,
+            device=args.device,
         )
     elif cmd == "doctor":
         from speciesgan.runtime.doctor import run_doctor

@@ -248,8 +248,10 @@ def test_fid_note_only_below_feature_dimension() -> None:
     assert rank_deficiency_note(2048, 4096) is None
 
 
-def _write_manifest(root: Path, images: np.ndarray, species_ids: list[int]) -> Path:
-    """A manifest + one shard following docs/architecture.md."""
+def _write_manifest(
+    root: Path, images: np.ndarray, species_ids: list[int], splits: list[str] | None = None
+) -> Path:
+    """A manifest + one shard following docs/architecture.md (every crop in train by default)."""
     names = ["Alpha Dog", "Beta Bird"]
     (root / "shards").mkdir(parents=True)
     np.save(root / "shards" / "shard-000.npy", images.transpose(0, 2, 3, 1).copy())
@@ -258,7 +260,7 @@ def _write_manifest(root: Path, images: np.ndarray, species_ids: list[int]) -> P
             "species": [names[s] for s in species_ids],
             "species_id": np.array(species_ids, dtype=np.int32),
             "category": ["dogs" if s == 0 else "birds" for s in species_ids],
-            "split": "train",
+            "split": splits or "train",
             "shard": np.int32(0),
             "index": np.arange(len(species_ids), dtype=np.int32),
         }
@@ -325,8 +327,7 @@ def test_evaluate_writes_deterministic_metrics(tmp_path: Path) -> None:
     settings = {"images_per_species": 3, "is_splits": 2, "batch_size": 6}
     first, second = tmp_path / "eval" / "metrics.json", tmp_path / "eval" / "again.json"
     pairs = tmp_path / "eval" / "pairs.png"
-    recipe = {"arch": "efficientnet_lite0", "epochs": 1, "batch_size": 4}  # CAS on
-    kwargs = {"seed": 1, "threads": 1, "classifier_settings": recipe}
+    kwargs = {"seed": 1, "threads": 1}
     evaluate(generator, manifest, classifier, first, settings, out_pairs=pairs, **kwargs)
     evaluate(generator, manifest, classifier, second, settings, **kwargs)
     assert first.read_bytes() == second.read_bytes()  # second run used the real-feature cache
@@ -344,7 +345,7 @@ def test_evaluate_writes_deterministic_metrics(tmp_path: Path) -> None:
     assert result["fidelity_diversity"]["space"] == "lite0"  # placeholder Inception weights
     assert set(result["intra_class_fid"]["per_species"]) == {"Alpha Dog", "Beta Bird"}
     assert 0 <= result["memorisation"]["fraction"] <= 1 and result["memorisation"]["pairs"]
-    assert result["cas"] == {"skipped": "the manifest has no test crops to test on"}
+    assert "cas" not in result  # its own stage: speciesgan cas
     assert "placeholder" in result["comparability"]["inception"]
     assert result["fd_dinov2"] is None and result["fd_dinov2_skipped"]
     assert Image.open(pairs).size[0] > 2 * 16  # generated | training crop, side by side
@@ -365,6 +366,37 @@ def test_evaluate_writes_deterministic_metrics(tmp_path: Path) -> None:
     # placeholder Inception weights: marked, and kept out of the headline
     assert result["inception_figures"]["placeholder"] is True
     assert "fid" in result["inception_figures"]["figures"]
+
+
+@pytest.mark.slow
+def test_cas_stage_writes_the_score_beside_its_floor(tmp_path: Path) -> None:
+    """CAS is its own stage: a classifier with the given recipe trained on generated images
+    only, tested on the real test crops, beside the eval classifier's own top-1 on them;
+    the same bytes on a rerun, and a manifest without test crops says so."""
+    from speciesgan.metrics.cas import write_cas
+
+    size = 16
+    splits = ["train", "train", "test", "train", "train", "test"]
+    ids = [0, 0, 0, 1, 1, 1]
+    manifest = _write_manifest(tmp_path / "data", _blobs(5, 6, size, smooth=True), ids, splits)
+    generator, classifier = _trained_files(tmp_path, ["Alpha Dog", "Beta Bird"], size)
+    recipe = {"arch": "efficientnet_lite0", "epochs": 1, "batch_size": 4}
+    first, again = tmp_path / "cas" / "metrics.json", tmp_path / "again" / "metrics.json"
+    for out in (first, again):
+        write_cas(generator, manifest, classifier, out, recipe, seed=1, threads=1)
+    assert first.read_bytes() == again.read_bytes()
+    result = json.loads(first.read_text())
+    assert result["train_images"] == 4 and result["test_images"] == 2  # the train split's size
+    assert result["top1"] in (0.0, 0.5, 1.0) and result["floor"] in (0.0, 0.5, 1.0)
+    assert set(result["per_species"]) == {"Alpha Dog", "Beta Bird"}
+    headline = json.loads((first.parent / "headline.json").read_text())
+    assert headline == {"cas_top1": result["top1"], "cas_floor": result["floor"]}
+
+    no_test = _write_manifest(tmp_path / "train_only", _blobs(5, 6, size, smooth=True), ids)
+    out = tmp_path / "skipped" / "metrics.json"
+    write_cas(generator, no_test, classifier, out, recipe, seed=1, threads=1)
+    assert json.loads(out.read_text()) == {"skipped": "the manifest has no test crops to test on"}
+    assert json.loads((out.parent / "headline.json").read_text()) == {}
 
 
 @pytest.mark.slow

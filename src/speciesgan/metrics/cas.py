@@ -12,14 +12,21 @@ paper's protocol.
 The training images are made on the fly, batch by batch, from latents fixed up
 front: the set is the same every epoch, like a stored dataset, but never sits in
 memory (at full scale it is the size of the real train split).
+
+It is its own stage (``speciesgan cas``, the workflow's ``cas`` rule) because it
+is a training run: on the demo it takes about as long as every other figure of
+``evaluate`` together, and it needs nothing ``evaluate`` computes, so the two
+run side by side once the generator exists.
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
@@ -35,8 +42,10 @@ from speciesgan.classifier.train import (
     species_index,
     steps_per_epoch,
 )
-from speciesgan.data.dataset import CropSet
+from speciesgan.data.dataset import CropSet, load_split
 from speciesgan.generate.sample import latents, quantize
+from speciesgan.metrics.headline import cas_headline, write_headline
+from speciesgan.util.atomic import write_json
 from speciesgan.util.errors import SpeciesganError
 from speciesgan.util.progress import progress
 
@@ -118,3 +127,52 @@ def classification_accuracy_score(
         "arch": str(cfg["arch"]),
         "note": CAS_NOTE,
     }
+
+
+SEED_OFFSET = 2
+"""CAS draws its latents from ``seed + 2``: the balanced evaluation set uses ``seed``
+and the species-mix extras ``seed + 1``, so the three sets never share a latent."""
+
+
+def write_cas(
+    generator: Path,
+    manifest: Path,
+    classifier: Path,
+    out: Path,
+    classifier_settings: dict[str, Any],
+    seed: int,
+    threads: int,
+    device: str | None = None,
+) -> None:
+    """``speciesgan cas``: CAS of the generator, beside its floor, into ``out`` and a headline.
+
+    The floor is the same recipe trained on real crops of the same size and mix,
+    which is the eval classifier (``classifier``) itself, on the same test crops.
+    """
+    from speciesgan.classifier.model import load_classifier
+    from speciesgan.gan.networks import load_generator
+    from speciesgan.metrics.generated import classifier_accuracy
+    from speciesgan.runtime.device import select_device
+    from speciesgan.util.species_lists import require_same_species
+
+    torch.set_num_threads(threads)
+    torch_device = select_device(device, stage="cas")
+    model, meta = load_generator(Path(generator), torch_device, weights="ema")
+    species = list(meta["species"])
+    eval_classifier = load_classifier(Path(classifier), torch_device)
+    require_same_species(species, generator, eval_classifier.species, classifier)
+    train = load_split(manifest, "train")
+    require_same_species(species, generator, list(train.species), manifest)
+    counts = np.bincount(train.labels.numpy(), minlength=train.num_classes)
+    splits = pd.read_parquet(manifest, columns=["split"])["split"]
+    if not (splits == "test").any():
+        result: dict[str, Any] = {"skipped": "the manifest has no test crops to test on"}
+    else:
+        test = load_split(manifest, "test")
+        result = classification_accuracy_score(
+            model, counts, test, classifier_settings, seed + SEED_OFFSET
+        )
+        real_correct = classifier_accuracy(eval_classifier, test.images, test.labels)
+        result["floor"] = float(real_correct.mean())
+    write_json(out, result)
+    write_headline(out, cas_headline(result))

@@ -21,7 +21,6 @@ from torch import nn
 
 from speciesgan.config import section_defaults
 from speciesgan.generate.sample import save_png, tile
-from speciesgan.metrics.cas import classification_accuracy_score
 from speciesgan.metrics.feature_spaces import FeatureSpace
 from speciesgan.metrics.fid import (
     RealFeatures,
@@ -30,7 +29,12 @@ from speciesgan.metrics.fid import (
 )
 from speciesgan.metrics.floors import FLOOR_NOTE, equal_counts, first_rows, rows_like
 from speciesgan.metrics.frequency_bins import accuracy_by_bin
-from speciesgan.metrics.generated import GeneratedOutputs, generated_outputs, regenerate
+from speciesgan.metrics.generated import (
+    GeneratedOutputs,
+    classifier_accuracy,
+    generated_outputs,
+    regenerate,
+)
 from speciesgan.metrics.headline import evaluation_headline, write_headline
 from speciesgan.metrics.id_ood import OOD_SPLIT, id_ood_metrics
 from speciesgan.metrics.inception import InceptionNet, inception_space, load_inception
@@ -41,7 +45,6 @@ from speciesgan.metrics.species_mix import matched_rows
 from speciesgan.runtime.device import select_device
 from speciesgan.util.atomic import write_json
 from speciesgan.util.errors import SpeciesganError
-from speciesgan.util.progress import progress
 from speciesgan.util.species_lists import require_same_species
 
 log = logging.getLogger(__name__)
@@ -78,21 +81,6 @@ PER_SPECIES_KID_NOTE = (
     "Per-species quality is KID, not FID: with a few dozen images per species the "
     "2048-d covariance behind FID is rank-deficient, while KID's estimator is unbiased."
 )
-
-
-def classifier_accuracy(
-    classifier: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 50
-) -> np.ndarray:
-    """Per-image correctness (bool [N]) of the classifier's top-1 on uint8 images."""
-    device = next(classifier.parameters()).device
-    correct = []
-    classifier.eval()
-    with torch.no_grad():
-        for start in progress(range(0, len(images), batch_size), desc="classifier", unit="batch"):
-            batch = images[start : start + batch_size].to(device).float().div(127.5).sub(1.0)
-            predicted = classifier(batch).argmax(dim=1).cpu()
-            correct.append(predicted == labels[start : start + batch_size])
-    return torch.cat(correct).numpy()
 
 
 def fid_features(
@@ -249,7 +237,6 @@ def evaluate_generator(
     spaces: list[FeatureSpace],
     settings: dict[str, Any],
     seed: int,
-    classifier_settings: dict[str, Any] | None = None,
     judge: nn.Module | None = None,
     judge_info: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], np.ndarray | None]:
@@ -369,17 +356,6 @@ def evaluate_generator(
         generator, classifier, real, spaces, balanced, labels, result, options, seed
     )
 
-    if options["cas"] and classifier_settings is not None:
-        if real.test is None or len(real.test.labels) == 0:
-            result["cas"] = {"skipped": "the manifest has no test crops to test on"}
-        else:
-            result["cas"] = classification_accuracy_score(
-                generator, real.train_counts, real.test, classifier_settings, seed + 2
-            )
-            # the floor: the same recipe on real train crops of the same size and mix, which
-            # is the evaluation classifier itself, on the same test crops
-            real_correct = classifier_accuracy(classifier, real.test.images, real.test.labels)
-            result["cas"]["floor"] = float(real_correct.mean())
     if result["fid_note"]:
         log.warning(result["fid_note"])
     return result, pairs_png
@@ -580,7 +556,6 @@ def evaluate(
     snapshots: Path | None = None,
     cache_dir: Path | None = None,
     real_features_dir: Path | None = None,
-    classifier_settings: dict | None = None,
     out_pairs: Path | None = None,
     device: str | None = None,
     judge: Path | None = None,
@@ -592,7 +567,6 @@ def evaluate(
     ``snapshots`` adds FID/IS by training step; ``cache_dir`` is where real
     features are cached (shared between evaluations of the same data);
     ``real_features_dir`` is ``speciesgan real-features``' output, read only;
-    ``classifier_settings`` (the config's classifier section) enables CAS;
     ``out_pairs`` receives the memorisation check's closest pairs as a PNG; ``device``
     is ``--device`` (auto, cuda, cpu; see ``speciesgan.runtime.device``); ``judge`` is the
     independent judge's ``model.pt`` (its ``metrics.json`` beside it gives its own
@@ -628,7 +602,7 @@ def evaluate(
         real = real_side(Path(manifest), net, spaces, cache, options)
     require_same_species(species, generator, real.inception.species, manifest)
     result, pairs_png = evaluate_generator(
-        model, species, classifier_net, real, net, spaces, settings, seed, classifier_settings,
+        model, species, classifier_net, real, net, spaces, settings, seed,
         judge_net, judge_info,
     )  # fmt: skip
     result["fd_dinov2"] = result["feature_spaces"].get("dinov2", {}).get("fd")

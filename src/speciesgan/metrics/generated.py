@@ -128,3 +128,18 @@ def regenerate(
     generator.eval()
     with torch.no_grad():
         return quantize(generator(z.to(device), species_ids[indices].to(device))).cpu()
+
+
+def classifier_accuracy(
+    classifier: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 50
+) -> np.ndarray:
+    """Per-image correctness (bool [N]) of the classifier's top-1 on uint8 images."""
+    device = next(classifier.parameters()).device
+    correct = []
+    classifier.eval()
+    with torch.no_grad():
+        for start in progress(range(0, len(images), batch_size), desc="classifier", unit="batch"):
+            batch = images[start : start + batch_size].to(device).float().div(127.5).sub(1.0)
+            predicted = classifier(batch).argmax(dim=1).cpu()
+            correct.append(predicted == labels[start : start + batch_size])
+    return torch.cat(correct).numpy()

@@ -43,12 +43,11 @@ def _numbers(pairs: Mapping[str, Any]) -> dict[str, float]:
 
 def evaluation_headline(result: Mapping[str, Any]) -> dict[str, float]:
     """FD-Lite0, precision, recall and coverage at equal counts, generated accuracy (mean,
-    worst species; the judge's mean when its verdict counts), CAS top-1, and FID/KID/IS/
+    worst species; the judge's mean when its verdict counts), and FID/KID/IS/
     intra-class FID only when computed with the published Inception weights.  Few
     enough columns that ``dvc metrics show`` fits 160 characters; the rest is in
     ``metrics.json``."""
     fidelity = result.get("fidelity_diversity") or {}
-    cas = result.get("cas") or {}
     judge = result.get("judge") or {}
     placeholder = bool((result.get("inception_figures") or {}).get("placeholder"))
     inception = (
@@ -72,9 +71,13 @@ def evaluation_headline(result: Mapping[str, Any]) -> dict[str, float]:
             "precision": fidelity.get("precision"),
             "recall": fidelity.get("recall"),
             "coverage": fidelity.get("coverage"),
-            "cas_top1": cas.get("top1") if isinstance(cas, Mapping) else None,
         }
     )
+
+
+def cas_headline(result: Mapping[str, Any]) -> dict[str, float]:
+    """CAS top-1 and its floor (the eval classifier's own test top-1); the CAS stage's."""
+    return _numbers({"cas_top1": result.get("top1"), "cas_floor": result.get("floor")})
 
 
 def classifier_headline(metrics: Mapping[str, Any]) -> dict[str, float]:

@@ -669,6 +669,9 @@ def write_report(
         if (metrics := _read_json(results_dir / "classifier" / role / "metrics.json")) is not None
     }
     evaluation = _read_json(results_dir / "eval" / "metrics.json")
+    cas = _read_json(results_dir / "eval" / "cas" / "metrics.json")  # its own stage
+    if evaluation is not None:
+        evaluation["cas"] = cas if cas is not None else {"skipped": "metrics.cas is false"}
     generation = generation_summary(evaluation) if evaluation is not None else None
     weights = evaluation.get("inception_weights") if evaluation is not None else None
     log_path = results_dir / "gan" / "training_log.csv"

@@ -64,7 +64,7 @@ checkpoint folder is deliberately not a rule output (Snakemake deletes a failed
 job's outputs, and a failed job is when it is needed); DVC still versions it so a
 published run can be extended (more ``gan.steps``) without retraining from step 0."""
 
-METRIC_RULES = frozenset({"train_classifier", "evaluate", "evaluate_variant"})
+METRIC_RULES = frozenset({"train_classifier", "evaluate", "cas", "evaluate_variant"})
 """Rules whose ``headline.json`` output is a DVC metric (``dvc metrics show``).
 
 Only the headline: ``metrics.json`` (everything measured, notes in prose) made

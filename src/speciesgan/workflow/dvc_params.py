@@ -84,8 +84,12 @@ def _real_features(config: Config, wildcards: Wildcards) -> list[str]:
 
 
 def _evaluate(config: Config, wildcards: Wildcards) -> list[str]:
-    # CAS uses the classifier recipe; the judge's verdict counts from judge.min_accuracy
-    return ["metrics.*", "classifier.*", "judge.min_accuracy", "seed"]
+    # the judge's verdict counts from judge.min_accuracy
+    return ["metrics.*", "judge.min_accuracy", "seed"]
+
+
+def _cas(config: Config, wildcards: Wildcards) -> list[str]:
+    return ["classifier.*", "seed"]  # CAS trains with the eval classifier's recipe
 
 
 def _report(config: Config, wildcards: Wildcards) -> list[str]:
@@ -126,6 +130,7 @@ RULE_KEYS: dict[str, Callable[[Config, Wildcards], list[str]]] = {
     "sample": _sample,
     "real_features": _real_features,
     "evaluate": _evaluate,
+    "cas": _cas,
     "report": _report,
     "train_gan_variant": _train_gan_variant,
     "evaluate_variant": _evaluate_variant,
