@@ -44,7 +44,7 @@ from tests.helpers.workflow import (
 SMOKE = ["configs/smoke.yaml"]
 PARAMS = "params/smoke.yaml"
 RES = "results/smoke"
-GAN_AND_AFTER = {"train_gan", "sample", "evaluate", "report"}
+GAN_AND_AFTER = {"train_gan", "sample", "evaluate", "cas", "report"}
 
 
 def _rule(stage: str) -> str:
@@ -74,7 +74,9 @@ def test_every_job_of_all_becomes_one_stage(exported: tuple[Path, dict, Export])
             *["train_classifier"] * 3,  # guide, eval and the independent judge
             "train_gan",
             "sample",
+            "real_features",
             "evaluate",
+            "cas",
             "report",
         ]
     )
@@ -234,6 +236,7 @@ def test_stage_graph_follows_the_files(exported: tuple[Path, dict, Export]) -> N
     assert downstream_closure(jobs, {"smoke-train_classifier-eval"}) == {
         "smoke-train_classifier-eval",
         "smoke-evaluate",
+        "smoke-cas",
         "smoke-report",
     }
     # --target: by stage name with or without the run prefix, rule, or output path
@@ -399,6 +402,7 @@ def test_publish_clone_restore_reruns_nothing(published: Path, tmp_path: Path) -
         "smoke/classifier/eval/headline.json",
         "smoke/classifier/guide/headline.json",
         "smoke/classifier/judge/headline.json",
+        "smoke/eval/cas/headline.json",
         "smoke/eval/headline.json",
     ]
     start = time.perf_counter()
@@ -454,7 +458,7 @@ def test_dvc_commands_read_the_published_run(published: Path, tmp_path: Path) ->
     shown = _dvc(clone, "metrics", "show")
     assert "failed to load" not in shown.stdout + shown.stderr, shown.stderr
     lines = shown.stdout.splitlines()
-    assert len(lines) == 5 and max(map(len, lines)) <= 160, shown.stdout
+    assert len(lines) == 6 and max(map(len, lines)) <= 160, shown.stdout
     assert "fd_lite0" in lines[0].split() and f"{RES}/eval/headline.json" in shown.stdout
     start = time.perf_counter()
     _speciesgan(clone, "restore", "--configfile", *SMOKE, "--target", "evaluate")
@@ -474,12 +478,15 @@ def test_dvc_commands_read_the_published_run(published: Path, tmp_path: Path) ->
     # placeholder Inception weights offline: FID, KID and IS stay out of the headline
     assert evaluation["inception_figures"]["placeholder"] and "fid" not in headline
     assert by_file[f"{RES}/classifier/eval/headline.json"]["data"]["top1"] >= 0
+    cas = json.loads((clone / RES / "eval/cas/metrics.json").read_text())
+    assert by_file[f"{RES}/eval/cas/headline.json"]["data"] == {"cas_top1": cas["top1"]}
     table = _md_rows(_dvc(clone, "metrics", "show", "--md").stdout)
     assert {"Path", "fd_lite0", "precision", "recall", "top1", "top5"} <= set(table[0])
     assert [row[0] for row in table[1:]] == [
         f"{RES}/classifier/eval/headline.json",
         f"{RES}/classifier/guide/headline.json",
         f"{RES}/classifier/judge/headline.json",
+        f"{RES}/eval/cas/headline.json",
         f"{RES}/eval/headline.json",
     ]
 

@@ -105,7 +105,15 @@ def test_every_file_a_stage_reads_is_an_input_of_its_rule(
         )
         if undeclared:
             problems.append(f"{job.rule} {job.wildcards}: reads {undeclared[:5]} undeclared")
-    assert {"crop_shard", "manifest", "train_gan", "evaluate", "report"} <= seen_rules
+    assert {
+        "crop_shard",
+        "manifest",
+        "train_gan",
+        "real_features",
+        "evaluate",
+        "cas",
+        "report",
+    } <= seen_rules
     assert not problems, "\n".join(problems)
 
 
@@ -134,5 +142,5 @@ def test_a_code_edit_reruns_the_stages_that_import_it(
 
     assert planned_after_editing("report/page.py") == {"report", "all"}
     gan = planned_after_editing("gan/loss.py")
-    assert {"train_gan", "sample", "evaluate", "report"} <= gan
+    assert {"train_gan", "sample", "evaluate", "cas", "report"} <= gan
     assert not gan & {"crop_shard", "manifest", "train_classifier", "index"}

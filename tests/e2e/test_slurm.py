@@ -323,7 +323,7 @@ def test_pipeline_on_slurm_resumes_training_after_warning_signal(
     assert signalled is not None, "train_gan finished before it could be signalled"
 
     jobs = _submitted_jobs(output)
-    gpu_rules = {"train_classifier", "train_gan", "sample", "evaluate"}
+    gpu_rules = {"train_classifier", "train_gan", "sample", "real_features", "evaluate", "cas"}
     assert set(jobs) == gpu_rules | {"extract", "crop_shard"}, sorted(jobs)
     ran_here = {line.split()[1].rstrip(":") for line in output.splitlines()
                 if line.startswith("localrule ")}  # fmt: skip

@@ -123,7 +123,8 @@ def test_every_rule_passes_config_strings_as_whole_arguments(tmp_path: Path) -> 
                 )
     assert subcommands == {
         "demo-data", "download", "extract", "index", "crop-shard", "manifest",
-        "train-classifier", "train-gan", "evaluate", "sample", "ablation-table", "report",
+        "train-classifier", "train-gan", "real-features", "evaluate", "cas", "sample",
+        "ablation-table", "report",
     }  # fmt: skip
     assert pins == {
         "CUB_200_2011.tgz": "ab" * 32,
@@ -135,7 +136,7 @@ def test_every_rule_passes_config_strings_as_whole_arguments(tmp_path: Path) -> 
 
 def test_stage_threads_set_one_stages_job_threads(tmp_path: Path) -> None:
     """`stage_threads.<rule>` gives that rule's jobs their own thread count (each of the
-    six rules that take --threads, ablation included); the others keep `threads`."""
+    eight rules that take --threads, ablation included); the others keep `threads`."""
     work = copy_workflow(tmp_path / "wf")
     stages = {
         "crop_shard": 3,
@@ -144,6 +145,8 @@ def test_stage_threads_set_one_stages_job_threads(tmp_path: Path) -> None:
         "evaluate": 6,
         "train_gan_variant": 7,
         "evaluate_variant": 8,
+        "real_features": 9,
+        "cas": 10,
     }
     (work / "threads.yaml").write_text(yaml.safe_dump({"threads": 2, "stage_threads": stages}))
     configs = ("--configfile", "configs/smoke.yaml", "configs/ablation.yaml", "threads.yaml")
@@ -163,6 +166,8 @@ def test_stage_threads_set_one_stages_job_threads(tmp_path: Path) -> None:
         "evaluate": {6},
         "train-gan (variant)": {7},
         "evaluate (variant)": {8},
+        "real-features": {9},
+        "cas": {10},
     }
     (work / "bad.yaml").write_text("stage_threads:\n  evaluate: 0\n")
     result = snakemake(work, "-n", "all", *SMOKE, "bad.yaml")
@@ -228,6 +233,7 @@ DETERMINISTIC = [
     "results/smoke/gan/training_log.csv",
     "results/smoke/gan/snapshots.pt",
     "results/smoke/eval/metrics.json",
+    "results/smoke/eval/cas/metrics.json",
     "results/smoke/metrics.json",
 ]
 
@@ -259,7 +265,9 @@ def test_smoke_runs_are_byte_identical_and_reruns_only_what_is_stale(tmp_path: P
 
     (work / "steps.yaml").write_text("gan:\n  steps: 8\n")
     result = snakemake(work, "-n", "all", "--configfile", "configs/smoke.yaml", "steps.yaml")
-    assert set(planned_jobs(result.stdout)) == {"train_gan", "sample", "evaluate", "report", "all"}
+    assert set(planned_jobs(result.stdout)) == {
+        "train_gan", "sample", "evaluate", "cas", "report", "all"
+    }  # fmt: skip
 
     (work / "size.yaml").write_text("preprocess:\n  image_size: 16\n")
     result = snakemake(work, "-n", "all", "--configfile", "configs/smoke.yaml", "size.yaml")
@@ -269,7 +277,9 @@ def test_smoke_runs_are_byte_identical_and_reruns_only_what_is_stale(tmp_path: P
         "train_classifier",
         "train_gan",
         "sample",
+        "real_features",
         "evaluate",
+        "cas",
         "report",
         "all",
     }
