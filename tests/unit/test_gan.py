@@ -415,6 +415,44 @@ def test_projected_species_head_learns_the_species_of_real_crops() -> None:
     assert torch.equal(d(images, ids, with_logits=True)[1].argmax(1), ids)
 
 
+@pytest.mark.parametrize("sampling", ["natural", "balanced"])
+def test_species_groups_draw_runs_of_one_species_and_show_their_spread(
+    manifest: Path, sampling: str
+) -> None:
+    """With gan.species_groups the discriminator sees runs of one species, real and fake
+    alike, and a channel that is zero for copies of one picture and positive otherwise."""
+    from speciesgan.data.balanced import SpeciesIndex
+    from speciesgan.gan.projected import group_spread
+
+    data = DeviceCrops.from_manifest(manifest, torch.device("cpu"))
+    balanced = SpeciesIndex.from_labels(data.labels) if sampling == "balanced" else None
+    rng = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        images, species = data.real_batch(12, slice(None), rng, balanced, group=4)
+        runs = species.reshape(3, 4)
+        assert (runs == runs[:, :1]).all()
+        assert len({tuple(row.flatten().tolist()) for row in images[:4]}) > 1  # not one crop
+        fake_species = data.species_batch(12, slice(4, 8), rng, balanced, group=4)
+        assert fake_species.shape == (4,) and (fake_species == fake_species[0]).all()
+    copies = torch.randn(1, 5, 3, 3).repeat(4, 1, 1, 1)
+    varied = torch.randn(4, 5, 3, 3)
+    spread = group_spread(torch.cat([copies, varied]), 4)
+    assert spread.shape == (8, 1, 3, 3)
+    assert spread[:4].max() < 1e-3 < spread[4:].min()
+
+
+def test_species_groups_must_divide_the_batch(tmp_path: Path) -> None:
+    from speciesgan.config import load_config
+
+    bad = tmp_path / "groups.yaml"
+    bad.write_text("gan:\n  batch_size: 8\n  species_groups: 3\n")
+    root = Path(__file__).resolve().parents[2]
+    with pytest.raises(
+        SpeciesganError, match="gan.species_groups: 3 does not divide gan.batch_size 8"
+    ):
+        load_config([root / "configs" / "smoke.yaml", bad], base=root / "config.yaml")
+
+
 def test_species_loss_needs_the_projected_discriminator(manifest: Path, tmp_path: Path) -> None:
     with pytest.raises(SpeciesganError, match="species_loss_weight needs gan.model: projected"):
         run(manifest, tmp_path / "run", model="resnet", species_loss_weight=1.0)
@@ -517,6 +555,7 @@ SPECIES_TERMS = {"species_loss_weight": 1.0, "mode_seeking_weight": 1.0}
         ("dcgan", "wgan-gp", {}),
         ("projected", "hinge", {}),
         ("projected", "hinge", SPECIES_TERMS),
+        ("projected", "hinge", {**SPECIES_TERMS, "species_groups": 4}),
         ("resnet", "hinge", {"sampling": "balanced"}),  # the data stream is checkpointed
     ],
 )

@@ -296,14 +296,21 @@ def _variant_problems(schema: dict[str, Any], config: dict[str, Any]) -> list[st
 
 def _gan_problems(key: str, gan: dict[str, Any]) -> list[str]:
     """Checks of one gan section that the schema cannot express."""
+    problems = []
     policy = gan.get("diffaugment", "")
     unknown = [op for op in policy.split(",") if op and op not in DIFFAUGMENT_OPS]
     if unknown:
-        return [
+        problems.append(
             f"  - config key {key}.diffaugment: unknown DiffAugment policy "
             f"{', '.join(repr(op) for op in unknown)} (known: {', '.join(DIFFAUGMENT_OPS)})"
-        ]
-    return []
+        )
+    group, batch = gan.get("species_groups") or 0, gan.get("batch_size")
+    if group > 1 and isinstance(batch, int) and batch % group:
+        problems.append(
+            f"  - config key {key}.species_groups: {group} does not divide "
+            f"{key}.batch_size {batch} (each batch is runs of {group} images of one species)"
+        )
+    return problems
 
 
 def _archive_problems(config: dict[str, Any]) -> list[str]:

@@ -415,6 +415,7 @@ def _discriminator(
             None if input_size is None else int(input_size),
             spectral_init=spectral_init(settings),
             species_twin=bool(settings.get("species_twin", GAN_DEFAULTS["species_twin"])),
+            species_groups=int(settings.get("species_groups", GAN_DEFAULTS["species_groups"])),
         )
     init = {} if name == "dcgan" else {"spectral_init": spectral_init(settings)}  # dcgan: no SN
     return DISCRIMINATORS[name](

@@ -72,6 +72,21 @@ class FrozenFeatures(nn.Module):
         return [projection(m) for projection, m in zip(self.projections, maps, strict=True)]
 
 
+def group_spread(x: torch.Tensor, group: int) -> torch.Tensor:
+    """One channel: the spread of ``x`` over each run of ``group`` consecutive images.
+
+    The minibatch standard deviation of Karras et al. (2018), over groups of images
+    of one species (the trainer draws batches so, ``gan.species_groups``): a
+    discriminator that sees four images of a species can tell four copies of one
+    picture from four photos, which no judgement of one image at a time can.
+    """
+    batch, _, height, width = x.shape
+    runs = x.float().reshape(batch // group, group, -1)
+    spread = (runs.var(dim=1, unbiased=False) + 1e-8).sqrt().mean(dim=1)
+    channel = spread.repeat_interleave(group).to(x.dtype)
+    return channel[:, None, None, None].expand(batch, 1, height, width)
+
+
 class ScaleHead(nn.Module):
     """Strided SN convs from one feature map down to <= 4x4, then score + species projection."""
 
@@ -83,6 +98,7 @@ class ScaleHead(nn.Module):
         num_classes: int,
         spectral_init: str = "torch",
         logit_sets: int = 1,
+        group: int = 0,
     ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
@@ -93,8 +109,16 @@ class ScaleHead(nn.Module):
                 nn.LeakyReLU(0.2),
             ]
             ch, size = channels, size // 2
-        layers += [spectral_norm(nn.Conv2d(ch, channels, 3, padding=1)), nn.LeakyReLU(0.2)]
-        self.body = nn.Sequential(*layers)
+        self.group = group
+        last = [
+            spectral_norm(nn.Conv2d(ch + (group > 1), channels, 3, padding=1)),
+            nn.LeakyReLU(0.2),
+        ]
+        if group > 1:  # the spread joins before the last conv
+            self.body = nn.Sequential(*layers)
+            self.last = nn.Sequential(*last)
+        else:  # one Sequential, as checkpoints written before species_groups have it
+            self.body = nn.Sequential(*layers, *last)
         self.score = spectral_norm(nn.Linear(channels, 1))
         self.embedding = SpeciesEmbedding(num_classes, channels)
         self.embedding.table = spectral_norm(self.embedding.table)
@@ -106,7 +130,10 @@ class ScaleHead(nn.Module):
         self, features: torch.Tensor, species_ids: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(real/fake score with the species projection, species logits) per image."""
-        h = self.body(features).mean(dim=(2, 3))
+        h = self.body(features)
+        if self.group > 1:
+            h = self.last(torch.cat([h, group_spread(h, self.group)], dim=1))
+        h = h.mean(dim=(2, 3))
         projection = (self.embedding(species_ids).to(h.dtype) * h).sum(dim=1)
         return self.score(h).squeeze(1) + projection, self.species_logits(h)
 
@@ -127,6 +154,7 @@ class ProjectedDiscriminator(nn.Module):
         pretrained: bool = True,
         spectral_init: str = "torch",
         species_twin: bool = False,
+        species_groups: int = 0,
     ) -> None:
         super().__init__()
         self.num_classes = num_classes
@@ -142,6 +170,7 @@ class ProjectedDiscriminator(nn.Module):
                 num_classes,
                 spectral_init,
                 2 if species_twin else 1,
+                species_groups,
             )
             for s in FEATURE_STAGES
         )

@@ -209,6 +209,7 @@ class DeviceCrops:
         part: slice,
         generator: torch.Generator,
         balanced: SpeciesIndex | None = None,
+        group: int = 1,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Images in [-1, 1] (randomly mirrored) and species ids for slice ``part`` of a global batch.
 
@@ -217,7 +218,9 @@ class DeviceCrops:
         Every rank draws the whole global batch and keeps its slice, so the batch
         does not depend on the number of ranks either way.
         """
-        if balanced is None:
+        if group > 1:  # runs of ``group`` rows of one species (gan.species_groups)
+            index = self._runs_of_one_species(size, group, generator, balanced)[part]
+        elif balanced is None:
             index = torch.randint(len(self), (size,), generator=generator)[part]
         else:
             index = balanced.draw_rows(size, generator)[part]
@@ -226,12 +229,37 @@ class DeviceCrops:
         images = torch.where(mirror[:, None, None, None], images.flip(3), images)
         return images, self.labels[index.to(self.device)]
 
+    def _runs_of_one_species(
+        self, size: int, group: int, generator: torch.Generator, balanced: SpeciesIndex | None
+    ) -> torch.Tensor:
+        """``size // group`` rows drawn as ``real_batch`` would, each followed by
+        ``group - 1`` more rows of its species (uniformly, with replacement)."""
+        leads = size // group
+        if balanced is None:
+            first = torch.randint(len(self), (leads,), generator=generator)
+        else:
+            first = balanced.draw_rows(leads, generator)
+        index = self._species_rows()
+        lead_species = self.labels.cpu()[first]
+        slot = torch.searchsorted(index.present, lead_species)
+        uniform = torch.rand(leads, group - 1, generator=generator, dtype=torch.float64)
+        sizes = index.sizes[slot][:, None]
+        within = torch.minimum((uniform * sizes).long(), sizes - 1)
+        more = index.rows[index.starts[slot][:, None] + within]
+        return torch.cat([first[:, None], more], dim=1).flatten()
+
+    def _species_rows(self) -> SpeciesIndex:
+        if getattr(self, "_index", None) is None:
+            self._index = SpeciesIndex.from_labels(self.labels)
+        return self._index
+
     def species_batch(
         self,
         size: int,
         part: slice,
         generator: torch.Generator,
         balanced: SpeciesIndex | None = None,
+        group: int = 1,
     ) -> torch.Tensor:
         """Species ids for generated images: the data's own class frequencies, or balanced.
 
@@ -239,6 +267,9 @@ class DeviceCrops:
         them: with balanced real batches, natural labels would leave the tail
         species' fakes rare while their real crops are common.
         """
+        if group > 1:  # runs of one species, as real_batch draws them
+            leads = self.species_batch(size // group, slice(None), generator, balanced)
+            return leads.repeat_interleave(group)[part]
         if balanced is not None:
             return balanced.draw_species(size, generator)[part].to(self.device)
         index = torch.randint(len(self), (size,), generator=generator)[part].to(self.device)
@@ -314,6 +345,11 @@ class Trainer:
         return float(self.cfg["species_loss_weight"])
 
     @property
+    def group(self) -> int:
+        """Runs of one species per batch (``gan.species_groups``; 1 = independent rows)."""
+        return max(1, int(self.cfg["species_groups"]))
+
+    @property
     def num_species(self) -> int:
         return len(self.data.species)
 
@@ -328,7 +364,9 @@ class Trainer:
 
     def discriminator_step(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         part, size = self._part(), self.cfg["batch_size"]
-        real, species = self.data.real_batch(size, part, self.rngs["data"], self.balanced)
+        real, species = self.data.real_batch(
+            size, part, self.rngs["data"], self.balanced, self.group
+        )
         real = self._to_memory_format(real)
         z = self._noise(part)
         with self._autocast():
@@ -361,7 +399,7 @@ class Trainer:
 
     def generator_step(self) -> tuple[torch.Tensor, torch.Tensor]:
         part, size = self._part(), self.cfg["batch_size"]
-        species = self.data.species_batch(size, part, self.rngs["data"], self.balanced)
+        species = self.data.species_batch(size, part, self.rngs["data"], self.balanced, self.group)
         z = self._noise(part)
         seek_modes = float(self.cfg["mode_seeking_weight"]) > 0 and species.shape[0] >= 2
         if seek_modes:  # pairs (i, half + i) ask for the same species with different noise
