@@ -7,14 +7,7 @@ import re
 
 from speciesgan.classifier.judge import judge_classifier_settings
 from speciesgan.config import demo_key, demo_key_pattern, validate_config
-from speciesgan.data.sources import (
-    FILES_BY_FORMAT,
-    LOCAL_FORMATS,
-    OFFICIAL_URLS,
-    base_format,
-    demo_url,
-    stored_name,
-)
+from speciesgan.data.sources import demo_url, source, stored_name
 from speciesgan.util.errors import SpeciesganError
 from speciesgan.runtime.fatal import refuse_retry_after_fatal
 from speciesgan.runtime.preemption import allow_requeue_in_job
@@ -104,11 +97,11 @@ def dataset_files(name):
     spec = config["datasets"][name]
     fmt = spec["format"]
     files = {}
-    for archive in FILES_BY_FORMAT[base_format(fmt)]:
+    for archive, official in source(fmt).archives.items():
         if fmt.startswith("demo_"):
             default = demo_url(name, archive, demo_key(config, name))
         else:
-            default = OFFICIAL_URLS[fmt][archive]
+            default = official
         given = spec.get("files", {}).get(archive, {})
         files[archive] = {
             "url": given.get("url", default),
@@ -136,7 +129,7 @@ def local_input(url):
 def source_root(name):
     """Where a dataset's files are read from: in place for local formats, else extracted."""
     spec = config["datasets"][name]
-    if spec["format"] in LOCAL_FORMATS:
+    if source(spec["format"]).local:
         return spec["path"]
     return f"{DOWNLOADS}/{stored(name)}/extracted"
 

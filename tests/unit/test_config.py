@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from speciesgan.config import load_schema, validate_config
-from speciesgan.data.sources import FILES_BY_FORMAT, base_format
+from speciesgan.data.sources import source
 from speciesgan.util.errors import SpeciesganError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -165,7 +165,7 @@ def test_files_entry_for_an_archive_the_format_lacks_is_refused(fmt: str, archiv
     }
     message = _problem(config)
     assert f"config key datasets.smoke_dogs.files.{archive}" in message
-    for known in FILES_BY_FORMAT[base_format(fmt)]:
+    for known in source(fmt).archives:
         assert known in message
 
 
@@ -187,7 +187,7 @@ def test_files_entries_for_the_formats_archives_pass() -> None:
         spec = config["datasets"][name]
         spec["files"] = {
             archive: {"url": f"file:///mirror/{archive}"}
-            for archive in FILES_BY_FORMAT[base_format(spec["format"])]
+            for archive in source(spec["format"]).archives
         }
     validate_config(copy.deepcopy(config))
 

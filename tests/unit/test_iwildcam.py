@@ -30,7 +30,7 @@ from speciesgan.data.extract import extract_archives
 from speciesgan.data.index import build_index, index_records
 from speciesgan.data.manifest import merge_shards, read_manifest
 from speciesgan.data.preprocess import process_shard
-from speciesgan.data.sources import FILES_BY_FORMAT, OFFICIAL_URLS, reader
+from speciesgan.data.sources import reader, source
 from speciesgan.data.sources.camera_trap import Frame, settle_sequences, thin_sequences
 from speciesgan.util.errors import SpeciesganError
 
@@ -420,7 +420,7 @@ def test_the_archive_extracts_into_the_layout_the_reader_expects(tmp_path: Path)
     iwildcam_v2.0/ itself); the reader takes that folder or its parent."""
     layout = tmp_path / "layout"
     write_wilds(layout, PHOTOS[:3])
-    archive = tmp_path / FILES_BY_FORMAT["iwildcam"][0]
+    archive = tmp_path / next(iter(source("iwildcam").archives))
     with tarfile.open(archive, "w:gz") as tar:
         for path in sorted(layout.rglob("*")):
             tar.add(path, arcname=str(path.relative_to(layout)), recursive=False)
@@ -428,7 +428,7 @@ def test_the_archive_extracts_into_the_layout_the_reader_expects(tmp_path: Path)
     extract_archives([archive], extracted)
     records, rejects = read_source(extracted, write_detections(tmp_path / "d.json", PHOTOS[:3]))
     assert sorted(by_name(records)) == ["deer_a", "deer_b", "deer_c"] and not rejects
-    assert OFFICIAL_URLS["iwildcam"][archive.name].startswith("https://worksheets.codalab.org/")
+    assert source("iwildcam").archives[archive.name].startswith("https://worksheets.codalab.org/")
 
 
 def test_build_index_passes_options_and_refuses_them_for_other_formats(

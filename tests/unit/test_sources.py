@@ -17,8 +17,8 @@ from PIL import Image
 
 from speciesgan.data.demo import write_demo_archives
 from speciesgan.data.extract import extract_archives
-from speciesgan.data.sources import FILES_BY_FORMAT, reader, stanford_dogs
 from speciesgan.data.sources import cub as cub_source
+from speciesgan.data.sources import reader, source, stanford_dogs
 from speciesgan.util.errors import SpeciesganError
 
 SPECIES, IMAGES = 3, 12
@@ -186,7 +186,7 @@ def demo_roots(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         base = tmp_path_factory.mktemp(layout)
         archives = write_demo_archives(base / "archives", layout, seed=3, species_per_dataset=SPECIES,
                                        images_per_species=IMAGES, min_size=64, max_size=96)  # fmt: skip
-        assert [a.name for a in archives] == list(FILES_BY_FORMAT[layout])
+        assert [a.name for a in archives] == list(source(layout).archives)
         extract_archives(archives, base / "extracted")
         roots[layout] = base / "extracted"
     return roots

@@ -17,11 +17,10 @@ import pytest
 from PIL import Image
 
 from speciesgan.data.sources import (
-    FILES_BY_FORMAT,
-    OFFICIAL_URLS,
     image_folders,
     leeds_butterflies,
     reader,
+    source,
     table,
 )
 from speciesgan.util.errors import SpeciesganError
@@ -127,9 +126,9 @@ def test_leeds_description_forms() -> None:
 
 
 def test_leeds_is_registered() -> None:
-    (archive,) = FILES_BY_FORMAT["leeds_butterflies"]
+    ((archive, url),) = source("leeds_butterflies").archives.items()
     assert archive == "leedsbutterfly_dataset_v1.0.zip"
-    assert OFFICIAL_URLS["leeds_butterflies"][archive].endswith("/leedsbutterfly/" + archive)
+    assert url.endswith("/leedsbutterfly/" + archive)
 
 
 # ---------------------------------------------------------------- image folders

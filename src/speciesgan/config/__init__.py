@@ -6,7 +6,6 @@ names below are the ones the workflow, the CLI and the tests use.
 
 from speciesgan.config.loading import (
     BASE_CONFIG,
-    DETECTION_FORMATS,
     DETECTION_KEYS,
     DIFFAUGMENT_OPS,
     MAX_CONFIG_NODES,
@@ -18,6 +17,7 @@ from speciesgan.config.loading import (
     load_schema,
     number_problems,
     read_config_file,
+    registered_names,
     run_key,
     section_defaults,
     validate_config,
@@ -25,7 +25,6 @@ from speciesgan.config.loading import (
 
 __all__ = [
     "BASE_CONFIG",
-    "DETECTION_FORMATS",
     "DETECTION_KEYS",
     "DIFFAUGMENT_OPS",
     "MAX_CONFIG_NODES",
@@ -37,6 +36,7 @@ __all__ = [
     "load_schema",
     "number_problems",
     "read_config_file",
+    "registered_names",
     "run_key",
     "section_defaults",
     "validate_config",

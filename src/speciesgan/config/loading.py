@@ -20,13 +20,8 @@ from typing import Any
 import jsonschema
 import yaml
 
-from speciesgan.data.sources import (
-    DEMO_DETECTIONS,
-    FILES_BY_FORMAT,
-    LOCAL_FORMATS,
-    base_format,
-    demo_url,
-)
+from speciesgan.data import sources
+from speciesgan.data.sources import DEMO_DETECTIONS, demo_url
 from speciesgan.util.errors import SpeciesganError
 
 DIFFAUGMENT_OPS = ("color", "translation", "cutout")
@@ -39,9 +34,40 @@ STAGE_DEFAULT = "x-stage-default"
 into the config (settings added after runs existed: their params stay as they were)."""
 
 
+REGISTRY_KEY = "x-registry"
+"""Schema keyword of a list of names that a registry holds (the dataset formats): the
+schema names the list and ``load_schema`` fills in its ``enum``, so a new source is
+allowed without an edit here."""
+
+
+def registered_names(which: str) -> list[str]:
+    """The names an ``x-registry`` schema entry allows, from the registry they live in."""
+    found = sources.registered()
+    names = {
+        "dataset formats": sources.formats,
+        "local formats": lambda: [name for name, s in found.items() if s.local],
+        "detection formats": lambda: [name for name, s in found.items() if s.detections],
+    }
+    return names[which]()
+
+
 def load_schema() -> dict[str, Any]:
-    """The config schema (a fresh copy: callers may change theirs)."""
-    return copy.deepcopy(_schema())
+    """The config schema with every ``x-registry`` list filled in (a fresh copy: callers
+    may change theirs)."""
+    schema = copy.deepcopy(_schema())
+
+    def fill(node: Any) -> None:
+        if isinstance(node, dict):
+            if REGISTRY_KEY in node:
+                node["enum"] = registered_names(node[REGISTRY_KEY])
+            for value in node.values():
+                fill(value)
+        elif isinstance(node, list):
+            for value in node:
+                fill(value)
+
+    fill(schema)
+    return schema
 
 
 def section_defaults(section: str) -> dict[str, Any]:
@@ -323,11 +349,12 @@ def _archive_problems(config: dict[str, Any]) -> list[str]:
     problems = []
     for name, spec in sorted(config["datasets"].items()):
         fmt = spec["format"]
-        known = FILES_BY_FORMAT[base_format(fmt)]
+        source = sources.source(fmt)
+        known = tuple(source.archives)
         for archive in spec.get("files", {}):
             if archive in known:
                 continue
-            if fmt in LOCAL_FORMATS:
+            if source.local:
                 why = f"format {fmt} is read in place from `path` and has no archives"
             else:
                 why = f"format {fmt} has no archive {archive!r} (its archives: {', '.join(known)})"
@@ -336,20 +363,20 @@ def _archive_problems(config: dict[str, Any]) -> list[str]:
 
 
 DETECTION_KEYS = ("detections", "detections_sha256", "camera_trap")
-DETECTION_FORMATS = frozenset({"iwildcam"})
 
 
 def _detections_problems(config: dict[str, Any]) -> list[str]:
     """Detector settings belong to formats boxed by a detector (else they would be ignored)."""
     problems = []
+    detection_formats = registered_names("detection formats")
     for name, spec in sorted(config["datasets"].items()):
-        if base_format(spec["format"]) in DETECTION_FORMATS:
+        if sources.source(spec["format"]).detections:
             continue
         for key in DETECTION_KEYS:
             if key in spec:
                 problems.append(
                     f"  - config key datasets.{name}.{key}: only for the formats "
-                    f"{', '.join(sorted(DETECTION_FORMATS))} (format {spec['format']} has its "
+                    f"{', '.join(sorted(detection_formats))} (format {spec['format']} has its "
                     "own boxes or none)"
                 )
     return problems

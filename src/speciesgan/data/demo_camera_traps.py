@@ -39,12 +39,11 @@ import numpy as np
 from PIL import Image
 
 from speciesgan.data import camera_scenes, demo
-from speciesgan.data.sources import FILES_BY_FORMAT
+from speciesgan.data.sources.iwildcam import ARCHIVE  # iwildcam_v2.0.tar.gz
 from speciesgan.util.atomic import write_text
 
 log = logging.getLogger(__name__)
 
-ARCHIVE = FILES_BY_FORMAT["iwildcam"][0]  # iwildcam_v2.0.tar.gz
 DETECTIONS = "megadetector_results.json"
 LAYOUT_CODE = 3  # RNG stream tag; demo.py uses 0 (dogs), 1 (birds) and 2 (scale)
 

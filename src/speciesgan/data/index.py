@@ -32,14 +32,7 @@ from PIL import Image
 
 from speciesgan.data.crop import Box, clip_box
 from speciesgan.data.preprocess import ROTATED_ORIENTATIONS, orientation_of
-from speciesgan.data.sources import (
-    OPTION_FORMATS,
-    Reject,
-    RelativeBox,
-    SourceRecord,
-    base_format,
-    reader,
-)
+from speciesgan.data.sources import Reject, RelativeBox, SourceRecord, source
 from speciesgan.util.atomic import atomic_path
 from speciesgan.util.errors import SpeciesganError
 from speciesgan.util.names import slug_clashes
@@ -546,19 +539,20 @@ def build_index(
     """Read every source and write ``records.parquet`` and ``index_rejects.parquet``.
 
     ``options``: dataset name -> the reader's options, for formats that take
-    them (``sources.OPTION_FORMATS``).
+    them (those boxed by detections, ``Source.detections``).
     """
     records: list[SourceRecord] = []
     rejects: list[Reject] = []
     options = options or {}
     for name, fmt, category, root in sources:
         try:
-            read = reader(fmt)
+            layout = source(fmt)
         except ValueError as exc:
             raise SpeciesganError(f"dataset {name}: {exc}") from exc
+        read = layout.read
         if not Path(root).exists():  # a folder, or the table file of the "table" format
             raise SpeciesganError(f"dataset {name}: source {root} does not exist")
-        if base_format(fmt) in OPTION_FORMATS:
+        if layout.detections:
             found, dropped = read(Path(root), name, category, options=options.get(name))
         elif options.get(name):
             raise SpeciesganError(f"dataset {name}: format {fmt} takes no options")

@@ -20,6 +20,7 @@ import re
 from pathlib import Path
 
 from speciesgan.data.sources.records import Box, Reject, SourceRecord
+from speciesgan.data.sources.registry import SOURCES, Source
 from speciesgan.util.errors import SpeciesganError
 
 log = logging.getLogger(__name__)
@@ -136,3 +137,15 @@ def read(root: Path, dataset: str, category: str) -> tuple[list[SourceRecord], l
     records.sort(key=lambda r: r.image_path)
     rejects.sort(key=lambda r: r.image_path)
     return records, rejects
+
+
+SOURCES.add(
+    "cub",
+    Source(
+        read,
+        archives={
+            "CUB_200_2011.tgz": "https://data.caltech.edu/records/65de6-vzc04/files/CUB_200_2011.tgz"
+        },
+        demo=True,
+    ),
+)

@@ -28,6 +28,7 @@ import logging
 from pathlib import Path
 
 from speciesgan.data.sources.records import Reject, SourceRecord
+from speciesgan.data.sources.registry import SOURCES, Source
 from speciesgan.util.errors import SpeciesganError
 
 log = logging.getLogger(__name__)
@@ -113,3 +114,6 @@ def read(root: Path, dataset: str, category: str) -> tuple[list[SourceRecord], l
     rejects.sort(key=lambda r: r.image_path)
     log.info("%s: %d photos, %d rejected (image folders)", dataset, len(records), len(rejects))
     return records, rejects
+
+
+SOURCES.add("image_folders", Source(read, local=True))  # read in place from the dataset's path

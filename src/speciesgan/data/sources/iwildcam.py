@@ -55,10 +55,13 @@ from speciesgan.data.sources.camera_trap import (
 )
 from speciesgan.data.sources.megadetector import image_key, read_detections
 from speciesgan.data.sources.records import Reject, RelativeBox, SourceRecord
+from speciesgan.data.sources.registry import SOURCES, Source
 from speciesgan.util.errors import SpeciesganError
 
 log = logging.getLogger(__name__)
 
+ARCHIVE = "iwildcam_v2.0.tar.gz"
+"""The one archive (WILDS v2.0), extracted into ``TOP_FOLDER``."""
 TOP_FOLDER = "iwildcam_v2.0"
 IMAGES_FOLDER = "train"  # WILDS keeps every split's photos here
 METADATA_COLUMNS = ("split", "sequence_remapped", "y", "filename", "datetime")
@@ -345,3 +348,21 @@ def read(
         summary or "none",
     )
     return records, rejects.items
+
+
+SOURCES.add(
+    "iwildcam",
+    Source(
+        read,
+        # WILDS v2.0's iWildCam2020 (the URL of the `wilds` package's iwildcam_dataset.py,
+        # 11,957,420,032 bytes; a tar.gz of metadata.csv, categories.csv and train/)
+        archives={
+            ARCHIVE: (
+                "https://worksheets.codalab.org/rest/bundles/"
+                "0x6313da2b204647e79a14b468131fcd64/contents/blob/"
+            )
+        },
+        detections=True,
+        demo=True,
+    ),
+)

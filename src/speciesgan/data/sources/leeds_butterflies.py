@@ -35,6 +35,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from speciesgan.data.sources.records import Box, Reject, SourceRecord
+from speciesgan.data.sources.registry import SOURCES, Source
 from speciesgan.util.errors import SpeciesganError
 
 log = logging.getLogger(__name__)
@@ -195,3 +196,16 @@ def read(root: Path, dataset: str, category: str) -> tuple[list[SourceRecord], l
         "%s: %d photos, %d rejected (Leeds Butterflies layout)", dataset, len(records), len(rejects)
     )
     return records, rejects
+
+
+SOURCES.add(
+    "leeds_butterflies",
+    Source(
+        read,
+        archives={
+            "leedsbutterfly_dataset_v1.0.zip": (
+                "http://www.comp.leeds.ac.uk/scs6jwks/dataset/leedsbutterfly/leedsbutterfly_dataset_v1.0.zip"
+            )
+        },
+    ),
+)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from speciesgan.data.sources.mat_list import read_file_list
 from speciesgan.data.sources.records import Box, Reject, SourceRecord
+from speciesgan.data.sources.registry import SOURCES, Source
 from speciesgan.util.errors import SpeciesganError
 
 log = logging.getLogger(__name__)
@@ -122,3 +123,16 @@ def read(root: Path, dataset: str, category: str) -> tuple[list[SourceRecord], l
     records.sort(key=lambda r: r.image_path)
     rejects.sort(key=lambda r: r.image_path)
     return records, rejects
+
+
+SOURCES.add(
+    "stanford_dogs",
+    Source(
+        read,
+        archives={
+            name: f"http://vision.stanford.edu/aditya86/ImageNetDogs/{name}"
+            for name in ("images.tar", "annotation.tar", "lists.tar")
+        },
+        demo=True,
+    ),
+)

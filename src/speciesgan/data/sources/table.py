@@ -30,6 +30,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from speciesgan.data.sources.records import Box, Reject, SourceRecord
+from speciesgan.data.sources.registry import SOURCES, Source
 from speciesgan.util.errors import SpeciesganError
 
 log = logging.getLogger(__name__)
@@ -185,3 +186,6 @@ def read(root: Path, dataset: str, category: str) -> tuple[list[SourceRecord], l
         "%s: %d photos, %d rejected (photo table %s)", dataset, len(records), len(rejects), table
     )
     return records, rejects
+
+
+SOURCES.add("table", Source(read, local=True))  # the dataset's path is the table file
