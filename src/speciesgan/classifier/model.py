@@ -16,6 +16,8 @@ import logging
 import pickle
 import shutil
 import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,7 @@ from speciesgan.classifier.efficientnet_lite import (
 from speciesgan.util.atomic import atomic_open, save_torch
 from speciesgan.util.content_hash import seal_problem, sealed
 from speciesgan.util.errors import SpeciesganError
+from speciesgan.util.registry import Registry
 from speciesgan.util.weights import (
     EFFICIENTNET_B0_FILE,
     cached_weights,
@@ -44,17 +47,7 @@ from speciesgan.util.weights import (
 
 log = logging.getLogger(__name__)
 
-ARCHS = ("efficientnet_b0", "efficientnet_lite0", "small_cnn")
-SCRATCH_ONLY = ("small_cnn",)
-"""Archs without pretrained weights: the independent judge shares nothing with ImageNet."""
 PRETRAINED_CHOICES = ("imagenet", "none")
-# Input normalisation per arch, applied to [0, 1] pixels: torchvision's B0 was
-# trained on ImageNet mean/std, TF-Lite's Lite0 on (x - 127) / 128, i.e. [-1, 1].
-NORMALISATION = {
-    "efficientnet_b0": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
-    "efficientnet_lite0": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
-    "small_cnn": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
-}
 B0_URL = "https://download.pytorch.org/models/" + EFFICIENTNET_B0_FILE
 B0_HASH_PREFIX = EFFICIENTNET_B0_FILE.rsplit("-", 1)[1].split(".")[0]
 """torchvision names its files after the first hex digits of their SHA-256."""
@@ -116,17 +109,23 @@ class SmallCNN(nn.Module):
 
 def empty_network(arch: str, num_classes: int) -> nn.Module:
     """The architecture with a ``num_classes`` head and random weights."""
-    if arch == "small_cnn":
-        return SmallCNN(num_classes)
-    if arch == "efficientnet_b0":
-        network = efficientnet_b0(weights=None, num_classes=num_classes)
-        network.classifier[-1] = _new_head(network.classifier[-1].in_features, num_classes)
-        return network
-    if arch == "efficientnet_lite0":
-        network = EfficientNetLite0(num_classes=num_classes)
-        network._fc = _new_head(network._fc.in_features, num_classes)
-        return network
-    raise SpeciesganError(f"classifier.arch must be one of {ARCHS}, got {arch!r}")
+    return CLASSIFIER_ARCHS.pick(arch).empty(num_classes)
+
+
+def _small_cnn(num_classes: int) -> nn.Module:
+    return SmallCNN(num_classes)
+
+
+def _efficientnet_b0(num_classes: int) -> nn.Module:
+    network = efficientnet_b0(weights=None, num_classes=num_classes)
+    network.classifier[-1] = _new_head(network.classifier[-1].in_features, num_classes)
+    return network
+
+
+def _efficientnet_lite0(num_classes: int) -> nn.Module:
+    network = EfficientNetLite0(num_classes=num_classes)
+    network._fc = _new_head(network._fc.in_features, num_classes)
+    return network
 
 
 def _state_without_head(state: dict[str, torch.Tensor], head: str) -> dict[str, torch.Tensor]:
@@ -233,33 +232,74 @@ def build_classifier_network(
     """
     if num_classes < 2:
         raise SpeciesganError(f"classifier needs at least 2 species, got {num_classes}")
-    if arch not in ARCHS:
-        raise SpeciesganError(f"classifier.arch must be one of {ARCHS}, got {arch!r}")
+    network = CLASSIFIER_ARCHS.pick(arch)
     if pretrained not in PRETRAINED_CHOICES:
         raise SpeciesganError(
             f"classifier.pretrained must be one of {PRETRAINED_CHOICES}, got {pretrained!r}"
         )
-    if arch in SCRATCH_ONLY and pretrained != "none":
+    if network.imagenet is None and pretrained != "none":
         raise SpeciesganError(
             f"classifier.arch {arch!r} has no pretrained weights: set pretrained: none"
         )
     if pretrained == "none":
-        return empty_network(arch, num_classes), {
+        return network.empty(num_classes), {
             "arch": arch,
             "init": "scratch",
             "weights": f"random initialisation ({arch})",
             "weights_sha256": None,
         }
-    if arch == "efficientnet_b0":
-        found = _b0_imagenet(num_classes)
-        if found is not None:
-            return found
-        log.warning(
-            "EfficientNet-B0 ImageNet weights are neither in torch's cache (%s) nor "
-            "downloadable: using EfficientNet-Lite0's packaged ImageNet weights instead",
-            checkpoints_dir() / EFFICIENTNET_B0_FILE,
-        )
+    assert network.imagenet is not None
+    return network.imagenet(num_classes)
+
+
+def _b0_imagenet_or_lite0(num_classes: int) -> tuple[nn.Module, dict[str, Any]]:
+    """B0's ImageNet weights when they can be had, else Lite0's packaged ones (offline)."""
+    found = _b0_imagenet(num_classes)
+    if found is not None:
+        return found
+    log.warning(
+        "EfficientNet-B0 ImageNet weights are neither in torch's cache (%s) nor "
+        "downloadable: using EfficientNet-Lite0's packaged ImageNet weights instead",
+        checkpoints_dir() / EFFICIENTNET_B0_FILE,
+    )
     return _lite0_imagenet(num_classes)
+
+
+Normalisation = tuple[tuple[float, float, float], tuple[float, float, float]]
+
+
+@dataclass(frozen=True)
+class ClassifierArch:
+    """One ``classifier.arch``: its network, how inputs are scaled for it, its ImageNet start."""
+
+    empty: Callable[[int], nn.Module]
+    """``num_classes -> network`` with a fresh species head and random weights."""
+    normalisation: Normalisation
+    """(mean, std) per channel, applied to [0, 1] pixels."""
+    imagenet: Callable[[int], tuple[nn.Module, dict[str, Any]]] | None = None
+    """``num_classes -> (network, info)`` started from ImageNet; None: from scratch only."""
+
+
+CLASSIFIER_ARCHS: Registry[ClassifierArch] = Registry("classifier.arch")
+"""Every ``classifier.arch`` (the schema's enum lists the same names; a test keeps them equal).
+torchvision's B0 was trained on ImageNet mean/std, TF-Lite's Lite0 on (x - 127) / 128,
+i.e. [-1, 1]; the small CNN (the independent judge) has no pretrained weights, so it
+shares nothing with ImageNet."""
+CLASSIFIER_ARCHS.add(
+    "efficientnet_b0",
+    ClassifierArch(
+        _efficientnet_b0,
+        ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+        imagenet=_b0_imagenet_or_lite0,
+    ),
+)
+CLASSIFIER_ARCHS.add(
+    "efficientnet_lite0",
+    ClassifierArch(
+        _efficientnet_lite0, ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)), imagenet=_lite0_imagenet
+    ),
+)
+CLASSIFIER_ARCHS.add("small_cnn", ClassifierArch(_small_cnn, ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))))
 
 
 class SpeciesClassifier(nn.Module):
@@ -285,7 +325,7 @@ class SpeciesClassifier(nn.Module):
         self.image_size = int(image_size)
         self.arch = arch
         self.input_size = input_size
-        mean, std = NORMALISATION[arch]
+        mean, std = CLASSIFIER_ARCHS[arch].normalisation
         # not persistent: constants, so the saved state dict is exactly the network's
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
@@ -338,7 +378,7 @@ def _read_payload(path: Path) -> dict[str, Any]:
     missing = [key for key in ("arch", "state_dict", "species", "image_size") if key not in payload]
     if missing:
         raise SpeciesganError(f"{path}: not a classifier file (missing keys {missing})")
-    if payload["arch"] not in ARCHS:
+    if payload["arch"] not in CLASSIFIER_ARCHS:
         raise SpeciesganError(f"{path}: unsupported classifier arch {payload['arch']!r}")
     problem = seal_problem(payload)
     if problem:

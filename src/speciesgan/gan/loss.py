@@ -1,7 +1,8 @@
 """Adversarial losses and the frozen-classifier guidance term.
 
 The discriminator returns one unbounded score per image (higher = "real").
-Each loss kind is a pair of functions of those scores:
+Each loss kind (``gan.loss``) is a pair of functions of those scores, an
+``AdversarialLoss`` in ``ADVERSARIAL_LOSSES``:
 
 * ``hinge`` (default; SNGAN/BigGAN): D pushes real scores above +1 and fake
   scores below -1; G raises the fake scores.
@@ -14,22 +15,64 @@ Each loss kind is a pair of functions of those scores:
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from speciesgan.gan.batch_slice import BatchSlice
-from speciesgan.util.errors import SpeciesganError
+from speciesgan.util.registry import Registry
 
-LOSS_KINDS = ("hinge", "bce", "wgan-gp")
 GP_WEIGHT = 10.0
 """Gradient penalty weight from the WGAN-GP paper."""
 
 
+@dataclass(frozen=True)
+class AdversarialLoss:
+    """One ``gan.loss``: D's and G's objectives (to minimise) from D's float32 scores."""
+
+    discriminator: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    """``(real_scores, fake_scores) -> D's loss``."""
+    generator: Callable[[torch.Tensor], torch.Tensor]
+    """``fake_scores -> G's adversarial loss``."""
+    gradient_penalty: bool = False
+    """D's loss also gets ``gradient_penalty`` (the training step adds it)."""
+
+
+def _hinge_d(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+    return F.relu(1 - real_scores).mean() + F.relu(1 + fake_scores).mean()
+
+
+def _bce_d(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+    return F.softplus(-real_scores).mean() + F.softplus(fake_scores).mean()
+
+
+def _bce_g(fake_scores: torch.Tensor) -> torch.Tensor:
+    return F.softplus(-fake_scores).mean()
+
+
+def _wasserstein_d(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+    return fake_scores.mean() - real_scores.mean()
+
+
+def _raise_fake_scores(fake_scores: torch.Tensor) -> torch.Tensor:
+    """G's loss of hinge and WGAN-GP alike: the negated mean score of its images."""
+    return -fake_scores.mean()
+
+
+ADVERSARIAL_LOSSES: Registry[AdversarialLoss] = Registry("gan.loss")
+"""Every ``gan.loss`` (the schema's enum lists the same names; a test keeps them equal)."""
+ADVERSARIAL_LOSSES.add("hinge", AdversarialLoss(_hinge_d, _raise_fake_scores))
+ADVERSARIAL_LOSSES.add("bce", AdversarialLoss(_bce_d, _bce_g))
+ADVERSARIAL_LOSSES.add(
+    "wgan-gp", AdversarialLoss(_wasserstein_d, _raise_fake_scores, gradient_penalty=True)
+)
+
+
 def check_loss_kind(kind: str) -> str:
-    if kind not in LOSS_KINDS:
-        raise SpeciesganError(f"gan.loss must be one of {list(LOSS_KINDS)}, got {kind!r}")
+    """``kind`` when it is a ``gan.loss`` of ``ADVERSARIAL_LOSSES``, else a SpeciesganError."""
+    ADVERSARIAL_LOSSES.pick(kind)
     return kind
 
 
@@ -37,25 +80,12 @@ def discriminator_loss(
     kind: str, real_scores: torch.Tensor, fake_scores: torch.Tensor
 ) -> torch.Tensor:
     """D's loss (to minimise) from its scores on real and generated images."""
-    real_scores = real_scores.float()
-    fake_scores = fake_scores.float()
-    if kind == "hinge":
-        return F.relu(1 - real_scores).mean() + F.relu(1 + fake_scores).mean()
-    if kind == "bce":
-        return F.softplus(-real_scores).mean() + F.softplus(fake_scores).mean()
-    if kind == "wgan-gp":
-        return fake_scores.mean() - real_scores.mean()
-    raise SpeciesganError(f"gan.loss must be one of {list(LOSS_KINDS)}, got {kind!r}")
+    return ADVERSARIAL_LOSSES.pick(kind).discriminator(real_scores.float(), fake_scores.float())
 
 
 def generator_loss(kind: str, fake_scores: torch.Tensor) -> torch.Tensor:
     """G's adversarial loss (to minimise) from D's scores on generated images."""
-    fake_scores = fake_scores.float()
-    if kind in ("hinge", "wgan-gp"):
-        return -fake_scores.mean()
-    if kind == "bce":
-        return F.softplus(-fake_scores).mean()
-    raise SpeciesganError(f"gan.loss must be one of {list(LOSS_KINDS)}, got {kind!r}")
+    return ADVERSARIAL_LOSSES.pick(kind).generator(fake_scores.float())
 
 
 def gradient_penalty(

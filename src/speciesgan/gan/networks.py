@@ -12,6 +12,10 @@ care which is in use:
   shared species embedding, drives conditional BatchNorm in that block.  Both
   networks use spectral norm and orthogonal initialisation.
 
+``projected`` pairs the ResNet generator with a discriminator on frozen ImageNet
+features (``speciesgan.gan.projected``).  Each ``gan.model`` is a ``GanModel`` in
+``GAN_MODELS``: the code builds and loads models by looking their name up there.
+
 Both generators expose ``generate(z, class_embedding)`` next to
 ``forward(z, species_ids)``: species mixing interpolates two embedding vectors and
 feeds the blend to ``generate``.
@@ -24,7 +28,8 @@ discriminator halves it per block down to 4x4.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +43,7 @@ from speciesgan.gan.layers import SpeciesEmbedding, orthogonal_init
 from speciesgan.util.atomic import atomic_open
 from speciesgan.util.content_hash import seal_problem, sealed
 from speciesgan.util.errors import SpeciesganError
+from speciesgan.util.registry import Registry
 
 MIN_SIZE = 16
 MAX_SIZE = 256
@@ -344,16 +350,6 @@ class ResNetDiscriminator(nn.Module):
 
 # ---------------------------------------------------------------- construction and files
 
-GENERATORS: dict[str, type[nn.Module]] = {
-    "dcgan": DCGANGenerator,
-    "resnet": ResNetGenerator,
-    "projected": ResNetGenerator,  # the ResNet generator against a projected discriminator
-}
-DISCRIMINATORS: dict[str, type[nn.Module]] = {
-    "dcgan": DCGANDiscriminator,
-    "resnet": ResNetDiscriminator,
-}
-
 
 def generator_kwargs(
     settings: Mapping[str, Any], num_classes: int, image_size: int
@@ -369,9 +365,9 @@ def generator_kwargs(
 
 
 def model_name(settings: Mapping[str, Any]) -> str:
+    """``gan.model``, checked against ``GAN_MODELS``."""
     name = settings.get("model", GAN_DEFAULTS["model"])
-    if name not in GENERATORS:
-        raise SpeciesganError(f"gan.model must be one of {sorted(GENERATORS)}, got {name!r}")
+    GAN_MODELS.pick(name)
     return name
 
 
@@ -384,14 +380,14 @@ def build_networks(
     generator, so it runs inside ``fork_rng``: the caller's random state is left
     untouched and the weights depend on nothing but ``seed``.
     """
-    name = model_name(settings)
+    model = GAN_MODELS[model_name(settings)]
     kwargs: dict[str, Any] = generator_kwargs(settings, num_classes, image_size)
-    if name != "dcgan":  # the DCGAN baseline has no spectral norm
+    if model.spectral_norm:
         kwargs["spectral_init"] = spectral_init(settings)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        generator = GENERATORS[name](**kwargs)
-        discriminator = _discriminator(name, settings, num_classes, image_size)
+        generator = model.generator(**kwargs)
+        discriminator = model.discriminator(settings, num_classes, image_size)
     return generator, discriminator
 
 
@@ -400,27 +396,65 @@ def spectral_init(settings: Mapping[str, Any]) -> str:
     return str(settings.get("spectral_init", GAN_DEFAULTS["spectral_init"]))
 
 
-def _discriminator(
-    name: str, settings: Mapping[str, Any], num_classes: int, image_size: int
-) -> nn.Module:
-    channels = int(settings.get("d_channels", GAN_DEFAULTS["d_channels"]))
-    if name == "projected":
-        from speciesgan.gan.projected import ProjectedDiscriminator
+def _d_channels(settings: Mapping[str, Any]) -> int:
+    return int(settings.get("d_channels", GAN_DEFAULTS["d_channels"]))
 
-        input_size = settings.get("d_input_size")
-        return ProjectedDiscriminator(
-            num_classes,
-            image_size,
-            channels,
-            None if input_size is None else int(input_size),
-            spectral_init=spectral_init(settings),
-            species_twin=bool(settings.get("species_twin", GAN_DEFAULTS["species_twin"])),
-            species_groups=int(settings.get("species_groups", GAN_DEFAULTS["species_groups"])),
-        )
-    init = {} if name == "dcgan" else {"spectral_init": spectral_init(settings)}  # dcgan: no SN
-    return DISCRIMINATORS[name](
-        num_classes=num_classes, image_size=image_size, channels=channels, **init
+
+def _dcgan_discriminator(
+    settings: Mapping[str, Any], num_classes: int, image_size: int
+) -> nn.Module:
+    return DCGANDiscriminator(
+        num_classes=num_classes, image_size=image_size, channels=_d_channels(settings)
     )
+
+
+def _resnet_discriminator(
+    settings: Mapping[str, Any], num_classes: int, image_size: int
+) -> nn.Module:
+    return ResNetDiscriminator(
+        num_classes=num_classes,
+        image_size=image_size,
+        channels=_d_channels(settings),
+        spectral_init=spectral_init(settings),
+    )
+
+
+def _projected_discriminator(
+    settings: Mapping[str, Any], num_classes: int, image_size: int
+) -> nn.Module:
+    from speciesgan.gan.projected import ProjectedDiscriminator
+
+    channels = _d_channels(settings)
+    input_size = settings.get("d_input_size")
+    return ProjectedDiscriminator(
+        num_classes,
+        image_size,
+        channels,
+        None if input_size is None else int(input_size),
+        spectral_init=spectral_init(settings),
+        species_twin=bool(settings.get("species_twin", GAN_DEFAULTS["species_twin"])),
+        species_groups=int(settings.get("species_groups", GAN_DEFAULTS["species_groups"])),
+    )
+
+
+@dataclass(frozen=True)
+class GanModel:
+    """One ``gan.model``: its generator class and how its discriminator is built."""
+
+    generator: type[nn.Module]
+    """Built from ``generator_kwargs`` (which generator.pt stores, so a file rebuilds it)."""
+    discriminator: Callable[[Mapping[str, Any], int, int], nn.Module]
+    """``(gan settings, num_classes, image_size) -> discriminator``."""
+    spectral_norm: bool = True
+    """The generator takes ``spectral_init`` (the DCGAN baseline has no spectral norm)."""
+
+
+GAN_MODELS: Registry[GanModel] = Registry("gan.model")
+"""Every ``gan.model`` (the schema's enum lists the same names; a test keeps them equal)."""
+GAN_MODELS.add("dcgan", GanModel(DCGANGenerator, _dcgan_discriminator, spectral_norm=False))
+GAN_MODELS.add("resnet", GanModel(ResNetGenerator, _resnet_discriminator))
+# the ResNet generator against a discriminator on frozen ImageNet features
+GAN_MODELS.add("projected", GanModel(ResNetGenerator, _projected_discriminator))
 
 
 def _cpu(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -502,7 +536,7 @@ def _read(path: Path, what: str) -> dict[str, Any]:
 
 def _build(path: Path, payload: Mapping[str, Any], state: Mapping[str, torch.Tensor]) -> nn.Module:
     try:
-        cls = GENERATORS[payload["model"]]
+        cls = GAN_MODELS[payload["model"]].generator
         generator = cls(**payload["kwargs"])
         generator.load_state_dict(state)
     except (KeyError, TypeError, RuntimeError) as exc:

@@ -50,6 +50,7 @@ from speciesgan.gan import segments, selection
 from speciesgan.gan.augment import diff_augment, parse_policy
 from speciesgan.gan.batch_slice import BatchSlice
 from speciesgan.gan.loss import (
+    ADVERSARIAL_LOSSES,
     check_loss_kind,
     classifier_guidance_loss,
     discriminator_loss,
@@ -388,7 +389,7 @@ class Trainer:
             real_scores, fake_scores = scores.float().chunk(2)
             loss = discriminator_loss(self.cfg["loss"], real_scores, fake_scores)
             loss = loss + self.species_loss_weight * species_loss
-        if self.cfg["loss"] == "wgan-gp":
+        if ADVERSARIAL_LOSSES[self.cfg["loss"]].gradient_penalty:
             loss = loss + gradient_penalty(
                 self.raw_d, real_aug, fake_aug, species, self.rngs["noise"], self._rows()
             )

@@ -51,6 +51,13 @@ class Registry(Mapping[str, T]):
     def __getitem__(self, name: str) -> T:
         return self._entries[name]
 
+    def __contains__(self, name: object) -> bool:
+        """False for anything not a known name, an unhashable value read from a file included."""
+        try:
+            return name in self._entries
+        except TypeError:
+            return False
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._entries)
 
