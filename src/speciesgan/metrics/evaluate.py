@@ -39,8 +39,9 @@ from speciesgan.metrics.headline import evaluation_headline, write_headline
 from speciesgan.metrics.id_ood import OOD_SPLIT, id_ood_metrics
 from speciesgan.metrics.inception import InceptionNet, inception_space, load_inception
 from speciesgan.metrics.inception_score import inception_score
-from speciesgan.metrics.kid import kernel_inception_distance
 from speciesgan.metrics.real_side import RealSide, extra_spaces, real_side
+from speciesgan.metrics.registered import registered_metrics
+from speciesgan.metrics.registry import Evaluation
 from speciesgan.metrics.species_mix import matched_rows
 from speciesgan.runtime.device import select_device
 from speciesgan.util.atomic import write_json
@@ -71,8 +72,6 @@ MEMORISATION_NOTE = (
     "is closer than the given percentile of the training crops' own nearest-neighbour "
     "distances; the closest pairs are shown for a person to judge."
 )
-KID_SUBSETS = 100
-KID_SUBSET_SIZE = 1000
 FID_SPECIES_MIX_NOTE = (
     "Overall FID and KID use generated images whose species mix follows the real split's "
     "frequencies; IS, accuracy and per-species KID use the balanced set."
@@ -106,31 +105,6 @@ def fid_features(
         return features[kept], labels[kept]
     extra = np.asarray(extra_features(extra_labels), dtype=np.float64)
     return np.concatenate([features[kept], extra]), np.concatenate([labels[kept], extra_labels])
-
-
-def per_species_kid(
-    real: np.ndarray,
-    real_labels: np.ndarray,
-    generated: np.ndarray,
-    generated_labels: np.ndarray,
-    species: list[str],
-    seed: int,
-) -> dict[str, dict[str, float | int] | None]:
-    """KID of each species' generated images against that species' real images.
-
-    A species with fewer than 2 real images in the split gets ``None``.
-    """
-    scores: dict[str, dict[str, float | int] | None] = {}
-    for species_id, name in enumerate(species):
-        real_rows = real[real_labels == species_id]
-        generated_rows = generated[generated_labels == species_id]
-        if min(len(real_rows), len(generated_rows)) < 2:
-            scores[name] = None
-            continue
-        scores[name] = kernel_inception_distance(
-            generated_rows, real_rows, seed=seed + species_id, num_subsets=KID_SUBSETS
-        )
-    return scores
 
 
 def fidelity_diversity(
@@ -256,7 +230,6 @@ def evaluate_generator(
     assert balanced.correct is not None
     accuracy = {name: float(balanced.correct[labels == k].mean()) for k, name in enumerate(species)}
     bins = accuracy_by_bin(real.train_counts, species, {"generated_top1": accuracy})
-    is_mean, is_std = inception_score(balanced.logits, int(options["is_splits"]))
     # overall figures: species mixed like the real split; the rest keeps the balanced set
     kept, extra_labels = matched_rows(labels, real.inception.labels, len(species))
     extra = (
@@ -264,14 +237,8 @@ def evaluate_generator(
         if len(extra_labels)
         else None
     )
-
-    def matched(space: str) -> np.ndarray:
-        rows = balanced.inception if space == "inception" else balanced.spaces[space]
-        if extra is None:
-            return rows[kept]
-        more = extra.inception if space == "inception" else extra.spaces[space]
-        return np.concatenate([rows[kept], more])
-
+    evaluation = Evaluation(species, labels, balanced, real, options, seed, extra, kept)
+    matched = evaluation.matched
     inception_matched = matched("inception")
     result: dict[str, Any] = {
         "fid": fid_from_features(inception_matched, real.inception.features),
@@ -280,23 +247,9 @@ def evaluate_generator(
             "real": len(real.inception.features),
         },
         "fid_note": rank_deficiency_note(len(inception_matched), len(real.inception.features)),
-        "inception_score": {"mean": is_mean, "std": is_std, "splits": int(options["is_splits"])},
         "fid_species_mix": FID_SPECIES_MIX_NOTE,
-        "kid": kernel_inception_distance(
-            inception_matched,
-            real.inception.features,
-            seed=seed,
-            num_subsets=KID_SUBSETS,
-            subset_size=KID_SUBSET_SIZE,
-        ),
-        "kid_per_species": per_species_kid(
-            real.inception.features,
-            real.inception.labels,
-            balanced.inception,
-            labels,
-            species,
-            seed,
-        ),
+        # the registered metrics: Inception Score, KID, per-species KID and any added since
+        **{name: m.compute(evaluation) for name, m in registered_metrics().items()},
         "kid_per_species_note": PER_SPECIES_KID_NOTE,
         "accuracy_per_species": accuracy,
         "accuracy_mean": float(np.mean(list(accuracy.values()))),

@@ -27,6 +27,8 @@ from torch import nn
 
 from speciesgan.data.dataset import shard_path
 from speciesgan.generate.sample import interpolation_strip, tile
+from speciesgan.metrics.registered import registered_metrics
+from speciesgan.metrics.registry import Metric
 from speciesgan.report.long_tail import (
     BINS_NOTE,
     COUNTS_NOTE,
@@ -343,15 +345,25 @@ def _ablation_section(table: dict[str, Any] | None) -> str:
 
 
 # ---------------------------------------------------------------- generation metrics
+SUMMARY_KEYS = (
+    "fid", "fid_num_images", "fid_note", "inception_score", "kid", "kid_per_species",
+    "accuracy_mean", "accuracy_per_species", "chance", "headline_space", "fd_lite0",
+    "fd_dinov2", "fd_dinov2_skipped", "intra_class_fid", "fidelity_diversity", "cas",
+    "memorisation", "comparability", "frequency_bins", "id_ood", "floors", "judge",
+    "accuracy_worst", "accuracy_worst_species", "inception_figures",
+)  # fmt: skip
+"""The figures of ``eval/metrics.json`` the report's sections show."""
+
+
+def other_metrics() -> dict[str, Metric]:
+    """Registered metrics that no section of the report shows: the ones added since
+    (docs/extending.md); the report lists them in a table of their own."""
+    return {name: m for name, m in registered_metrics().items() if name not in SUMMARY_KEYS}
+
+
 def generation_summary(evaluation: dict[str, Any]) -> dict[str, Any]:
     """The numbers of ``eval/metrics.json`` that belong in the run summary."""
-    keys = (
-        "fid", "fid_num_images", "fid_note", "inception_score", "kid", "kid_per_species",
-        "accuracy_mean", "accuracy_per_species", "chance", "headline_space", "fd_lite0",
-        "fd_dinov2", "fd_dinov2_skipped", "intra_class_fid", "fidelity_diversity", "cas",
-        "memorisation", "comparability", "frequency_bins", "id_ood", "floors", "judge",
-        "accuracy_worst", "accuracy_worst_species", "inception_figures",
-    )  # fmt: skip
+    keys = SUMMARY_KEYS + tuple(other_metrics())
     summary = {key: evaluation.get(key) for key in keys}
     summary["feature_spaces"] = {
         name: {key: space.get(key) for key in SPACE_KEYS}
@@ -567,7 +579,20 @@ def _generation_section(generation: dict[str, Any], pairs_png: Path | None = Non
         + per_species
         + _spaces_section(generation)
         + _memorisation_section(generation, pairs_png)
+        + _other_metrics_section(generation)
     )
+
+
+def _other_metrics_section(generation: dict[str, Any]) -> str:
+    """One row per metric of ``other_metrics``; nothing when there is none."""
+
+    def shown(value: Any) -> Any:
+        return json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else value
+
+    rows = [[name, shown(generation.get(name)), m.about] for name, m in other_metrics().items()]
+    if not rows:
+        return ""
+    return "<h3>Other metrics</h3>" + _table(["metric", "value", "what it says"], rows)
 
 
 def _weights_note(weights: dict[str, Any] | None) -> str:
