@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from speciesgan import cli
+from speciesgan import subcommand
 from speciesgan.cli import main
 from speciesgan.runtime import cuda_env
 from speciesgan.runtime.device import (
@@ -200,7 +200,7 @@ def test_gpu_request_without_usable_gpu_is_an_error_and_none_means_cpu(
 
 
 def test_cli_offers_the_device_choices_the_decision_knows() -> None:
-    assert cli.DEVICE_CHOICES == DEVICE_CHOICES
+    assert subcommand.DEVICE_CHOICES == DEVICE_CHOICES
 
 
 @pytest.mark.parametrize(

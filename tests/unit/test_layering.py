@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from speciesgan.workflow.code_version import module_files
+from speciesgan.workflow.code_version import is_commands_module, module_files
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 PACKAGE = SRC / "speciesgan"
@@ -33,10 +33,17 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("report", ("speciesgan.report",)),
     ("workflow", ("speciesgan.workflow",)),
     ("studio", ("speciesgan.studio",)),
-    # commands: the CLI, and doctor, which times a real GAN step
+    # commands: the CLI, each package's `commands` module (its stages' subcommands; see
+    # layer_of), and doctor, which times a real GAN step
     (
         "commands",
-        ("speciesgan", "speciesgan.cli", "speciesgan.__main__", "speciesgan.runtime.doctor"),
+        (
+            "speciesgan",
+            "speciesgan.cli",
+            "speciesgan.__main__",
+            "speciesgan.subcommand",
+            "speciesgan.runtime.doctor",
+        ),
     ),
 ]
 
@@ -85,7 +92,11 @@ def imports(module: str, path: Path, known: dict[str, Path]) -> set[tuple[str, i
 
 
 def layer_of(module: str) -> int:
-    """Index of the layer whose longest prefix matches ``module``."""
+    """Index of the layer whose longest prefix matches ``module``; a package's ``commands``
+    module sits with the CLI, whatever its package (it imports its stages' code to run them,
+    and the train-gan handler the metrics' snapshot judge)."""
+    if is_commands_module(module):
+        return len(LAYERS) - 1
     best, best_len = None, -1
     for index, (_, prefixes) in enumerate(LAYERS):
         for prefix in prefixes:

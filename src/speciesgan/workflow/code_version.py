@@ -8,11 +8,13 @@ others.  Editing ``gan/loss.py`` changes train-gan's digest (and so reruns it an
 what follows from its outputs); editing ``report/page.py`` leaves it alone.  The
 DVC export lists the same files as each stage's deps (``stage_files``).
 
-The modules are found without importing anything: the subcommand's branch of
-``speciesgan.cli.run`` names the modules it imports, and an ``ast`` walk of each
-module's imports (at any depth, lazy ones too) gives the rest.  ``cli.py`` itself
-and the package's ``__init__`` are left out: they parse arguments and would make
-every stage rerun for a new subcommand's help text.
+The modules are found without importing anything: each subcommand is a
+``Subcommand`` in a package's ``commands`` module, whose ``run`` function (and
+the module's functions it calls) names the modules it imports, and an ``ast``
+walk of each module's imports (at any depth, lazy ones too) gives the rest.  The
+``commands`` modules themselves, ``speciesgan.subcommand``, ``cli.py`` and the
+package's ``__init__`` are left out: they parse arguments and would make a stage
+rerun for a subcommand's help text.
 """
 
 from __future__ import annotations
@@ -24,7 +26,12 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1]
 SRC = PACKAGE.parent
-LEFT_OUT = frozenset({"speciesgan", "speciesgan.cli", "speciesgan.__main__"})
+LEFT_OUT = frozenset(
+    {"speciesgan", "speciesgan.cli", "speciesgan.__main__", "speciesgan.subcommand"}
+)
+COMMANDS_MODULE = "commands"
+"""The name of a package's module of subcommands (``speciesgan.data.commands``): left
+out too, as argument parsing."""
 CODE_FREE = frozenset({"download"})
 """Subcommands whose output the code does not decide: a download's bytes are the
 URL's, pinned by their SHA-256 (re-downloading for an edit of the retry loop would
@@ -97,42 +104,89 @@ def closure(entries: set[str]) -> set[str]:
             continue
         seen.add(module)
         todo += [m for m in (_direct(module) | _parents(module)) if m not in seen]
-    return seen - LEFT_OUT
+    return {m for m in seen - LEFT_OUT if not is_commands_module(m)}
 
 
-def _command_names(test: ast.expr) -> set[str]:
-    """The subcommands an ``if cmd == "x"`` (or ``cmd in (...)``) branch handles."""
-    names = set()
-    for node in ast.walk(test):
-        if isinstance(node, ast.Compare) and isinstance(node.left, ast.Name):
-            if node.left.id != "cmd":
-                continue
-            for right in node.comparators:
-                for constant in ast.walk(right):
-                    if isinstance(constant, ast.Constant) and isinstance(constant.value, str):
-                        names.add(constant.value)
-    return names
+def is_commands_module(module: str) -> bool:
+    """``module`` is a package's ``commands`` module: subcommands' arguments and handlers."""
+    return module.rpartition(".")[2] == COMMANDS_MODULE
+
+
+def _bindings(tree: ast.Module, package: str) -> dict[str, str]:
+    """Name -> speciesgan module, for the names a module's top-level imports bind."""
+    bound = {}
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                source = ".".join([*base, node.module] if node.module else base)
+            else:
+                source = node.module or ""
+            for alias in node.names:
+                module = module_of(f"{source}.{alias.name}")
+                if module is not None:
+                    bound[alias.asname or alias.name] = module
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                module = module_of(alias.name)
+                if module is not None and alias.asname:
+                    bound[alias.asname] = module
+    return bound
+
+
+def _subcommands(tree: ast.Module) -> dict[str, str]:
+    """Subcommand name -> the name of its ``run`` function, for each top-level
+    ``X = Subcommand("name", add_arguments, run, ...)`` of a commands module."""
+    found = {}
+    for node in tree.body:
+        call = node.value if isinstance(node, (ast.Assign, ast.AnnAssign)) else None
+        if not isinstance(call, ast.Call) or getattr(call.func, "id", None) != "Subcommand":
+            continue
+        given = dict(zip(("name", "add_arguments", "run"), call.args, strict=False))
+        given.update({k.arg: k.value for k in call.keywords if k.arg})
+        name, run = given.get("name"), given.get("run")
+        if isinstance(name, ast.Constant) and isinstance(run, ast.Name):
+            found[str(name.value)] = run.id
+    return found
+
+
+def _handler_modules(
+    run: str, functions: dict[str, ast.FunctionDef], bound: dict[str, str], package: str
+) -> set[str]:
+    """The modules function ``run`` imports, inside it or through a top-level import of a
+    name it uses, and those of the module's functions it calls (transitively)."""
+    modules: set[str] = set()
+    done: set[str] = set()
+    todo = [run]
+    while todo:
+        name = todo.pop()
+        if name in done:
+            continue
+        done.add(name)
+        function = functions[name]
+        modules |= _imports(function.body, package)
+        for node in ast.walk(function):
+            if isinstance(node, ast.Name) and node.id in functions:
+                todo.append(node.id)
+            elif isinstance(node, ast.Name) and node.id in bound:
+                modules.add(bound[node.id])
+    return modules
 
 
 @functools.cache
 def _entries() -> dict[str, frozenset[str]]:
-    """Subcommand -> the modules its branch of ``cli.run`` imports (and its helpers')."""
-    path = module_files()["speciesgan.cli"]
-    tree = ast.parse(path.read_text(), str(path))
-    functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
-    entries: dict[str, set[str]] = {}
-    branch = next((n for n in functions["run"].body if isinstance(n, ast.If)), None)
-    while isinstance(branch, ast.If):
-        modules = _imports(branch.body, "speciesgan")
-        for node in ast.walk(ast.Module(body=branch.body, type_ignores=[])):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-                helper = functions.get(node.func.id)
-                if helper is not None:
-                    modules |= _imports(helper.body, "speciesgan")
-        for name in _command_names(branch.test):
-            entries.setdefault(name, set()).update(modules)
-        branch = branch.orelse[0] if len(branch.orelse) == 1 else None
-    return {name: frozenset(modules) for name, modules in entries.items()}
+    """Subcommand -> the modules its ``run`` function imports (and its helpers')."""
+    entries: dict[str, frozenset[str]] = {}
+    for module, path in module_files().items():
+        if not is_commands_module(module):
+            continue
+        tree = ast.parse(path.read_text(), str(path))
+        package = module.rpartition(".")[0]
+        functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+        bound = _bindings(tree, package)
+        for name, run in _subcommands(tree).items():
+            entries[name] = frozenset(_handler_modules(run, functions, bound, package))
+    return entries
 
 
 def stage_files(command: str, root: Path | None = None) -> list[str]:
@@ -144,7 +198,7 @@ def stage_files(command: str, root: Path | None = None) -> list[str]:
         return []
     entries = _entries()
     if command not in entries:
-        raise KeyError(f"no subcommand {command!r} in speciesgan.cli.run")
+        raise KeyError(f"no subcommand {command!r} in any speciesgan commands module")
     modules = closure(set(entries[command]))
     files = {module_files()[m] for m in modules}
     for module in modules & set(DATA_FILES):
