@@ -1,4 +1,4 @@
-"""Things of one kind looked up by name: sources, models, losses, metrics, subcommands.
+"""Things of one kind looked up by name: sources, models, losses, metrics.
 
 The code that uses a source or a loss asks the registry for it by the name the
 config gives, instead of branching on names; so a new one is added where it is
@@ -9,7 +9,7 @@ which names exist when the one asked for does not.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import TypeVar
 
 from speciesgan.util.errors import SpeciesganError
@@ -30,14 +30,6 @@ class Registry(Mapping[str, T]):
             raise ValueError(f"two {self.kind} entries named {name!r}")
         self._entries[name] = entry
         return entry
-
-    def register(self, name: str) -> Callable[[T], T]:
-        """``@REGISTRY.register("name")`` above a function or class adds it under ``name``."""
-
-        def decorate(entry: T) -> T:
-            return self.add(name, entry)
-
-        return decorate
 
     def pick(self, name: str) -> T:
         """The entry of ``name``; a SpeciesganError naming the known ones when there is none."""
