@@ -46,7 +46,7 @@ def _plan(workdir: Path, *args: str) -> dict[tuple[str, tuple[str, ...]], str | 
 def test_module_plans_what_a_direct_run_plans(tmp_path: Path) -> None:
     module_plan = _plan(_outer(tmp_path))
     direct_plan = _plan(copy_workflow(tmp_path / "direct"), "--configfile", "configs/smoke.yaml")
-    assert len(module_plan) == 20  # the smoke jobs, the judge's classifier among them
+    assert len(module_plan) == 22  # the smoke jobs: the judge, real_features and cas among them
     assert module_plan == direct_plan
     gan = next(shell for (rule, _), shell in module_plan.items() if rule == "train_gan")
     assert '"diffaugment":"translation,cutout,color"' in gan  # from the module's config.yaml
