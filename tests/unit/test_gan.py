@@ -555,7 +555,7 @@ SPECIES_TERMS = {"species_loss_weight": 1.0, "mode_seeking_weight": 1.0}
         ("dcgan", "wgan-gp", {}),
         ("projected", "hinge", {}),
         ("projected", "hinge", SPECIES_TERMS),
-        ("projected", "hinge", {**SPECIES_TERMS, "species_groups": 4}),
+        ("projected", "hinge", {**SPECIES_TERMS, "species_groups": 4, "pixel_head": True}),
         ("resnet", "hinge", {"sampling": "balanced"}),  # the data stream is checkpointed
     ],
 )

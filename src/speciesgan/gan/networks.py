@@ -434,6 +434,7 @@ def _projected_discriminator(
         spectral_init=spectral_init(settings),
         species_twin=bool(settings.get("species_twin", GAN_DEFAULTS["species_twin"])),
         species_groups=int(settings.get("species_groups", GAN_DEFAULTS["species_groups"])),
+        pixel_head=bool(settings.get("pixel_head", GAN_DEFAULTS["pixel_head"])),
     )
 
 

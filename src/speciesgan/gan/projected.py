@@ -155,6 +155,7 @@ class ProjectedDiscriminator(nn.Module):
         spectral_init: str = "torch",
         species_twin: bool = False,
         species_groups: int = 0,
+        pixel_head: bool = False,
     ) -> None:
         super().__init__()
         self.num_classes = num_classes
@@ -174,6 +175,20 @@ class ProjectedDiscriminator(nn.Module):
             )
             for s in FEATURE_STAGES
         )
+        # ImageNet features are built to ignore colour; a head on the pixels sees it
+        self.pixel_head = (
+            ScaleHead(
+                3,
+                image_size,
+                channels,
+                num_classes,
+                spectral_init,
+                2 if species_twin else 1,
+                species_groups,
+            )
+            if pixel_head
+            else None
+        )
 
     def forward(
         self, images: torch.Tensor, species_ids: torch.Tensor, with_logits: bool = False
@@ -184,6 +199,7 @@ class ProjectedDiscriminator(nn.Module):
         classifier trained on real crops, the last K its twin trained on generated
         images (TAC-GAN, Gong et al. 2019).
         """
+        pixels = images
         if images.shape[-1] != self.input_size:
             images = F.interpolate(
                 images,
@@ -193,6 +209,8 @@ class ProjectedDiscriminator(nn.Module):
             )
         maps = self.features(images)
         outputs = [head(m, species_ids) for head, m in zip(self.heads, maps, strict=True)]
+        if self.pixel_head is not None:
+            outputs.append(self.pixel_head(pixels, species_ids))
         scores = torch.stack([score for score, _ in outputs]).sum(0)
         if not with_logits:
             return scores
