@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from speciesgan.config import load_schema, section_defaults, validate_config
+from speciesgan.util.schema_defaults import ANY_NAME, raw_schema, schema_defaults
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "src" / "speciesgan"
@@ -79,6 +80,33 @@ def test_every_stage_setting_has_one_schema_default(section: str) -> None:
     missing = sorted(name for name, spec in properties.items() if "default" not in spec)
     assert not missing, f"{section}: settings without a schema default: {missing}"
     assert set(section_defaults(section)) == set(properties)
+
+
+def test_one_reader_of_the_defaults() -> None:
+    """``config.section_defaults`` is the util reader's answer (which the data layer,
+    below config, asks directly): equal for every section, and both the schema's as
+    ``load_schema`` gives it (the registry fills enums, never defaults)."""
+    schema = load_schema()
+    sections = [name for name, spec in schema["properties"].items() if "properties" in spec]
+    assert {"preprocess", "gan", "classifier", "judge", "metrics"} <= set(sections)
+    for section in sections:
+        expected = {
+            name: spec["default"]
+            for name, spec in schema["properties"][section]["properties"].items()
+            if "default" in spec
+        }
+        assert section_defaults(section) == schema_defaults(section) == expected, section
+    assert raw_schema() is raw_schema()  # parsed once
+    mine = schema_defaults("preprocess")
+    mine.clear()  # a copy: the next caller's is whole
+    assert schema_defaults("preprocess")
+
+
+def test_nested_defaults_are_read_through_user_named_keys() -> None:
+    dataset = load_schema()["properties"]["datasets"]["additionalProperties"]
+    camera_trap = dataset["properties"]["camera_trap"]["properties"]
+    expected = {name: spec["default"] for name, spec in camera_trap.items() if "default" in spec}
+    assert schema_defaults("datasets", ANY_NAME, "camera_trap") == expected
 
 
 def test_stages_resolve_from_the_schema() -> None:
