@@ -23,6 +23,16 @@ def test_a_stage_depends_on_the_modules_it_imports_and_no_others() -> None:
     assert stage_files("download") == [] and "download" in CODE_FREE
 
 
+def test_the_data_stages_depend_on_the_schema_whose_defaults_they_read() -> None:
+    """The data layer reads its defaults through ``speciesgan.util.schema_defaults``
+    (below config): editing a default there reruns the stages that apply it."""
+    for command in ("index", "crop-shard", "manifest"):
+        files = stage_files(command)
+        assert "src/speciesgan/util/schema_defaults.py" in files, command
+        assert "src/speciesgan/config/config.schema.yaml" in files, command
+        assert "src/speciesgan/config/loading.py" not in files, command
+
+
 def test_every_rule_that_runs_speciesgan_has_the_digest_among_its_params() -> None:
     for path in sorted((ROOT / "rules").glob("*.smk")):
         for block in re.split(r"\n(?=rule |checkpoint )", path.read_text())[1:]:

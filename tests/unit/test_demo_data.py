@@ -27,9 +27,10 @@ from speciesgan.data.demo import (
 )
 from speciesgan.data.extract import extract_archives
 from speciesgan.data.index import boxes_to_crop, inspect_photo
-from speciesgan.data.preprocess import DEFAULT_PAD_MODE, DEFAULT_RESAMPLE, crop_photo
+from speciesgan.data.preprocess import crop_photo
 from speciesgan.data.sources import reader
 from speciesgan.util.errors import SpeciesganError
+from speciesgan.util.schema_defaults import schema_defaults
 
 SMALL = {"species_per_dataset": 4, "images_per_species": 20, "min_size": 64, "max_size": 96}
 
@@ -209,6 +210,7 @@ def demo_crops(tmp_path_factory: pytest.TempPathFactory) -> dict[str, np.ndarray
     size = int(config["preprocess"]["image_size"])
     base = tmp_path_factory.mktemp("shape_only")
     images, labels, splits, species = [], [], [], []
+    defaults = schema_defaults("preprocess")  # as crop-shard crops when nothing is set
     for layout, category in (("stanford_dogs", "dog"), ("cub", "bird")):
         archives = write_demo_archives(base / layout, layout, seed=0, **demo)
         extract_archives(archives, base / f"{layout}-extracted")
@@ -219,7 +221,7 @@ def demo_crops(tmp_path_factory: pytest.TempPathFactory) -> dict[str, np.ndarray
                 species.append(record.species)
             boxes, _ = boxes_to_crop(record, inspect_photo(record.image_path), "all")
             for box in boxes:
-                crop = crop_photo(record.image_path, box, size, DEFAULT_PAD_MODE, DEFAULT_RESAMPLE)
+                crop = crop_photo(record.image_path, box, size, defaults["pad_mode"])
                 images.append(crop.pixels)
                 labels.append(species.index(record.species))
                 splits.append(record.split)

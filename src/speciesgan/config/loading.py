@@ -8,12 +8,10 @@ key path (``gan.steps``) rather than a jsonschema dump.
 from __future__ import annotations
 
 import copy
-import functools
 import hashlib
 import math
 import re
 from collections.abc import Sequence
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,7 @@ import yaml
 from speciesgan.data import sources
 from speciesgan.data.sources import DEMO_DETECTIONS, demo_url
 from speciesgan.util.errors import SpeciesganError
+from speciesgan.util.schema_defaults import raw_schema, schema_defaults
 
 DIFFAUGMENT_OPS = ("color", "translation", "cutout")
 """DiffAugment op names (``speciesgan.gan.augment.OPS``; a test keeps them equal).
@@ -54,7 +53,7 @@ def registered_names(which: str) -> list[str]:
 def load_schema() -> dict[str, Any]:
     """The config schema with every ``x-registry`` list filled in (a fresh copy: callers
     may change theirs)."""
-    schema = copy.deepcopy(_schema())
+    schema = copy.deepcopy(raw_schema())
 
     def fill(node: Any) -> None:
         if isinstance(node, dict):
@@ -75,20 +74,11 @@ def section_defaults(section: str) -> dict[str, Any]:
 
     The one source of defaults: each stage fills the settings its caller left out
     from here (its ``resolve_settings``), never from values of its own.  Includes
-    the ``x-stage-default`` ones, which validation leaves out of the config.
+    the ``x-stage-default`` ones, which validation leaves out of the config.  Read
+    by ``speciesgan.util.schema_defaults``, which the data stages (below this layer)
+    ask directly.
     """
-    properties = _schema()["properties"][section]["properties"]
-    return {
-        name: copy.deepcopy(spec["default"])
-        for name, spec in properties.items()
-        if "default" in spec
-    }
-
-
-@functools.cache
-def _schema() -> dict[str, Any]:
-    text = resources.files("speciesgan.config").joinpath("config.schema.yaml").read_text()
-    return yaml.safe_load(text)
+    return schema_defaults(section)
 
 
 def _key_path(error: jsonschema.ValidationError) -> str:

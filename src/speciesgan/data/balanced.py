@@ -22,7 +22,12 @@ import torch
 from speciesgan.util.errors import SpeciesganError
 
 SAMPLING_MODES = ("natural", "balanced")
-DEFAULT_SAMPLING = "natural"
+SAMPLING_BEFORE_THE_SETTING = "natural"
+"""How every run drew its rows before ``sampling`` was a setting: the value a run's
+identity leaves out.  A fact about old runs, not a default (the schema's
+``gan.sampling`` and ``classifier.sampling`` are those): were the default ever to
+change, runs of this value must still keep their identity, and runs of the new
+default must not take it."""
 
 
 def check_sampling(mode: Any, key: str) -> str:
@@ -33,7 +38,8 @@ def check_sampling(mode: Any, key: str) -> str:
 
 
 def identity_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """``settings`` for a run's identity hash, without ``sampling`` when it is the default.
+    """``settings`` for a run's identity hash, without ``sampling`` when it is
+    ``SAMPLING_BEFORE_THE_SETTING`` (today's default).
 
     Runs that never set it keep the identity their resume files and checkpoints
     were written under before the setting existed, so upgrading mid-run does not
@@ -42,7 +48,7 @@ def identity_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
     return {
         key: value
         for key, value in settings.items()
-        if not (key == "sampling" and value == DEFAULT_SAMPLING)
+        if not (key == "sampling" and value == SAMPLING_BEFORE_THE_SETTING)
     }
 
 

@@ -17,6 +17,8 @@ import math
 import numpy as np
 from PIL import Image
 
+from speciesgan.util.schema_defaults import schema_defaults
+
 Box = tuple[int, int, int, int]
 Square = tuple[int, int, int]
 """(x0, y0, size): top-left corner and side of a square, in source pixels."""
@@ -95,16 +97,21 @@ def crop_region(
     image: Image.Image,
     region: Region,
     size: int,
-    pad_mode: str = "edge",
-    resample: str = "lanczos",
+    pad_mode: str | None = None,
+    resample: str | None = None,
 ) -> np.ndarray:
     """Resample the (possibly fractional) ``region`` of an RGB image to ``size`` x ``size``.
 
     Parts of the region outside the image are padded first (``edge`` repeats the
     border, ``reflect`` mirrors it, ``constant`` is black).  Fractional regions
     arise when the photo was decoded at reduced scale; Pillow's ``resize(box=...)``
-    samples them exactly instead of rounding to whole pixels.
+    samples them exactly instead of rounding to whole pixels.  ``pad_mode`` and
+    ``resample`` left out (None) are the schema's ``preprocess`` defaults.
     """
+    if pad_mode is None or resample is None:
+        defaults = schema_defaults("preprocess")
+        pad_mode = defaults["pad_mode"] if pad_mode is None else pad_mode
+        resample = defaults["resample"] if resample is None else resample
     if pad_mode not in PAD_MODES:
         raise ValueError(f"pad_mode must be one of {PAD_MODES}, not {pad_mode!r}")
     if resample not in RESAMPLE_FILTERS:
@@ -134,7 +141,8 @@ def crop_region(
     return np.asarray(resized, dtype=np.uint8)
 
 
-def crop_to_box(image: Image.Image, box: Box, size: int, pad_mode: str = "edge") -> np.ndarray:
-    """uint8 ``[size, size, 3]``: the square crop around ``box``, resized with antialiasing."""
+def crop_to_box(image: Image.Image, box: Box, size: int, pad_mode: str | None = None) -> np.ndarray:
+    """uint8 ``[size, size, 3]``: the square crop around ``box``, resized with antialiasing
+    (``pad_mode`` None: the schema's ``preprocess`` default)."""
     sx, sy, side = square_crop_box(box, *image.size)
     return crop_region(image, (sx, sy, sx + side, sy + side), size, pad_mode)

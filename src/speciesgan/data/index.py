@@ -37,6 +37,7 @@ from speciesgan.util.atomic import atomic_path
 from speciesgan.util.errors import SpeciesganError
 from speciesgan.util.names import slug_clashes
 from speciesgan.util.progress import progress
+from speciesgan.util.schema_defaults import schema_defaults
 
 log = logging.getLogger(__name__)
 
@@ -75,24 +76,24 @@ REJECTS_SCHEMA = pa.schema(
 
 @dataclass(frozen=True)
 class IndexSettings:
-    """The ``preprocess`` settings the index uses, with their defaults."""
+    """The ``preprocess`` settings the index uses (``from_dict``: the schema's defaults
+    for those left out)."""
 
-    test_fraction: float = 0.2
-    shards: int = 2
-    box_mode: str = "all"
-    min_images_per_species: int = 5
-    small_species: str = "stop"  # "drop": reject species under the minimum, do not stop
+    test_fraction: float
+    shards: int
+    box_mode: str
+    min_images_per_species: int
+    small_species: str  # "drop": reject species under the minimum, do not stop
 
     @classmethod
     def from_dict(cls, settings: dict[str, Any]) -> IndexSettings:
+        given = {**schema_defaults("preprocess"), **settings}
         value = cls(
-            test_fraction=float(settings.get("test_fraction", cls.test_fraction)),
-            shards=int(settings.get("shards", cls.shards)),
-            box_mode=str(settings.get("box_mode", cls.box_mode)),
-            min_images_per_species=int(
-                settings.get("min_images_per_species", cls.min_images_per_species)
-            ),
-            small_species=str(settings.get("small_species", cls.small_species)),
+            test_fraction=float(given["test_fraction"]),
+            shards=int(given["shards"]),
+            box_mode=str(given["box_mode"]),
+            min_images_per_species=int(given["min_images_per_species"]),
+            small_species=str(given["small_species"]),
         )
         if not 0 < value.test_fraction < 1:
             raise SpeciesganError(

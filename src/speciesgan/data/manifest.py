@@ -33,6 +33,7 @@ from speciesgan.data.preprocess import (
 )
 from speciesgan.util.atomic import atomic_path
 from speciesgan.util.errors import SpeciesganError
+from speciesgan.util.schema_defaults import schema_defaults
 
 log = logging.getLogger(__name__)
 
@@ -274,7 +275,9 @@ def merge_shards(
     """Write ``manifest.parquet`` (kept crops, sorted by shard and index) and ``rejects.parquet``.
 
     Each ``rows`` file's crop rejects are read from its sibling
-    ``rejects-NNN.parquet`` (see ``preprocess.rejects_path``).
+    ``rejects-NNN.parquet`` (see ``preprocess.rejects_path``).  Settings:
+    ``min_images_per_species`` and ``small_species`` (the schema's ``preprocess``
+    defaults when left out), ``image_size`` (when given, the shards' must equal it).
     """
     if not rows:
         raise SpeciesganError("manifest: no shard rows files given")
@@ -306,9 +309,10 @@ def merge_shards(
             f"{rows[0]}: shard rows lack column(s) {missing} (written by an older "
             "crop-shard? rerun crop-shard)"
         )
-    minimum = int(settings.get("min_images_per_species", 5))
+    given = {**schema_defaults("preprocess"), **settings}
+    minimum = int(given["min_images_per_species"])
     small_rejects = None
-    if settings.get("small_species", "stop") == "drop":
+    if given["small_species"] == "drop":
         kept, small_rejects = _drop_species(kept, crop_rejects, minimum)
     else:
         _check_species_counts(kept, crop_rejects, minimum)

@@ -57,6 +57,7 @@ from speciesgan.data.jpeg_end import jpeg_end_problem
 from speciesgan.util.atomic import atomic_path
 from speciesgan.util.errors import SpeciesganError
 from speciesgan.util.progress import progress
+from speciesgan.util.schema_defaults import schema_defaults
 
 log = logging.getLogger(__name__)
 
@@ -87,17 +88,15 @@ GREY_FILL = frozenset((127, 128))
 """Sample values libjpeg gives blocks it had no data for: 128 (127 in inverted Adobe CMYK)."""
 
 DEFAULT_IMAGE_SIZE = 128
+"""Crop side when the settings leave ``image_size`` out (direct callers only: the
+config requires it, and the schema has no default for it)."""
 GREYSCALE_ACTIONS = ("keep", "drop")
 GREYSCALE_REJECT = "greyscale (infrared) photo; preprocess.greyscale: drop"
-DEFAULT_PAD_MODE = "edge"
-DEFAULT_RESAMPLE = "lanczos"
-DEFAULT_MIN_BOX_SIZE = 32
-"""Smallest photo side and box (long side) worth a crop, in source pixels.
-
-Below it the crop is mostly invented by the resampler: a 1-pixel box blown up
-to 128 px is a flat square that trains the GAN on nothing.  32 px keeps every
-animal of the demo and smoke configs and every real annotation we have seen.
-"""
+# The other settings' defaults are the schema's (preprocess section).  min_box_size,
+# the smallest photo side and box (long side) worth a crop in source pixels: below
+# it the crop is mostly invented by the resampler (a 1-pixel box blown up to 128 px
+# is a flat square that trains the GAN on nothing); the default keeps every animal
+# of the demo and smoke configs and every real annotation we have seen.
 
 
 class CropRejected(Exception):
@@ -225,8 +224,8 @@ def crop_photo(
     box: Box,
     size: int,
     pad_mode: str,
-    resample: str = "lanczos",
-    min_box_size: int = DEFAULT_MIN_BOX_SIZE,
+    resample: str | None = None,
+    min_box_size: int | None = None,
 ) -> Crop:
     """Decode ``path`` and crop the square around ``box`` (displayed coordinates).
 
@@ -235,7 +234,12 @@ def crop_photo(
     stays False; a JPEG whose data stops before its end marker, e.g. padded with
     zeros, is caught by ``jpeg_end_problem``, and one closed early by an end
     marker by its grey fill), a box outside the photo, or a photo or box under ``min_box_size``.
+    ``resample`` and ``min_box_size`` left out (None) are the schema's ``preprocess`` defaults.
     """
+    if resample is None or min_box_size is None:
+        defaults = schema_defaults("preprocess")
+        resample = defaults["resample"] if resample is None else resample
+        min_box_size = defaults["min_box_size"] if min_box_size is None else min_box_size
     try:
         data = Path(path).read_bytes()
         problem = jpeg_end_problem(data)
@@ -314,27 +318,29 @@ def process_shard(
 ) -> None:
     """Crop every record of ``shard``: ``out_images`` (.npy), ``out_rows`` and its rejects file.
 
-    Settings: ``image_size`` (128), ``pad_mode`` ("edge", "reflect" or
-    "constant"), ``resample`` ("lanczos", "bicubic" or "bilinear"),
-    ``min_box_size`` (32), ``greyscale`` ("keep", or "drop": greyscale/infrared
-    photos become rejects).  The result does not depend on ``threads``.  The
-    manifest step looks for the images as ``images_path(out_rows)``.
+    Settings: ``image_size`` (``DEFAULT_IMAGE_SIZE``), ``pad_mode`` ("edge",
+    "reflect" or "constant"), ``resample`` ("lanczos", "bicubic" or "bilinear"),
+    ``min_box_size``, ``greyscale`` ("keep", or "drop": greyscale/infrared photos
+    become rejects); those left out are the schema's ``preprocess`` defaults.  The
+    result does not depend on ``threads``.  The manifest step looks for the images
+    as ``images_path(out_rows)``.
     """
+    settings = {**schema_defaults("preprocess"), **settings}
     size = int(settings.get("image_size", DEFAULT_IMAGE_SIZE))
-    pad_mode = str(settings.get("pad_mode", DEFAULT_PAD_MODE))
+    pad_mode = str(settings["pad_mode"])
     if pad_mode not in PAD_MODES:
         raise SpeciesganError(f"preprocess.pad_mode must be one of {PAD_MODES}, not {pad_mode!r}")
-    resample = str(settings.get("resample", DEFAULT_RESAMPLE))
+    resample = str(settings["resample"])
     if resample not in RESAMPLE_FILTERS:
         raise SpeciesganError(
             f"preprocess.resample must be one of {tuple(RESAMPLE_FILTERS)}, not {resample!r}"
         )
     if size < 1:
         raise SpeciesganError(f"preprocess.image_size must be positive, not {size}")
-    min_box_size = int(settings.get("min_box_size", DEFAULT_MIN_BOX_SIZE))
+    min_box_size = int(settings["min_box_size"])
     if min_box_size < 1:
         raise SpeciesganError(f"preprocess.min_box_size must be at least 1, not {min_box_size}")
-    greyscale = str(settings.get("greyscale", "keep"))
+    greyscale = str(settings["greyscale"])
     if greyscale not in GREYSCALE_ACTIONS:
         raise SpeciesganError(
             f"preprocess.greyscale must be one of {GREYSCALE_ACTIONS}, not {greyscale!r}"

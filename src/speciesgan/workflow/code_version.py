@@ -24,6 +24,8 @@ import functools
 import hashlib
 from pathlib import Path
 
+from speciesgan.util.schema_defaults import SCHEMA_FILE
+
 PACKAGE = Path(__file__).resolve().parents[1]
 SRC = PACKAGE.parent
 LEFT_OUT = frozenset(
@@ -36,8 +38,9 @@ CODE_FREE = frozenset({"download"})
 """Subcommands whose output the code does not decide: a download's bytes are the
 URL's, pinned by their SHA-256 (re-downloading for an edit of the retry loop would
 only cost time)."""
-DATA_FILES = {"speciesgan.config": ("config.schema.yaml",)}
-"""Files beside a package's modules that its code reads (the schema's defaults)."""
+DATA_FILES = {"speciesgan.util.schema_defaults": (SCHEMA_FILE,)}
+"""Files of the package (paths relative to it) that a module reads: the config schema,
+whose one reader gives every stage its defaults (and ``speciesgan.config`` its checks)."""
 
 
 @functools.cache
@@ -202,7 +205,7 @@ def stage_files(command: str, root: Path | None = None) -> list[str]:
     modules = closure(set(entries[command]))
     files = {module_files()[m] for m in modules}
     for module in modules & set(DATA_FILES):
-        files |= {module_files()[module].parent / name for name in DATA_FILES[module]}
+        files |= {PACKAGE / name for name in DATA_FILES[module]}
     return sorted(path.relative_to(root).as_posix() for path in files)
 
 

@@ -22,10 +22,10 @@ the index step, which knows the photo's size.
 
 Splits: ``splits`` maps each WILDS split to the pipeline's ``train``/``test``,
 to ``ood`` (kept in the manifest for evaluation only, never trained on) or to
-``drop``.  By default the in-distribution splits train (``train``, ``id_val``)
-and test (``id_test``), and the out-of-distribution camera locations (``val``,
-``test``) are ``ood``.  A sequence is never split: see
-``camera_trap.settle_sequences``.
+``drop``.  By default (the schema's, for ``camera_trap.splits``) the
+in-distribution splits train (``train``, ``id_val``) and test (``id_test``), and
+the out-of-distribution camera locations (``val``, ``test``) are ``ood``.  A
+sequence is never split: see ``camera_trap.settle_sequences``.
 
 Species names are the ``name`` column with its first letter capitalised
 ("tayassu pecari" -> "Tayassu pecari", the binomial convention).
@@ -57,6 +57,7 @@ from speciesgan.data.sources.megadetector import image_key, read_detections
 from speciesgan.data.sources.records import Reject, RelativeBox, SourceRecord
 from speciesgan.data.sources.registry import SOURCES, Source
 from speciesgan.util.errors import SpeciesganError
+from speciesgan.util.schema_defaults import ANY_NAME, schema_defaults
 
 log = logging.getLogger(__name__)
 
@@ -68,26 +69,20 @@ METADATA_COLUMNS = ("split", "sequence_remapped", "y", "filename", "datetime")
 CATEGORY_COLUMNS = ("y", "name")
 WILDS_SPLITS = ("train", "id_val", "id_test", "val", "test")
 SPLIT_TARGETS = ("train", "test", "ood", "drop")
-DEFAULT_SPLITS = {
-    "train": "train",
-    "id_val": "train",
-    "id_test": "test",
-    "val": "ood",
-    "test": "ood",
-}
 EMPTY_LABEL = "empty"
 OPTION_KEYS = ("detections", "min_confidence", "splits", "frames", "frame_interval_seconds")
 
 
 @dataclass(frozen=True)
 class IWildCamOptions:
-    """Per-dataset settings (config ``datasets.NAME.detections`` and ``camera_trap``)."""
+    """Per-dataset settings (config ``datasets.NAME.detections`` and ``camera_trap``;
+    ``from_dict``: the schema's ``camera_trap`` defaults for those left out)."""
 
     detections: Path
-    min_confidence: float = 0.8
-    splits: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_SPLITS))
-    frames: str = "all"
-    frame_interval_seconds: float = 60.0
+    min_confidence: float
+    splits: dict[str, str]
+    frames: str
+    frame_interval_seconds: float
 
     @classmethod
     def from_dict(cls, options: Mapping[str, Any] | None, dataset: str) -> IWildCamOptions:
@@ -102,7 +97,11 @@ class IWildCamOptions:
                 f"{where}: needs the MegaDetector detections file (config "
                 f"datasets.{dataset}.detections)"
             )
-        splits = {**DEFAULT_SPLITS, **dict(options.get("splits") or {})}
+        given = {**schema_defaults("datasets", ANY_NAME, "camera_trap"), **options}
+        splits = {
+            **schema_defaults("datasets", ANY_NAME, "camera_trap", "splits"),
+            **dict(options.get("splits") or {}),
+        }
         bad = {k: v for k, v in splits.items() if k not in WILDS_SPLITS or v not in SPLIT_TARGETS}
         if bad:
             raise SpeciesganError(
@@ -111,12 +110,10 @@ class IWildCamOptions:
             )
         value = cls(
             detections=Path(options["detections"]),
-            min_confidence=float(options.get("min_confidence", cls.min_confidence)),
+            min_confidence=float(given["min_confidence"]),
             splits=splits,
-            frames=str(options.get("frames", cls.frames)),
-            frame_interval_seconds=float(
-                options.get("frame_interval_seconds", cls.frame_interval_seconds)
-            ),
+            frames=str(given["frames"]),
+            frame_interval_seconds=float(given["frame_interval_seconds"]),
         )
         if not 0 <= value.min_confidence <= 1:
             raise SpeciesganError(f"{where}: min_confidence must be in [0, 1]")
