@@ -33,7 +33,9 @@ GPU_RULES = (
     "train_classifier",
     "train_gan",
     "train_gan_variant",
+    "real_features",
     "evaluate",
+    "cas",
     "evaluate_variant",
     "sample",
 )
