@@ -478,7 +478,7 @@ def test_dvc_commands_read_the_published_run(published: Path, tmp_path: Path) ->
     # placeholder Inception weights offline: FID, KID and IS stay out of the headline
     assert evaluation["inception_figures"]["placeholder"] and "fid" not in headline
     assert by_file[f"{RES}/classifier/eval/headline.json"]["data"]["top1"] >= 0
-    cas = json.loads((clone / RES / "eval/cas/metrics.json").read_text())
+    cas = json.loads((published / RES / "eval/cas/metrics.json").read_text())  # not pulled
     assert by_file[f"{RES}/eval/cas/headline.json"]["data"] == {"cas_top1": cas["top1"]}
     table = _md_rows(_dvc(clone, "metrics", "show", "--md").stdout)
     assert {"Path", "fd_lite0", "precision", "recall", "top1", "top5"} <= set(table[0])
