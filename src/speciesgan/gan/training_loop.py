@@ -167,6 +167,7 @@ class DeviceCrops:
         self.species = list(species)
         self.image_size = int(images.shape[-1]) if images is not None else mapped.image_size
         self.device = device
+        self._index: SpeciesIndex | None = None  # built on the first species_groups draw
 
     @classmethod
     def from_manifest(
@@ -250,7 +251,7 @@ class DeviceCrops:
         return torch.cat([first[:, None], more], dim=1).flatten()
 
     def _species_rows(self) -> SpeciesIndex:
-        if getattr(self, "_index", None) is None:
+        if self._index is None:
             self._index = SpeciesIndex.from_labels(self.labels)
         return self._index
 

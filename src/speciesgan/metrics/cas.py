@@ -14,9 +14,9 @@ front: the set is the same every epoch, like a stored dataset, but never sits in
 memory (at full scale it is the size of the real train split).
 
 It is its own stage (``speciesgan cas``, the workflow's ``cas`` rule) because it
-is a training run: on the demo it takes about as long as every other figure of
-``evaluate`` together, and it needs nothing ``evaluate`` computes, so the two
-run side by side once the generator exists.
+is a training run (306 CPU s on the demo against evaluate's 90, measured with
+``benchmarks/evaluate.py --results``, docs/quality.md) that needs nothing
+``evaluate`` computes, so the two run side by side once the generator exists.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from speciesgan.classifier.train import (
     species_index,
     steps_per_epoch,
 )
-from speciesgan.data.dataset import CropSet, load_split
+from speciesgan.data.dataset import CropSet, load_split, open_split
 from speciesgan.generate.sample import latents, quantize
 from speciesgan.metrics.headline import cas_headline, write_headline
 from speciesgan.util.atomic import write_json
@@ -161,9 +161,9 @@ def write_cas(
     species = list(meta["species"])
     eval_classifier = load_classifier(Path(classifier), torch_device)
     require_same_species(species, generator, eval_classifier.species, classifier)
-    train = load_split(manifest, "train")
+    train = open_split(manifest, "train")  # its labels only: CAS generates its training set
     require_same_species(species, generator, list(train.species), manifest)
-    counts = np.bincount(train.labels.numpy(), minlength=train.num_classes)
+    counts = np.bincount(train.labels.numpy(), minlength=len(train.species))
     splits = pd.read_parquet(manifest, columns=["split"])["split"]
     if not (splits == "test").any():
         result: dict[str, Any] = {"skipped": "the manifest has no test crops to test on"}

@@ -4,8 +4,9 @@ Every figure of ``evaluate`` compares generated images with real crops in some
 feature space (Inception, EfficientNet-Lite0, DINOv2 when present).  The real
 side depends only on the manifest and the metrics settings, never on the
 generator, so it is its own stage: the workflow runs it beside GAN training,
-and ``evaluate`` then reads it instead of spending most of its time on it (on
-the demo, 165 of evaluate's 557 s before the split).  The files are the
+and ``evaluate`` then reads it instead of computing it (on the demo 204 CPU s,
+against 90 for the rest of evaluate: ``benchmarks/evaluate.py --results``,
+docs/quality.md).  The files are the
 content-keyed cache of :func:`speciesgan.metrics.fid.real_features`, so a
 stage rerun on the same data with the same settings finds them all.
 """
