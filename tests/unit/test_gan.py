@@ -31,6 +31,7 @@ from speciesgan.gan.loss import (
 )
 from speciesgan.gan.networks import (
     build_networks,
+    generator_kwargs,
     load_generator,
     load_snapshots,
     save_generator,
@@ -312,6 +313,32 @@ def test_saved_generator_loads_with_weights_only(tmp_path: Path) -> None:
         assert torch.equal(loaded(z, species), g(z, species))
 
 
+def test_colour_style_is_saved_with_the_generator_and_off_leaves_old_files_alike(
+    tmp_path: Path,
+) -> None:
+    """gan.colour_style adds a style layer that generator.pt must rebuild; a generator
+    without it keeps the constructor keys (and so the bytes) it had before the option."""
+    settings = {"model": "projected", "g_channels": 8, "z_dim": 16, "embed_dim": 8}
+    plain, _ = build_networks(settings, 3, 32)
+    assert set(generator_kwargs(settings, 3, 32)) == {
+        "num_classes",
+        "image_size",
+        "z_dim",
+        "embed_dim",
+        "channels",
+    }
+    on = {**settings, "colour_style": True}
+    styled, _ = build_networks(on, 3, 32)
+    assert generator_kwargs(on, 3, 32)["colour_style"] == 1
+    assert set(plain.state_dict()) < set(styled.state_dict())
+    styled.eval()
+    save_generator(tmp_path / "g.pt", styled, on, SPECIES, 32)
+    loaded, _ = load_generator(tmp_path / "g.pt")
+    z, species = torch.randn(3, 16), torch.tensor([0, 1, 2])
+    with torch.no_grad():
+        assert torch.equal(loaded(z, species), styled(z, species))
+
+
 def test_load_generator_names_a_bad_file(tmp_path: Path) -> None:
     bad = tmp_path / "g.pt"
     bad.write_bytes(b"not a checkpoint")
@@ -556,6 +583,7 @@ SPECIES_TERMS = {"species_loss_weight": 1.0, "mode_seeking_weight": 1.0}
         ("projected", "hinge", {}),
         ("projected", "hinge", SPECIES_TERMS),
         ("projected", "hinge", {**SPECIES_TERMS, "species_groups": 4, "pixel_head": True}),
+        ("projected", "hinge", {**SPECIES_TERMS, "colour_style": True}),
         ("resnet", "hinge", {"sampling": "balanced"}),  # the data stream is checkpointed
     ],
 )

@@ -154,6 +154,7 @@ class DCGANGenerator(nn.Module):
         embed_dim: int = 64,
         channels: int = 64,
         spectral_init: str = "torch",
+        colour_style: int = 0,
     ) -> None:
         super().__init__()
         blocks = num_blocks(image_size)
@@ -262,6 +263,7 @@ class ResNetGenerator(nn.Module):
         embed_dim: int = 64,
         channels: int = 64,
         spectral_init: str = "torch",
+        colour_style: int = 0,
     ) -> None:
         super().__init__()
         blocks = num_blocks(image_size)
@@ -275,6 +277,13 @@ class ResNetGenerator(nn.Module):
             for i in range(blocks)
         )
         self.out_norm = CrossRankBatchNorm2d(widths[-1])
+        # StyleGAN2's modulated toRGB, from the species and the whole noise: the
+        # last features are scaled per image before they become colours
+        self.colour_style = (
+            spectral_norm(nn.Linear(embed_dim + z_dim, widths[-1], bias=False))
+            if colour_style
+            else None
+        )
         self.to_rgb = spectral_norm(nn.Conv2d(widths[-1], 3, 3, padding=1))
         self.widths = widths
         orthogonal_init(self, spectral_init)
@@ -285,7 +294,11 @@ class ResNetGenerator(nn.Module):
         h = self.stem(chunks[0]).view(z.shape[0], self.widths[0], BASE_SIZE, BASE_SIZE)
         for block, chunk in zip(self.blocks, chunks[1:], strict=True):
             h = block(h, torch.cat([class_embedding, chunk], dim=1))
-        return torch.tanh(self.to_rgb(F.relu(self.out_norm(h))))
+        h = F.relu(self.out_norm(h))
+        if self.colour_style is not None:
+            style = 1 + self.colour_style(torch.cat([class_embedding, z], dim=1))
+            h = h * style.to(h.dtype)[:, :, None, None]
+        return torch.tanh(self.to_rgb(h))
 
     def forward(self, z: torch.Tensor, species_ids: torch.Tensor) -> torch.Tensor:
         return self.generate(z, self.embedding(species_ids))
@@ -355,13 +368,16 @@ def generator_kwargs(
     settings: Mapping[str, Any], num_classes: int, image_size: int
 ) -> dict[str, int]:
     """Constructor arguments of the generator, as plain ints (they go into generator.pt)."""
-    return {
+    kwargs = {
         "num_classes": int(num_classes),
         "image_size": int(image_size),
         "z_dim": int(settings.get("z_dim", GAN_DEFAULTS["z_dim"])),
         "embed_dim": int(settings.get("embed_dim", GAN_DEFAULTS["embed_dim"])),
         "channels": int(settings.get("g_channels", GAN_DEFAULTS["g_channels"])),
     }
+    if settings.get("colour_style", GAN_DEFAULTS["colour_style"]):
+        kwargs["colour_style"] = 1  # only when on: older generator.pt files lack the key
+    return kwargs
 
 
 def model_name(settings: Mapping[str, Any]) -> str:
