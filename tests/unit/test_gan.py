@@ -480,6 +480,16 @@ def test_species_groups_must_divide_the_batch(tmp_path: Path) -> None:
         load_config([root / "configs" / "smoke.yaml", bad], base=root / "config.yaml")
 
 
+def test_colour_style_on_the_dcgan_generator_is_refused_by_key(tmp_path: Path) -> None:
+    from speciesgan.config import load_config
+
+    bad = tmp_path / "style.yaml"
+    bad.write_text("gan:\n  colour_style: true\n")
+    root = Path(__file__).resolve().parents[2]
+    with pytest.raises(SpeciesganError, match="gan.colour_style: the dcgan generator has no"):
+        load_config([root / "configs" / "smoke.yaml", bad], base=root / "config.yaml")
+
+
 def test_species_loss_needs_the_projected_discriminator(manifest: Path, tmp_path: Path) -> None:
     with pytest.raises(SpeciesganError, match="species_loss_weight needs gan.model: projected"):
         run(manifest, tmp_path / "run", model="resnet", species_loss_weight=1.0)
