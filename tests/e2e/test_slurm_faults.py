@@ -131,7 +131,10 @@ def _cut(work: Path, cut: str, job: tuple[str, int]) -> bool:
     if cut == "startup":
         ready = segment is None and _training_started(work)
     elif cut == "first_step":
-        ready = trained and segment.step == segment.start_step
+        # the first poll that sees the segment running: waiting for step == start_step
+        # alone missed the moment when a loaded machine polled after the first
+        # checkpoint, and the whole run then finished uncut
+        ready = trained
     elif cut in ("after_checkpoint", "mid_step"):
         ready = trained and segment.step > segment.start_step
         if ready and cut == "mid_step":
