@@ -116,7 +116,7 @@ def _training_started(work: Path) -> bool:
 
 CUTS = (
     "startup",  # the limit ends the job before training could answer
-    "first_step",  # USR1 as soon as the segment opened (lands within its first steps)
+    "first_step",  # USR1 at the first poll that sees the segment running
     "after_checkpoint",  # USR1 the moment a checkpoint landed
     "mid_step",  # USR1 a little after a checkpoint, inside a step
     *["usr1"] * 6,  # ten cut segments in a row, with the four above

@@ -233,6 +233,22 @@ def test_check_config_bad_overlay_value_names_the_key_and_file(
     assert "required but missing" not in output  # the overlay is judged over its base
 
 
+def test_check_config_refuses_a_variant_that_inherits_the_species_term_without_its_head(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A variant is the main gan section plus its overrides: a resnet variant under a
+    projected recipe inherits the species term, which only the projected head has.
+    Training would refuse it hours into a run; the check at start must name it."""
+    monkeypatch.chdir(REPO)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("ablation:\n  variants:\n    v1: {gan: {model: resnet}}\n")
+    code, output = _check_config(capsys, "configs/demo.yaml", str(bad))
+    assert code == 1
+    assert (
+        "config key ablation.variants.v1.gan.species_loss_weight: needs model projected" in output
+    )
+
+
 def test_check_config_alone_checks_the_file_by_itself(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -490,6 +490,14 @@ def test_colour_style_on_the_dcgan_generator_is_refused_by_key(tmp_path: Path) -
         load_config([root / "configs" / "smoke.yaml", bad], base=root / "config.yaml")
 
 
+def test_training_refuses_colour_style_on_the_dcgan_generator(
+    manifest: Path, tmp_path: Path
+) -> None:
+    """Settings that reach train-gan without the config check (--settings, benchmarks)."""
+    with pytest.raises(SpeciesganError, match="gan.colour_style: the dcgan generator"):
+        run(manifest, tmp_path / "run", model="dcgan", colour_style=True)
+
+
 def test_species_loss_needs_the_projected_discriminator(manifest: Path, tmp_path: Path) -> None:
     with pytest.raises(SpeciesganError, match="species_loss_weight needs gan.model: projected"):
         run(manifest, tmp_path / "run", model="resnet", species_loss_weight=1.0)

@@ -320,10 +320,16 @@ def _gan_problems(key: str, gan: dict[str, Any]) -> list[str]:
             f"  - config key {key}.diffaugment: unknown DiffAugment policy "
             f"{', '.join(repr(op) for op in unknown)} (known: {', '.join(DIFFAUGMENT_OPS)})"
         )
-    if gan.get("colour_style") and gan.get("model") == "dcgan":
+    model = gan.get("model", section_defaults("gan")["model"])
+    if gan.get("colour_style") and model == "dcgan":
         problems.append(
             f"  - config key {key}.colour_style: the dcgan generator has no style layer; "
             "set it to false or use model resnet or projected"
+        )
+    if (gan.get("species_loss_weight") or 0) > 0 and model != "projected":
+        problems.append(
+            f"  - config key {key}.species_loss_weight: needs model projected (the "
+            f"discriminator with a species head), got model {model!r}; set it to 0"
         )
     group, batch = gan.get("species_groups") or 0, gan.get("batch_size")
     if group > 1 and isinstance(batch, int) and batch % group:

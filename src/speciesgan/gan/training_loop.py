@@ -106,6 +106,8 @@ def resolve_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
             "gan.species_loss_weight needs gan.model: projected (the discriminator with a"
             f" species head), got model {resolved['model']!r}"
         )
+    if resolved["colour_style"] and resolved["model"] == "dcgan":
+        raise ConfigError("gan.colour_style: the dcgan generator has no style layer")
     if int(resolved["select_every"]) < 0:
         raise ConfigError(f"gan.select_every must be 0 or more, got {resolved['select_every']}")
     if not 0.0 <= float(resolved["select_from"]) <= 1.0:
