@@ -154,7 +154,6 @@ class DCGANGenerator(nn.Module):
         embed_dim: int = 64,
         channels: int = 64,
         spectral_init: str = "torch",
-        colour_style: int = 0,
     ) -> None:
         super().__init__()
         blocks = num_blocks(image_size)
